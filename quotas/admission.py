@@ -1,0 +1,445 @@
+"""Admission decisions: admit, wait or reject, as pure functions over an immutable snapshot.
+
+Given a snapshot of the books and the pool (account tree, rate card, budgets, free capacity per
+cluster and flavor, GPUs in use per account) and a job request, ``decide`` returns:
+
+* ``Admit``: the credits to hold (GPUs x time limit x the flavor's exchange rate) and candidate
+  placements, best first. A placement is admissible only if its hold fits the project's
+  committed credits and every budget cap above it, so a hold never makes any balance negative.
+* ``Wait``: the job could run later; ``reason`` says why in words a person can act on.
+* ``Reject``: the job can never run as asked (unknown flavor, more GPUs than any cluster has,
+  a hold larger than the project's whole budget, a zero or negative size or time limit, ...).
+
+``decide_queue`` orders a whole queue (priority class, then hierarchical fair share, then age)
+and decides every job in one pass, each admission consuming capacity and credits from a working
+copy of the snapshot so the decisions of one cycle never overspend or overbook.
+
+Placement: among flavors and clusters free now, prefer the flavor that gives the most training
+per credit (relative throughput / exchange rate), then the cluster where the job fits most
+tightly (best fit keeps large contiguous blocks free), then the name. A job with at most one
+node's worth of GPUs takes one node; a larger (gang) job takes whole free nodes.
+Data class restricts sites: restricted -> national only; sensitive -> national or domestic
+cloud; public -> any site.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+from quotas.accounts import AccountKind, AccountTree
+from quotas.errors import BooksError
+from quotas.fairshare import FairShare
+from quotas.flavors import Flavor, RateCard, acceptable_flavors
+from quotas.quantities import Credits, Rate
+from quotas.quote import training_per_credit
+
+
+class PriorityClass(StrEnum):
+    URGENT = "urgent"
+    NORMAL = "normal"
+    OPPORTUNISTIC = "opportunistic"
+
+    @property
+    def order(self) -> int:
+        return list(PriorityClass).index(self)
+
+
+class DataClass(StrEnum):
+    PUBLIC = "public"
+    SENSITIVE = "sensitive"
+    RESTRICTED = "restricted"
+
+
+class SiteKind(StrEnum):
+    NATIONAL = "national"
+    DOMESTIC_CLOUD = "domestic_cloud"
+    FOREIGN_CLOUD = "foreign_cloud"
+
+
+ALLOWED_SITES: Mapping[DataClass, frozenset[SiteKind]] = {
+    DataClass.PUBLIC: frozenset(SiteKind),
+    DataClass.SENSITIVE: frozenset({SiteKind.NATIONAL, SiteKind.DOMESTIC_CLOUD}),
+    DataClass.RESTRICTED: frozenset({SiteKind.NATIONAL}),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeGroup:
+    """The nodes of one flavor in one cluster and how many GPUs each has free now."""
+
+    flavor: str
+    gpus_per_node: int
+    free: tuple[int, ...]
+    """Free GPUs on each node (its length is the node count)."""
+
+    @property
+    def nodes(self) -> int:
+        return len(self.free)
+
+    @property
+    def total_gpus(self) -> int:
+        return self.gpus_per_node * len(self.free)
+
+
+@dataclass(frozen=True, slots=True)
+class Cluster:
+    name: str
+    site: SiteKind
+    groups: tuple[NodeGroup, ...]
+
+    def group(self, flavor: str) -> NodeGroup | None:
+        return next((group for group in self.groups if group.flavor == flavor), None)
+
+
+@dataclass(frozen=True, slots=True)
+class JobRequest:
+    """What the engine needs to know of a job to decide on it."""
+
+    id: str
+    project: str
+    gpus: int
+    time_limit_seconds: int
+    submitted_at: datetime
+    flavors: tuple[str, ...] = ()
+    """Acceptable flavors by name; empty means any flavor with at least ``min_memory_gb``."""
+    min_memory_gb: int | None = None
+    priority: PriorityClass = PriorityClass.NORMAL
+    data_class: DataClass = DataClass.PUBLIC
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a decision reads, frozen at one moment."""
+
+    now: datetime
+    period: str
+    tree: AccountTree
+    flavors: Mapping[str, Flavor]
+    rate_card: RateCard
+    clusters: tuple[Cluster, ...]
+    committed: Mapping[str, Credits]
+    """Per project: credits awarded and neither held nor spent (free to hold)."""
+    used: Mapping[str, Credits]
+    """Per account with a budget or per project: settled + in flight in this period."""
+    running_gpus: Mapping[str, int] = field(default_factory=dict)
+    """Per account (its whole subtree): GPUs held by admitted or running jobs."""
+    fair_share: FairShare | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    cluster: str
+    flavor: str
+    rate: Rate
+    rate_version: int
+    hold: Credits
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    job: str
+    placements: tuple[Placement, ...]
+    """Candidates, best first; the scheduler dispatches to the first."""
+
+    @property
+    def placement(self) -> Placement:
+        return self.placements[0]
+
+    @property
+    def hold(self) -> Credits:
+        return self.placements[0].hold
+
+
+@dataclass(frozen=True, slots=True)
+class Wait:
+    job: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    job: str
+    reason: str
+
+
+Decision = Admit | Wait | Reject
+
+
+def decide(snapshot: Snapshot, job: JobRequest) -> Decision:
+    """The decision for one job against the snapshot as it stands."""
+    return _Cycle(snapshot).decide(job)
+
+
+def order_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[JobRequest]:
+    """Jobs in the order they are considered: priority class, fair share, then age."""
+    fair_share = snapshot.fair_share
+    rank: dict[str, int] = (
+        {project: index for index, project in enumerate(fair_share.ranking)} if fair_share else {}
+    )
+    unranked = len(rank)
+    return sorted(
+        jobs,
+        key=lambda job: (
+            job.priority.order,
+            rank.get(job.project, unranked),
+            job.submitted_at,
+            job.id,
+        ),
+    )
+
+
+def decide_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[Decision]:
+    """Decide a whole queue in one cycle, in order; admissions consume the working copy."""
+    cycle = _Cycle(snapshot)
+    return [cycle.decide(job, commit=True) for job in order_queue(snapshot, jobs)]
+
+
+class _Capacity:
+    """Free GPUs of one flavor in one cluster, as a histogram of nodes by free GPUs."""
+
+    __slots__ = ("cluster", "gpus_per_node", "histogram", "nodes", "site")
+
+    def __init__(self, cluster: Cluster, group: NodeGroup) -> None:
+        self.cluster = cluster.name
+        self.site = cluster.site
+        self.gpus_per_node = group.gpus_per_node
+        self.nodes = group.nodes
+        self.histogram = [0] * (group.gpus_per_node + 1)
+        for free in group.free:
+            self.histogram[max(0, min(free, group.gpus_per_node))] += 1
+
+    def fit(self, gpus: int) -> int | None:
+        """Free GPUs of the node the job would take (best fit), or None if it does not fit."""
+        if gpus <= self.gpus_per_node:
+            for free in range(gpus, self.gpus_per_node + 1):
+                if self.histogram[free]:
+                    return free
+            return None
+        whole_nodes = -(-gpus // self.gpus_per_node)
+        return self.gpus_per_node if self.histogram[self.gpus_per_node] >= whole_nodes else None
+
+    def take(self, gpus: int, free: int) -> None:
+        if gpus <= self.gpus_per_node:
+            self.histogram[free] -= 1
+            self.histogram[free - gpus] += 1
+        else:
+            self.histogram[self.gpus_per_node] -= -(-gpus // self.gpus_per_node)
+            self.histogram[0] += -(-gpus // self.gpus_per_node)
+
+    def largest_fit(self) -> int:
+        """The most GPUs one job could take here now."""
+        whole = self.histogram[self.gpus_per_node]
+        if whole > 1:
+            return whole * self.gpus_per_node
+        return max((free for free, count in enumerate(self.histogram) if count), default=0)
+
+
+class _Cycle:
+    """A working copy of the snapshot that admissions consume, with the checks in order."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.tree = snapshot.tree
+        self.committed = dict(snapshot.committed)
+        self.used = dict(snapshot.used)
+        self.running = dict(snapshot.running_gpus)
+        self.capacity: dict[str, list[_Capacity]] = {}
+        self.sizes: dict[str, int] = {}
+        for cluster in snapshot.clusters:
+            for group in cluster.groups:
+                self.capacity.setdefault(group.flavor, []).append(_Capacity(cluster, group))
+                self.sizes[group.flavor] = max(self.sizes.get(group.flavor, 0), group.total_gpus)
+        self.largest = {flavor: self._largest(flavor) for flavor in self.capacity}
+        self.ahead: dict[str, int] = {}
+        self.paths: dict[str, list[str]] = {}
+        self.flavor_choices: dict[tuple[tuple[str, ...], int | None], list[Flavor]] = {}
+
+    def _largest(self, flavor: str) -> int:
+        return max((cap.largest_fit() for cap in self.capacity.get(flavor, [])), default=0)
+
+    def _path(self, project: str) -> list[str]:
+        path = self.paths.get(project)
+        if path is None:
+            path = [account.name for account in self.tree.path(project)]
+            self.paths[project] = path
+        return path
+
+    def _flavors(self, job: JobRequest) -> list[Flavor]:
+        key = (job.flavors, job.min_memory_gb)
+        chosen = self.flavor_choices.get(key)
+        if chosen is None:
+            chosen = acceptable_flavors(self.snapshot.flavors, job.flavors, job.min_memory_gb)
+            chosen.sort(
+                key=lambda f: (
+                    -training_per_credit(f.relative_throughput, self._rate(f.name)),
+                    f.name,
+                )
+            )
+            self.flavor_choices[key] = chosen
+        return chosen
+
+    def _rate(self, flavor: str) -> Rate:
+        return self.snapshot.rate_card.rate(flavor)
+
+    def decide(self, job: JobRequest, commit: bool = False) -> Decision:
+        try:
+            return self._decide(job, commit)
+        except BooksError as error:
+            return Reject(job.id, str(error))
+
+    def _runnable(
+        self, job: JobRequest, flavors: Sequence[Flavor]
+    ) -> tuple[list[Flavor], str | None]:
+        """The acceptable flavors the job could ever run on here, or why there are none.
+
+        A flavor counts only if a cluster at a site the data class allows has at least as many
+        GPUs of it as the job asks for; budgets and waits are judged on these flavors alone.
+        """
+        if not flavors:
+            memory = f" with at least {job.min_memory_gb} GB" if job.min_memory_gb else ""
+            return [], f"no flavor{memory} in the pool"
+        allowed = ALLOWED_SITES[job.data_class]
+        sizes = {
+            flavor.name: max(
+                (
+                    cap.nodes * cap.gpus_per_node
+                    for cap in self.capacity.get(flavor.name, [])
+                    if cap.site in allowed
+                ),
+                default=0,
+            )
+            for flavor in flavors
+        }
+        largest = max(sizes.values())
+        if not largest:
+            names = ", ".join(flavor.name for flavor in flavors)
+            return [], f"no {job.data_class} site has {names}"
+        if job.gpus > largest:
+            return [], f"{job.gpus} GPUs is more than any cluster has ({largest} at most)"
+        return [flavor for flavor in flavors if sizes[flavor.name] >= job.gpus], None
+
+    def _decide(self, job: JobRequest, commit: bool) -> Decision:
+        if job.gpus <= 0:
+            return Reject(job.id, f"a job needs at least one GPU, asked for {job.gpus}")
+        if job.time_limit_seconds <= 0:
+            return Reject(job.id, "a job needs a positive time limit")
+        account = self.tree[job.project]
+        if account.kind is not AccountKind.PROJECT:
+            article = "an" if account.kind[0] in "aeiou" else "a"
+            return Reject(job.id, f"{job.project} is {article} {account.kind}, not a project")
+        flavors, reason = self._runnable(job, self._flavors(job))
+        if reason:
+            return Reject(job.id, reason)
+        path = self._path(job.project)
+        cheapest = min(self._rate(f.name).cost(job.gpus, job.time_limit_seconds) for f in flavors)
+        for name in path:
+            node = self.tree[name]
+            whole = node.budget
+            if name == job.project:
+                project_total = self.committed.get(name, Credits.zero()) + self.used.get(
+                    name, Credits.zero()
+                )
+                whole = project_total if whole is None else min(whole, project_total)
+            if whole is not None and cheapest > whole:
+                return Reject(
+                    job.id,
+                    f"over the whole budget of {node.kind} {name}: needs {cheapest} credits, "
+                    f"the budget is {whole}",
+                )
+        wait = self._borrowing_wait(job, path)
+        if wait:
+            return Wait(job.id, wait)
+        placements, budget_wait = self._placements(job, flavors, path)
+        if not placements:
+            return Wait(job.id, budget_wait or self._capacity_wait(job, flavors, commit))
+        if commit:
+            self._commit(job, placements[0], path)
+        return Admit(job.id, tuple(placements))
+
+    def _borrowing_wait(self, job: JobRequest, path: list[str]) -> str | None:
+        for name in path:
+            node = self.tree[name]
+            if node.borrowing_limit_gpus is None:
+                continue
+            limit = node.guaranteed_gpus + node.borrowing_limit_gpus
+            running = self.running.get(name, 0)
+            if running + job.gpus > limit:
+                return (
+                    f"borrowing limit: {node.kind} {name} uses {running} GPUs of "
+                    f"{node.guaranteed_gpus} guaranteed + {node.borrowing_limit_gpus} borrowable"
+                )
+        return None
+
+    def _headroom(self, path: list[str]) -> tuple[Credits, str]:
+        """The most credits a new hold may take, and the account that limits it."""
+        project = path[-1]
+        left = self.committed.get(project, Credits.zero())
+        limiter = f"project {project}"
+        for name in path:
+            budget = self.tree[name].budget
+            if budget is None:
+                continue
+            room = budget - self.used.get(name, Credits.zero())
+            if room < left:
+                left, limiter = room, f"{self.tree[name].kind} {name}"
+        return left, limiter
+
+    def _placements(
+        self, job: JobRequest, flavors: Sequence[Flavor], path: list[str]
+    ) -> tuple[list[Placement], str | None]:
+        allowed = ALLOWED_SITES[job.data_class]
+        left, limiter = self._headroom(path)
+        placements: list[Placement] = []
+        budget_wait: str | None = None
+        version = self.snapshot.rate_card.version
+        for flavor in flavors:
+            if job.gpus > self.largest.get(flavor.name, 0):
+                continue
+            rate = self._rate(flavor.name)
+            hold = rate.cost(job.gpus, job.time_limit_seconds)
+            fits = sorted(
+                (free, cap.cluster)
+                for cap in self.capacity.get(flavor.name, [])
+                if cap.site in allowed and (free := cap.fit(job.gpus)) is not None
+            )
+            if not fits:
+                continue
+            if hold > left:
+                budget_wait = budget_wait or (
+                    f"budget: needs {hold} credits, {max(left, Credits.zero())} left ({limiter})"
+                )
+                continue
+            placements.extend(
+                Placement(cluster, flavor.name, rate, version, hold) for _free, cluster in fits
+            )
+        return placements, budget_wait
+
+    def _capacity_wait(self, job: JobRequest, flavors: Sequence[Flavor], commit: bool) -> str:
+        names = " or ".join(flavor.name for flavor in flavors)
+        ahead = min(self.ahead.get(flavor.name, 0) for flavor in flavors)
+        if commit:
+            for flavor in flavors:
+                self.ahead[flavor.name] = self.ahead.get(flavor.name, 0) + job.gpus
+        return f"no {names} free for {_gpus(job.gpus)}; {_gpus(ahead)} ahead of you"
+
+    def _commit(self, job: JobRequest, placement: Placement, path: list[str]) -> None:
+        self.committed[job.project] = self.committed.get(job.project, Credits.zero()) - (
+            placement.hold
+        )
+        for name in path:
+            self.running[name] = self.running.get(name, 0) + job.gpus
+            if name == job.project or self.tree[name].budget is not None:
+                self.used[name] = self.used.get(name, Credits.zero()) + placement.hold
+        for cap in self.capacity[placement.flavor]:
+            if cap.cluster == placement.cluster:
+                free = cap.fit(job.gpus)
+                assert free is not None
+                cap.take(job.gpus, free)
+        self.largest[placement.flavor] = self._largest(placement.flavor)
+
+
+def _gpus(count: int) -> str:
+    return f"{count} GPU" if count == 1 else f"{count} GPUs"

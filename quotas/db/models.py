@@ -1,0 +1,236 @@
+"""SQLAlchemy models of the books.
+
+Money columns are integer milli-credits (``*_milli``). ``ledger_entries`` is append-only: the
+migration installs triggers on PostgreSQL and SQLite that refuse any UPDATE or DELETE of it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Name = String(64)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: DateTime(timezone=True)}
+
+
+class FlavorRow(Base):
+    __tablename__ = "flavors"
+
+    name: Mapped[str] = mapped_column(Name, primary_key=True)
+    memory_gb: Mapped[int] = mapped_column(Integer)
+    relative_throughput: Mapped[float] = mapped_column(Float)
+    ray_resource: Mapped[str] = mapped_column(Name)
+    kubernetes_resource: Mapped[str] = mapped_column(String(128))
+    throughput_source: Mapped[str] = mapped_column(Text, default="")
+
+    __table_args__ = (
+        CheckConstraint("memory_gb > 0", name="memory_positive"),
+        CheckConstraint("relative_throughput > 0", name="throughput_positive"),
+    )
+
+
+class RateCardRow(Base):
+    __tablename__ = "rate_cards"
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    effective_from: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(Name)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
+class ExchangeRateRow(Base):
+    __tablename__ = "exchange_rates"
+
+    version: Mapped[int] = mapped_column(ForeignKey("rate_cards.version"), primary_key=True)
+    flavor: Mapped[str] = mapped_column(ForeignKey("flavors.name"), primary_key=True)
+    milli_per_gpu_hour: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("milli_per_gpu_hour > 0", name="rate_positive"),)
+
+
+class PeriodRow(Base):
+    __tablename__ = "periods"
+
+    name: Mapped[str] = mapped_column(Name, primary_key=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    expired_at: Mapped[datetime | None]
+
+    __table_args__ = (CheckConstraint("ends_at > starts_at", name="ends_after_start"),)
+
+
+class FunderRow(Base):
+    __tablename__ = "funders"
+
+    name: Mapped[str] = mapped_column(Name, primary_key=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(32))
+    krw_per_credit: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AccountRow(Base):
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Name, unique=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    share: Mapped[int] = mapped_column(Integer, default=1)
+    guaranteed_gpus: Mapped[int] = mapped_column(Integer, default=0)
+    borrowing_limit_gpus: Mapped[int | None] = mapped_column(Integer)
+    auto_approve_milli: Mapped[int | None] = mapped_column(BigInteger)
+    """Programs: requests up to this many milli-credits are approved on submission."""
+
+    __table_args__ = (
+        CheckConstraint("share >= 0", name="share_not_negative"),
+        CheckConstraint("guaranteed_gpus >= 0", name="guarantee_not_negative"),
+        CheckConstraint(
+            "kind IN ('pool', 'program', 'organization', 'project')", name="kind_known"
+        ),
+    )
+
+
+class BudgetRow(Base):
+    __tablename__ = "account_budgets"
+
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    period: Mapped[str] = mapped_column(ForeignKey("periods.name"), primary_key=True)
+    budget_milli: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("budget_milli >= 0", name="budget_not_negative"),)
+
+
+class UserRow(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Name, unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    email: Mapped[str] = mapped_column(String(254), default="")
+
+
+class MembershipRow(Base):
+    __tablename__ = "memberships"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+    __table_args__ = (CheckConstraint("role IN ('researcher', 'pi')", name="role_known"),)
+
+
+class ProgramManagerRow(Base):
+    __tablename__ = "program_managers"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+
+
+class ClusterRow(Base):
+    __tablename__ = "clusters"
+
+    name: Mapped[str] = mapped_column(Name, primary_key=True)
+    backend: Mapped[str] = mapped_column(String(16))
+    address: Mapped[str] = mapped_column(String(500), default="")
+    site: Mapped[str] = mapped_column(String(32))
+    price_multiplier_milli: Mapped[int] = mapped_column(Integer, default=1000)
+
+
+class NodeGroupRow(Base):
+    __tablename__ = "cluster_node_groups"
+
+    cluster: Mapped[str] = mapped_column(ForeignKey("clusters.name"), primary_key=True)
+    flavor: Mapped[str] = mapped_column(ForeignKey("flavors.name"), primary_key=True)
+    nodes: Mapped[int] = mapped_column(Integer)
+    gpus_per_node: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (
+        CheckConstraint("nodes > 0", name="nodes_positive"),
+        CheckConstraint("gpus_per_node > 0", name="gpus_per_node_positive"),
+    )
+
+
+class AllocationRequestRow(Base):
+    __tablename__ = "allocation_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    period: Mapped[str] = mapped_column(ForeignKey("periods.name"))
+    state: Mapped[str] = mapped_column(String(16))
+    requested_milli: Mapped[int] = mapped_column(BigInteger)
+    justification: Mapped[str] = mapped_column(Text)
+    flavors: Mapped[list[str]] = mapped_column(JSON)
+    tranche_percents: Mapped[list[int]] = mapped_column(JSON)
+    awarded_milli: Mapped[int | None] = mapped_column(BigInteger)
+    reviewer: Mapped[str | None] = mapped_column(Name)
+    reason: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(Name)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class TrancheRow(Base):
+    __tablename__ = "allocation_tranches"
+
+    request_id: Mapped[int] = mapped_column(ForeignKey("allocation_requests.id"), primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    amount_milli: Mapped[int] = mapped_column(BigInteger)
+    released_at: Mapped[datetime | None]
+    released_by: Mapped[str | None] = mapped_column(Name)
+
+
+class LedgerEntryRow(Base):
+    __tablename__ = "ledger_entries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    period: Mapped[str] = mapped_column(ForeignKey("periods.name"))
+    funder: Mapped[str] = mapped_column(ForeignKey("funders.name"))
+    source_bucket: Mapped[str] = mapped_column(String(16))
+    source_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    source_job: Mapped[str | None] = mapped_column(Name)
+    target_bucket: Mapped[str] = mapped_column(String(16))
+    target_account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+    target_job: Mapped[str | None] = mapped_column(Name)
+    amount_milli: Mapped[int] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(Text)
+    allocation_id: Mapped[int | None] = mapped_column(ForeignKey("allocation_requests.id"))
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("ledger_entries.id"))
+
+    __table_args__ = (
+        CheckConstraint("amount_milli > 0", name="amount_positive"),
+        UniqueConstraint("reverses_id", name="uq_ledger_entries_reverses_once"),
+        Index("ix_ledger_entries_source", "period", "source_account_id"),
+        Index("ix_ledger_entries_target", "period", "target_account_id"),
+    )

@@ -1,0 +1,28 @@
+"""Settings of the books, read from the environment (prefix ``GPUPOOL_``) or given directly.
+
+The embedded default keeps everything under one data directory: a SQLite file there unless
+``GPUPOOL_DATABASE_URL`` names another database (PostgreSQL in production).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GPUPOOL_", extra="ignore")
+
+    data_dir: Path = Path(".gpupool")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy URL; default: a SQLite file in the data directory"
+    )
+    fair_share_half_life_hours: float = Field(default=7 * 24, gt=0)
+
+    @property
+    def database(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'gpupool.db').resolve()}"
