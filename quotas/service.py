@@ -87,6 +87,9 @@ class Books:
     # -- the account tree ------------------------------------------------------------------
 
     def tree(self, period: str | None = None) -> AccountTree:
+        """The account tree, with budgets of ``period`` when one is named."""
+        if period is not None:
+            self.funding.period(period)
         return self.accounts.tree(period)
 
     def add_account(self, account: Account) -> None:
@@ -264,7 +267,7 @@ class Books:
 
     def balances(self, account: str, period: str) -> AccountBalances:
         """Settled, in flight and committed credits of ``account``'s subtree, exact."""
-        tree = self.accounts.tree(period)
+        tree = self.tree(period)
         names = [account, *(node.name for node in tree.descendants(account))]
         return self.ledger.balances(period, names).of_account(tree, account, period)
 

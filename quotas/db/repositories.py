@@ -581,8 +581,26 @@ class AllocationRepository:
         row = self._row(request_id)
         project = self.session.get(AccountRow, row.project_id)
         assert project is not None
+        return self._request(row, project.name)
+
+    def list(
+        self, project: str | None = None, state: RequestState | None = None
+    ) -> list[tuple[int, AllocationRequest]]:
+        """Requests in the order they were made, with their ids."""
+        query = (
+            select(AllocationRequestRow, AccountRow.name)
+            .join(AccountRow, AccountRow.id == AllocationRequestRow.project_id)
+            .order_by(AllocationRequestRow.id)
+        )
+        if project is not None:
+            query = query.where(AccountRow.name == project)
+        if state is not None:
+            query = query.where(AllocationRequestRow.state == state.value)
+        return [(row.id, self._request(row, name)) for row, name in self.session.execute(query)]
+
+    def _request(self, row: AllocationRequestRow, project: str) -> AllocationRequest:
         return AllocationRequest(
-            project=project.name,
+            project=project,
             period=row.period,
             requested=Credits(row.requested_milli),
             justification=row.justification,
