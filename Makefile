@@ -30,8 +30,10 @@ contracts: $(STAMP)
 test: lint typecheck contracts
 	$(BIN)/pytest
 
+ONE_CORE := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
+
 bench: $(STAMP)
-	$(BIN)/python -m bench.admission
+	$(ONE_CORE) $(BIN)/python -m bench.admission
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

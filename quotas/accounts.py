@@ -60,8 +60,12 @@ class Account:
             raise InvalidInput(f"account {self.name}: borrowing limit must not be negative")
 
 
+def _a(kind: AccountKind | None) -> str:
+    return f"an {kind}" if kind is AccountKind.ORGANIZATION else f"a {kind}"
+
+
 def check_name(name: str) -> str:
-    if not NAME_PATTERN.match(name):
+    if not NAME_PATTERN.fullmatch(name):
         raise InvalidInput(
             f"{name!r} is not a valid name: use 1-64 lower-case letters, digits and inner dashes"
         )
@@ -85,13 +89,15 @@ class AccountTree:
                 if account.kind is not AccountKind.POOL:
                     raise TreeError(f"{account.name}: only the pool may have no parent")
                 continue
+            if account.kind is AccountKind.POOL:
+                raise TreeError(f"{account.name}: the pool sits at the root and has no parent")
             parent = self.accounts.get(account.parent)
             if parent is None:
                 raise TreeError(f"{account.name}: parent {account.parent!r} does not exist")
             if account.kind.parent_kind is not parent.kind:
                 raise TreeError(
-                    f"{account.name}: a {account.kind} must sit under a "
-                    f"{account.kind.parent_kind}, not under {parent.kind} {parent.name}"
+                    f"{account.name}: {_a(account.kind)} must sit under "
+                    f"{_a(account.kind.parent_kind)}, not under {parent.kind} {parent.name}"
                 )
             children[parent.name].append(account.name)
         # Kinds strictly nest (pool > program > organization > project), so no cycle can close;

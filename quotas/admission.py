@@ -247,15 +247,18 @@ class _Cycle:
         self.used = dict(snapshot.used)
         self.running = dict(snapshot.running_gpus)
         self.capacity: dict[str, list[_Capacity]] = {}
-        self.sizes: dict[str, int] = {}
         for cluster in snapshot.clusters:
             for group in cluster.groups:
                 self.capacity.setdefault(group.flavor, []).append(_Capacity(cluster, group))
-                self.sizes[group.flavor] = max(self.sizes.get(group.flavor, 0), group.total_gpus)
         self.largest = {flavor: self._largest(flavor) for flavor in self.capacity}
         self.ahead: dict[str, int] = {}
         self.paths: dict[str, list[str]] = {}
         self.flavor_choices: dict[tuple[tuple[str, ...], int | None], list[Flavor]] = {}
+        # Sizes of clusters never change within a cycle, so what a kind of job could ever run
+        # on is worked out once per (flavors, min memory, data class, GPUs).
+        self.runnable: dict[
+            tuple[tuple[str, ...], int | None, DataClass, int], tuple[list[Flavor], str | None]
+        ] = {}
 
     def _largest(self, flavor: str) -> int:
         return max((cap.largest_fit() for cap in self.capacity.get(flavor, [])), default=0)
@@ -330,7 +333,11 @@ class _Cycle:
         if account.kind is not AccountKind.PROJECT:
             article = "an" if account.kind[0] in "aeiou" else "a"
             return Reject(job.id, f"{job.project} is {article} {account.kind}, not a project")
-        flavors, reason = self._runnable(job, self._flavors(job))
+        key = (job.flavors, job.min_memory_gb, job.data_class, job.gpus)
+        runnable = self.runnable.get(key)
+        if runnable is None:
+            runnable = self.runnable[key] = self._runnable(job, self._flavors(job))
+        flavors, reason = runnable
         if reason:
             return Reject(job.id, reason)
         path = self._path(job.project)

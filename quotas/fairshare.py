@@ -1,9 +1,12 @@
 """Hierarchical fair share: who goes next for contended GPUs, in the spirit of Slurm's Fair Tree.
 
-Usage decays exponentially with a half-life ``T`` (default 7 days): a charge of ``m`` milli-credits
-made at time ``t`` counts ``m / 1000 * 0.5 ** ((now - t) / T)`` credits at ``now`` (a charge in the
-future counts fully). This is the exact form of Slurm's per-second factor ``d = 1 - 0.693 / T``.
-Decayed usage only orders work; budgets are capped by the non-decaying ledger.
+Usage is measured in credits: GPU-hours already multiplied by the exchange rate of the flavor
+they ran on, so usage is normalised across GPU generations (an hour on a v100-32g at 0.25
+counts a quarter of an hour on the reference h100-80g). Usage decays exponentially with a
+half-life ``T`` (default 7 days): a charge of ``m`` milli-credits made at time ``t`` counts
+``m / 1000 * 0.5 ** ((now - t) / T)`` credits at ``now`` (a charge in the future counts fully).
+This is the exact form of Slurm's per-second factor ``d = 1 - 0.693 / T``. Decayed usage only
+orders work; budgets are capped by the non-decaying ledger.
 
 At every level of the account tree, for the children ``i`` of one node::
 

@@ -25,7 +25,12 @@ class Credits:
     @classmethod
     def of(cls, credits: int | str | Decimal) -> Credits:
         """Credits from a whole or decimal number of credits ("12.5" -> 12,500 milli)."""
-        value = Decimal(credits) * MILLI
+        try:
+            value = Decimal(credits) * MILLI
+        except ArithmeticError:
+            raise ValueError(f"{credits!r} is not an amount of credits") from None
+        if not value.is_finite():
+            raise ValueError(f"{credits!r} is not an amount of credits")
         if value != value.to_integral_value():
             raise ValueError(f"{credits} credits is finer than one milli-credit")
         return cls(int(value))
@@ -101,4 +106,6 @@ def parse_duration(text: str) -> int:
             raise ValueError(f"cannot read duration {text!r}; write e.g. 4h, 90m or 1h30m")
     if number:
         raise ValueError(f"duration {text!r} needs a unit (s, m, h or d)")
+    if not text.strip():
+        raise ValueError("a duration is needed; write e.g. 4h, 90m or 1h30m")
     return total

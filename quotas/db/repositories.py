@@ -583,7 +583,7 @@ class AllocationRepository:
         assert project is not None
         return self._request(row, project.name)
 
-    def list(
+    def find(
         self, project: str | None = None, state: RequestState | None = None
     ) -> list[tuple[int, AllocationRequest]]:
         """Requests in the order they were made, with their ids."""

@@ -51,7 +51,7 @@ def test_a_quote_prices_every_flavor_exactly_rounding_up_to_a_milli_credit(
 
 
 def test_a_quote_records_the_rate_and_the_card_version_in_force() -> None:
-    card = a_rate_card(version=7, a100="0.7")
+    card = a_rate_card({A100: "0.7"}, version=7)
 
     (line,) = quote(FLAVORS, card, 2, HOUR, names=[A100])
 
@@ -88,17 +88,17 @@ def test_a_quote_matches_the_hold_admission_takes() -> None:
     [
         # The demo card prices every flavor by its throughput: a tie, listed by name.
         ({}, [A100, H100, V100], 1.0),
-        ({"v100": "0.1"}, [V100, A100, H100], 2.5),
-        ({"h100": "0.5"}, [H100, A100, V100], 2.0),
-        ({"a100": "0.4", "v100": "0.5"}, [A100, H100, V100], 2.0),
+        ({V100: "0.1"}, [V100, A100, H100], 2.5),
+        ({H100: "0.5"}, [H100, A100, V100], 2.0),
+        ({A100: "0.4", V100: "0.5"}, [A100, H100, V100], 2.0),
         # An h100 at twice the reference price is the worst deal.
-        ({"h100": "2"}, [A100, V100, H100], 1.0),
+        ({H100: "2"}, [A100, V100, H100], 1.0),
     ],
 )
 def test_a_quote_lists_the_most_training_per_credit_first(
     rates: dict[str, str], best_first: list[str], best_training_per_credit: float
 ) -> None:
-    lines = quote(FLAVORS, a_rate_card(**rates), 4, HOUR)
+    lines = quote(FLAVORS, a_rate_card(rates), 4, HOUR)
 
     assert [line.flavor for line in lines] == best_first
     assert lines[0].training_per_credit == pytest.approx(best_training_per_credit)

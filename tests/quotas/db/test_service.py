@@ -232,7 +232,7 @@ class TestAllocationRequests:
 
     def test_later_tranches_are_released_once(self, demo: Books) -> None:
         period = demo.current_period().name
-        [(request_id, request)] = demo.allocations.list(project="hanbit-robot-policy")
+        [(request_id, request)] = demo.allocations.find(project="hanbit-robot-policy")
         assert request.tranche_percents == (50, 50)
 
         demo.release_tranche(request_id, 2, "minji.park")
@@ -244,7 +244,7 @@ class TestAllocationRequests:
     def test_a_declined_request_awards_nothing(self, demo: Books) -> None:
         period = demo.current_period().name
         before = demo.balances("snu-medical-imaging", period)
-        [(request_id, _)] = demo.allocations.list(state=RequestState.SUBMITTED)
+        [(request_id, _)] = demo.allocations.find(state=RequestState.SUBMITTED)
 
         declined = demo.review(request_id, "jaehyun.kim", "decline", "apply next quarter")
 
