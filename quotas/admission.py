@@ -89,6 +89,8 @@ class Cluster:
     name: str
     site: SiteKind
     groups: tuple[NodeGroup, ...]
+    multi_node: bool = True
+    """Whether one job may span several nodes here (gang jobs); Ray clusters: not yet."""
 
     def group(self, flavor: str) -> NodeGroup | None:
         return next((group for group in self.groups if group.flavor == flavor), None)
@@ -200,11 +202,12 @@ def decide_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[Decisio
 class _Capacity:
     """Free GPUs of one flavor in one cluster, as a histogram of nodes by free GPUs."""
 
-    __slots__ = ("cluster", "gpus_per_node", "histogram", "nodes", "site")
+    __slots__ = ("cluster", "gpus_per_node", "histogram", "multi_node", "nodes", "site")
 
     def __init__(self, cluster: Cluster, group: NodeGroup) -> None:
         self.cluster = cluster.name
         self.site = cluster.site
+        self.multi_node = cluster.multi_node
         self.gpus_per_node = group.gpus_per_node
         self.nodes = group.nodes
         self.histogram = [0] * (group.gpus_per_node + 1)
@@ -217,6 +220,8 @@ class _Capacity:
             for free in range(gpus, self.gpus_per_node + 1):
                 if self.histogram[free]:
                     return free
+            return None
+        if not self.multi_node:
             return None
         whole_nodes = -(-gpus // self.gpus_per_node)
         return self.gpus_per_node if self.histogram[self.gpus_per_node] >= whole_nodes else None
@@ -232,7 +237,7 @@ class _Capacity:
     def largest_fit(self) -> int:
         """The most GPUs one job could take here now."""
         whole = self.histogram[self.gpus_per_node]
-        if whole > 1:
+        if whole > 1 and self.multi_node:
             return whole * self.gpus_per_node
         return max((free for free, count in enumerate(self.histogram) if count), default=0)
 
@@ -308,7 +313,7 @@ class _Cycle:
         sizes = {
             flavor.name: max(
                 (
-                    cap.nodes * cap.gpus_per_node
+                    cap.nodes * cap.gpus_per_node if cap.multi_node else cap.gpus_per_node
                     for cap in self.capacity.get(flavor.name, [])
                     if cap.site in allowed
                 ),
@@ -321,6 +326,14 @@ class _Cycle:
             names = ", ".join(flavor.name for flavor in flavors)
             return [], f"no {job.data_class} site has {names}"
         if job.gpus > largest:
+            single = not any(
+                cap.multi_node for flavor in flavors for cap in self.capacity.get(flavor.name, [])
+            )
+            if single:
+                return [], (
+                    f"{job.gpus} GPUs is more than one node has ({largest} at most), and no "
+                    "cluster here runs jobs across nodes"
+                )
             return [], f"{job.gpus} GPUs is more than any cluster has ({largest} at most)"
         return [flavor for flavor in flavors if sizes[flavor.name] >= job.gpus], None
 

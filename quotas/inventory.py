@@ -60,4 +60,10 @@ class ClusterSpec:
                 NodeGroup(item.flavor, item.gpus_per_node, (item.gpus_per_node,) * item.nodes)
                 for item in self.inventory
             ),
+            multi_node=self.multi_node,
         )
+
+    @property
+    def multi_node(self) -> bool:
+        """Ray clusters run single-node jobs only (for now); Kubernetes and cloud run gangs."""
+        return self.backend is not BackendKind.RAY

@@ -12,6 +12,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     CheckConstraint,
     DateTime,
     Float,
@@ -234,3 +235,59 @@ class LedgerEntryRow(Base):
         Index("ix_ledger_entries_source", "period", "source_account_id"),
         Index("ix_ledger_entries_target", "period", "target_account_id"),
     )
+
+
+class JobRow(Base):
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(Name, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    submitter: Mapped[str] = mapped_column(Name)
+    name: Mapped[str] = mapped_column(String(128))
+    entrypoint: Mapped[str] = mapped_column(Text)
+    runtime_env: Mapped[dict[str, Any]] = mapped_column(JSON)
+    image: Mapped[str | None] = mapped_column(String(500))
+    gpus: Mapped[int] = mapped_column(Integer)
+    flavors: Mapped[list[str]] = mapped_column(JSON)
+    min_memory_gb: Mapped[int | None] = mapped_column(Integer)
+    time_limit_seconds: Mapped[int] = mapped_column(Integer)
+    priority: Mapped[str] = mapped_column(String(16))
+    data_class: Mapped[str] = mapped_column(String(16))
+    preemptible: Mapped[bool] = mapped_column(Boolean)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    submitted_at: Mapped[datetime]
+    admitted_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+    cluster: Mapped[str | None] = mapped_column(Name)
+    flavor: Mapped[str | None] = mapped_column(Name)
+    rate_milli: Mapped[int | None] = mapped_column(BigInteger)
+    rate_version: Mapped[int | None] = mapped_column(Integer)
+    period: Mapped[str | None] = mapped_column(Name)
+    hold_milli: Mapped[int | None] = mapped_column(BigInteger)
+    charged_milli: Mapped[int] = mapped_column(BigInteger, default=0)
+    charged_until: Mapped[datetime | None]
+    cancel_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    stop_cause: Mapped[str | None] = mapped_column(String(16))
+    position: Mapped[int | None] = mapped_column(Integer)
+    eta: Mapped[datetime | None]
+    dispatch_failures: Mapped[int] = mapped_column(Integer, default=0)
+    next_dispatch_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("gpus > 0", name="gpus_positive"),
+        CheckConstraint("time_limit_seconds > 0", name="time_limit_positive"),
+    )
+
+
+class JobEventRow(Base):
+    __tablename__ = "job_events"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job_id: Mapped[str] = mapped_column(ForeignKey("jobs.id"), index=True)
+    at: Mapped[datetime]
+    from_state: Mapped[str | None] = mapped_column(String(16))
+    to_state: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text, default="")

@@ -13,7 +13,7 @@ from sqlalchemy import func, literal, select, union_all
 from sqlalchemy.orm import Session
 
 from quotas.accounts import Account, AccountKind, AccountTree
-from quotas.admission import SiteKind
+from quotas.admission import DataClass, PriorityClass, SiteKind
 from quotas.allocations import AllocationRequest, RequestState
 from quotas.db.models import (
     AccountRow,
@@ -23,6 +23,8 @@ from quotas.db.models import (
     ExchangeRateRow,
     FlavorRow,
     FunderRow,
+    JobEventRow,
+    JobRow,
     LedgerEntryRow,
     MembershipRow,
     NodeGroupRow,
@@ -36,6 +38,7 @@ from quotas.errors import NoSuchAccount, NoSuchFlavor, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
+from quotas.jobs import Job, JobEvent, JobSpec, JobState, Placed, StopCause
 from quotas.ledger import Balances, Bucket, EntryKind, Pocket, Posting
 from quotas.quantities import Credits, Rate
 
@@ -639,6 +642,177 @@ class AllocationRepository:
         row.released_at = at
         row.released_by = by
         self.session.flush()
+
+
+class JobRepository:
+    """Jobs and their event history. A state change and its event are written together."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(self, job: Job) -> None:
+        row = JobRow(
+            id=job.id,
+            project_id=AccountRepository(self.session).id_of(job.spec.project),
+            submitter=job.spec.submitter,
+            name=job.spec.name,
+            entrypoint=job.spec.entrypoint,
+            runtime_env=dict(job.spec.runtime_env),
+            image=job.spec.image,
+            gpus=job.spec.gpus,
+            flavors=list(job.spec.flavors),
+            min_memory_gb=job.spec.min_memory_gb,
+            time_limit_seconds=job.spec.time_limit_seconds,
+            priority=job.spec.priority.value,
+            data_class=job.spec.data_class.value,
+            preemptible=job.spec.preemptible,
+            submitted_at=job.submitted_at,
+        )
+        self._fill(row, job)
+        self.session.add(row)
+        self.session.flush()
+        self.session.add(
+            JobEventRow(
+                job_id=job.id,
+                at=job.submitted_at,
+                from_state=None,
+                to_state=job.state.value,
+                reason=job.reason or "submitted",
+            )
+        )
+        self.session.flush()
+
+    def _fill(self, row: JobRow, job: Job) -> None:
+        row.state = job.state.value
+        row.reason = job.reason
+        row.attempt = job.attempt
+        placed = job.placed
+        row.cluster = placed.cluster if placed else None
+        row.flavor = placed.flavor if placed else None
+        row.rate_milli = placed.rate_milli if placed else None
+        row.rate_version = placed.rate_version if placed else None
+        row.period = placed.period if placed else None
+        row.hold_milli = placed.hold_milli if placed else None
+        row.admitted_at = job.admitted_at
+        row.started_at = job.started_at
+        row.ended_at = job.ended_at
+        row.charged_milli = job.charged_milli
+        row.charged_until = job.charged_until
+        row.cancel_requested = job.cancel_requested
+        row.stop_cause = job.stop_cause.value if job.stop_cause else None
+        row.position = job.position
+        row.eta = job.eta
+        row.dispatch_failures = job.dispatch_failures
+        row.next_dispatch_at = job.next_dispatch_at
+
+    def save(self, job: Job, event: JobEvent | None = None) -> None:
+        row = self.session.get(JobRow, job.id)
+        if row is None:
+            raise NotFound(f"no job {job.id}")
+        self._fill(row, job)
+        if event is not None:
+            self.session.add(
+                JobEventRow(
+                    job_id=job.id,
+                    at=event.at,
+                    from_state=event.from_state.value if event.from_state else None,
+                    to_state=event.to_state.value,
+                    reason=event.reason,
+                )
+            )
+        self.session.flush()
+
+    def get(self, job_id: str, for_update: bool = False) -> Job:
+        row = self.session.get(JobRow, job_id, with_for_update=for_update)
+        if row is None:
+            raise NotFound(f"no job {job_id}")
+        project = self.session.get(AccountRow, row.project_id)
+        assert project is not None
+        return self._job(row, project.name)
+
+    def find(
+        self,
+        states: Iterable[JobState] | None = None,
+        project: str | None = None,
+        limit: int | None = None,
+    ) -> list[Job]:
+        """Jobs in submission order, optionally by state and project."""
+        query = (
+            select(JobRow, AccountRow.name)
+            .join(AccountRow, AccountRow.id == JobRow.project_id)
+            .order_by(JobRow.submitted_at, JobRow.id)
+        )
+        if states is not None:
+            query = query.where(JobRow.state.in_([state.value for state in states]))
+        if project is not None:
+            query = query.where(AccountRow.name == project)
+        if limit is not None:
+            query = query.limit(limit)
+        return [self._job(row, name) for row, name in self.session.execute(query)]
+
+    def events(self, job_id: str) -> list[JobEvent]:
+        rows = self.session.scalars(
+            select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
+        )
+        return [
+            JobEvent(
+                _aware(row.at),
+                JobState(row.from_state) if row.from_state else None,
+                JobState(row.to_state),
+                row.reason,
+            )
+            for row in rows
+        ]
+
+    def _job(self, row: JobRow, project: str) -> Job:
+        placed = None
+        if row.cluster is not None and row.flavor is not None and row.period is not None:
+            placed = Placed(
+                cluster=row.cluster,
+                flavor=row.flavor,
+                rate_milli=row.rate_milli or 0,
+                rate_version=row.rate_version or 0,
+                period=row.period,
+                hold_milli=row.hold_milli or 0,
+            )
+        return Job(
+            id=row.id,
+            spec=JobSpec(
+                project=project,
+                submitter=row.submitter,
+                name=row.name,
+                entrypoint=row.entrypoint,
+                gpus=row.gpus,
+                time_limit_seconds=row.time_limit_seconds,
+                flavors=tuple(row.flavors),
+                min_memory_gb=row.min_memory_gb,
+                runtime_env=row.runtime_env,
+                image=row.image,
+                priority=PriorityClass(row.priority),
+                data_class=DataClass(row.data_class),
+                preemptible=row.preemptible,
+            ),
+            state=JobState(row.state),
+            submitted_at=_aware(row.submitted_at),
+            reason=row.reason,
+            placed=placed,
+            attempt=row.attempt,
+            admitted_at=_maybe_aware(row.admitted_at),
+            started_at=_maybe_aware(row.started_at),
+            ended_at=_maybe_aware(row.ended_at),
+            charged_milli=row.charged_milli,
+            charged_until=_maybe_aware(row.charged_until),
+            cancel_requested=row.cancel_requested,
+            stop_cause=StopCause(row.stop_cause) if row.stop_cause else None,
+            position=row.position,
+            eta=_maybe_aware(row.eta),
+            dispatch_failures=row.dispatch_failures,
+            next_dispatch_at=_maybe_aware(row.next_dispatch_at),
+        )
+
+
+def _maybe_aware(value: datetime | None) -> datetime | None:
+    return _aware(value) if value is not None else None
 
 
 def _aware(value: datetime) -> datetime:

@@ -1,0 +1,145 @@
+"""A simulated backend: jobs "run" against an injected clock, for tests and the trace simulator.
+
+Each launched job runs for the duration its ``runtime`` function gives (default: the
+``simulated_seconds`` entry of its metadata, else until cancelled) and ends with the outcome it
+gives (succeeded, failed, or a system fault). Nothing runs for real; the clock decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from quotas.clock import Clock
+from scheduler.backends.base import (
+    FlavorCapacity,
+    LaunchSpec,
+    PermanentBackendError,
+    RunState,
+    RunStatus,
+    TransientBackendError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    seconds: float | None
+    """How long the job runs; ``None`` runs until it is cancelled."""
+    state: RunState = RunState.SUCCEEDED
+    system_fault: bool = False
+    exit_code: int = 0
+
+
+def outcome_from_metadata(spec: LaunchSpec) -> Outcome:
+    seconds = spec.metadata.get("simulated_seconds")
+    failed = spec.metadata.get("simulated_outcome") == "failed"
+    fault = spec.metadata.get("simulated_outcome") == "fault"
+    return Outcome(
+        float(seconds) if seconds is not None else None,
+        RunState.FAILED if failed or fault else RunState.SUCCEEDED,
+        system_fault=fault,
+        exit_code=1 if failed else 0,
+    )
+
+
+@dataclass
+class _Run:
+    spec: LaunchSpec
+    started_at: datetime
+    outcome: Outcome
+    stopped_at: datetime | None = None
+
+
+class SimulatedBackend:
+    """A backend whose jobs run on a clock; capacity is a fixed inventory per flavor."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        inventory: Mapping[str, tuple[int, int]],
+        runtime: Callable[[LaunchSpec], Outcome] = outcome_from_metadata,
+    ) -> None:
+        """``inventory`` maps a flavor to (nodes, GPUs per node)."""
+        self.clock = clock
+        self.inventory = dict(inventory)
+        self.runtime = runtime
+        self.runs: dict[str, _Run] = {}
+        self.launches: list[str] = []
+        """Every submission id that really started, in order (a duplicate would show twice)."""
+        self.unavailable = False
+
+    def _check(self) -> None:
+        if self.unavailable:
+            raise TransientBackendError("simulated backend is unavailable")
+
+    async def submit(self, spec: LaunchSpec) -> None:
+        self._check()
+        if spec.job_id in self.runs:
+            return
+        nodes, per_node = self.inventory.get(spec.flavor, (0, 0))
+        if spec.gpus > nodes * per_node:
+            raise PermanentBackendError(f"{spec.gpus} GPUs of {spec.flavor} do not exist here")
+        self.runs[spec.job_id] = _Run(spec, self.clock(), self.runtime(spec))
+        self.launches.append(spec.job_id)
+
+    def _ends_at(self, run: _Run) -> datetime | None:
+        if run.stopped_at is not None:
+            return run.stopped_at
+        if run.outcome.seconds is None:
+            return None
+        return run.started_at + timedelta(seconds=run.outcome.seconds)
+
+    async def status(self, job_id: str) -> RunStatus:
+        self._check()
+        run = self.runs.get(job_id)
+        if run is None:
+            return RunStatus(RunState.NOT_FOUND)
+        ends_at = self._ends_at(run)
+        if ends_at is None or ends_at > self.clock():
+            return RunStatus(RunState.RUNNING, started_at=run.started_at)
+        if run.stopped_at is not None:
+            return RunStatus(RunState.STOPPED, "stopped", run.started_at, ends_at)
+        return RunStatus(
+            run.outcome.state,
+            "simulated system fault" if run.outcome.system_fault else "",
+            run.started_at,
+            ends_at,
+            run.outcome.exit_code,
+            run.outcome.system_fault,
+        )
+
+    async def cancel(self, job_id: str) -> None:
+        self._check()
+        run = self.runs.get(job_id)
+        if run is None:
+            return
+        ends_at = self._ends_at(run)
+        if ends_at is None or ends_at > self.clock():
+            run.stopped_at = self.clock()
+
+    async def logs(self, job_id: str) -> str:
+        self._check()
+        run = self.runs.get(job_id)
+        return f"simulated run of {run.spec.entrypoint}\n" if run else ""
+
+    def running_gpus(self, flavor: str) -> int:
+        now = self.clock()
+        return sum(
+            run.spec.gpus
+            for run in self.runs.values()
+            if run.spec.flavor == flavor and ((end := self._ends_at(run)) is None or end > now)
+        )
+
+    async def capacity(self) -> Mapping[str, FlavorCapacity]:
+        self._check()
+        capacity: dict[str, FlavorCapacity] = {}
+        for flavor, (nodes, per_node) in self.inventory.items():
+            busy = self.running_gpus(flavor)
+            free: list[int] = []
+            for _ in range(nodes):
+                take = min(per_node, busy)
+                busy -= take
+                free.append(per_node - take)
+            capacity[flavor] = FlavorCapacity(flavor, per_node, tuple(free))
+        return capacity

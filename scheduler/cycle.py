@@ -1,0 +1,577 @@
+"""The scheduling cycle: numbered steps over an immutable snapshot, I/O around pure decisions.
+
+1. heads      queued jobs and the jobs that hold capacity (``snapshot.read_pool``);
+2. snapshot   capacity per cluster and flavor, balances, decayed usage, fair share;
+3. order      priority class, then hierarchical fair share, then age (``decide_queue``);
+4. decide     admit (hold credits, choose cluster + flavor), wait (a reason, a position, an
+              estimated start) or reject, for the whole queue in one pass;
+6. dispatch   launch admitted jobs on their backend, keyed by the job's submission id;
+7. reconcile  poll what runs: start, charge while running, enforce time limits and GPU
+              reservations, settle at the end, release holds, refund system faults; jobs the
+              backend lost are requeued.
+
+No backend is called while a database transaction is open. Each state change and its ledger
+entries are written in one transaction, so a crash between steps leaves nothing half done:
+admitted jobs are re-dispatched (idempotently), running jobs re-polled, finished ones settled
+once. ``on_step`` is called at each boundary (the crash tests use it).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from quotas.accounts import AccountKind
+from quotas.admission import Admit, Reject, Wait, decide_queue, order_queue
+from quotas.clock import Clock, utc_now
+from quotas.db.repositories import JobRepository
+from quotas.db.session import transaction
+from quotas.errors import BooksError
+from quotas.fairshare import FairShare
+from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
+from quotas.quantities import Credits
+from quotas.service import Books
+from scheduler.backends.base import (
+    Backend,
+    GpuAccounting,
+    LaunchSpec,
+    PermanentBackendError,
+    RunState,
+    RunStatus,
+    TransientBackendError,
+)
+from scheduler.charging import owed_milli
+from scheduler.settings import SchedulerSettings
+from scheduler.snapshot import PoolView, read_pool
+
+log = logging.getLogger(__name__)
+ACTOR = "scheduler"
+
+
+@dataclass
+class CycleReport:
+    admitted: list[str] = field(default_factory=list)
+    waiting: int = 0
+    rejected: list[str] = field(default_factory=list)
+    dispatched: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+
+
+class Scheduler:
+    """One writer of job state: admits, dispatches and reconciles."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        backends: Mapping[str, Backend],
+        settings: SchedulerSettings,
+        clock: Clock = utc_now,
+        on_step: Callable[[str], None] = lambda step: None,
+    ) -> None:
+        self.factory = factory
+        self.backends = backends
+        self.settings = settings
+        self.clock = clock
+        self.on_step = on_step
+
+    async def run_once(self) -> CycleReport:
+        report = CycleReport()
+        self.admit(report)
+        await self.dispatch(report)
+        await self.reconcile(report)
+        return report
+
+    # -- steps 1-4: heads, snapshot, order, decide ------------------------------------------
+
+    def admit(self, report: CycleReport) -> None:
+        now = self.clock()
+        half_life = self.settings.fair_share_half_life_hours * 3600
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            view = read_pool(books, now, half_life)
+            if not view.queued:
+                return
+            requests = {job.id: job.spec.request(job.id, job.submitted_at) for job in view.queued}
+            decisions = decide_queue(view.snapshot, requests.values())
+            jobs = {job.id: job for job in view.queued}
+            eta = _EtaEstimator(view, now)
+            ordered = order_queue(view.snapshot, requests.values())
+            position = 0
+            for request, decision in zip(ordered, decisions, strict=True):
+                job = jobs[request.id]
+                if isinstance(decision, Wait):
+                    position += 1
+                    self._wait(books, job, decision, position, eta, view.fair_share)
+                    report.waiting += 1
+                elif isinstance(decision, Reject):
+                    self._reject(books, job, decision.reason)
+                    report.rejected.append(job.id)
+                elif self._hold(books, job, decision, view.snapshot.period):
+                    report.admitted.append(job.id)
+        self.on_step("admitted")
+
+    def _hold(self, books: Books, job: Job, decision: Admit, period: str) -> bool:
+        placement = decision.placement
+        try:
+            with books.session.begin_nested():
+                books.hold(
+                    job.spec.project,
+                    job.id,
+                    placement.hold,
+                    ACTOR,
+                    f"admitted on {placement.cluster} ({placement.flavor})",
+                    period,
+                )
+        except BooksError as error:  # the books moved since the snapshot: wait a cycle
+            self._save(books, replace(job, reason=str(error)))
+            return False
+        placed = Placed(
+            placement.cluster,
+            placement.flavor,
+            placement.rate.milli_per_gpu_hour,
+            placement.rate_version,
+            period,
+            placement.hold.milli,
+        )
+        admitted = replace(
+            job,
+            state=JobState.ADMITTED,
+            placed=placed,
+            attempt=job.attempt + 1,
+            admitted_at=self.clock(),
+            started_at=None,
+            ended_at=None,
+            charged_milli=0,
+            charged_until=None,
+            position=None,
+            eta=None,
+            stop_cause=None,
+            reason="",
+            dispatch_failures=0,
+            next_dispatch_at=None,
+        )
+        self._move(
+            books,
+            job,
+            admitted,
+            f"admitted on {placement.cluster} ({placement.flavor} at {placement.rate} "
+            f"credits/GPU-h, rate card v{placement.rate_version}); held {placement.hold} credits",
+        )
+        return True
+
+    def _wait(
+        self,
+        books: Books,
+        job: Job,
+        decision: Wait,
+        position: int,
+        eta: _EtaEstimator,
+        shares: FairShare,
+    ) -> None:
+        reason = decision.reason
+        estimate = None
+        if reason.startswith("no "):
+            reason = _fair_share_context(books, job, shares) + reason
+            estimate = eta.estimate(job)
+        else:
+            eta.skip(job)
+        if (job.reason, job.position, job.eta) != (reason, position, estimate):
+            self._save(books, replace(job, reason=reason, position=position, eta=estimate))
+
+    def _reject(self, books: Books, job: Job, reason: str) -> None:
+        self._move(
+            books,
+            job,
+            replace(
+                job,
+                state=JobState.REJECTED,
+                reason=reason,
+                ended_at=self.clock(),
+                position=None,
+                eta=None,
+            ),
+            reason,
+        )
+
+    # -- step 6: dispatch -------------------------------------------------------------------
+
+    async def dispatch(self, report: CycleReport) -> None:
+        now = self.clock()
+        with transaction(self.factory) as session:
+            admitted = JobRepository(session).find([JobState.ADMITTED])
+        for job in admitted:
+            if job.next_dispatch_at is not None and job.next_dispatch_at > now:
+                continue
+            assert job.placed is not None
+            backend = self.backends.get(job.placed.cluster)
+            if backend is None:
+                self._finish_unlaunched(job, f"no backend is configured for {job.placed.cluster}")
+                continue
+            if job.cancel_requested:
+                await self._call(backend.cancel(job.submission_id))
+                self._finish_unlaunched(job, "cancelled before it started", JobState.CANCELLED)
+                continue
+            try:
+                self.on_step("dispatching")
+                await backend.submit(self._launch_spec(job))
+            except TransientBackendError as error:
+                self._retry_later(job, str(error))
+                continue
+            except PermanentBackendError as error:
+                self._finish_unlaunched(job, f"the backend refused it: {error}")
+                continue
+            self.on_step("dispatched")
+            with transaction(self.factory) as session:
+                books = Books(session, self.clock)
+                current = JobRepository(session).get(job.id, for_update=True)
+                if current.state is JobState.ADMITTED and current.attempt == job.attempt:
+                    self._move(
+                        books,
+                        current,
+                        replace(current, state=JobState.STARTING),
+                        f"dispatched to {job.placed.cluster} as {job.submission_id}",
+                    )
+            report.dispatched.append(job.id)
+
+    def _launch_spec(self, job: Job) -> LaunchSpec:
+        assert job.placed is not None
+        with transaction(self.factory) as session:
+            flavor = Books(session).flavors.all()[job.placed.flavor]
+        return LaunchSpec(
+            job_id=job.submission_id,
+            project=job.spec.project,
+            entrypoint=job.spec.entrypoint,
+            gpus=job.spec.gpus,
+            flavor=job.placed.flavor,
+            flavor_resource=flavor.ray_resource,
+            time_limit_seconds=job.spec.time_limit_seconds,
+            runtime_env=job.spec.runtime_env,
+            image=job.spec.image,
+            metadata={"gpupool_job": job.id, "gpupool_name": job.spec.name},
+        )
+
+    def _retry_later(self, job: Job, error: str) -> None:
+        failures = job.dispatch_failures + 1
+        if failures >= self.settings.dispatch_max_failures:
+            self._finish_unlaunched(job, f"could not reach the backend {failures} times: {error}")
+            return
+        delay = self.settings.dispatch_retry_seconds * 2 ** (failures - 1)
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            self._save(
+                books,
+                replace(
+                    job,
+                    dispatch_failures=failures,
+                    next_dispatch_at=self.clock() + timedelta(seconds=delay),
+                    reason=f"dispatch failed ({error}); retrying in {delay:g}s",
+                ),
+            )
+
+    def _finish_unlaunched(self, job: Job, reason: str, state: JobState = JobState.FAILED) -> None:
+        """End an admitted job that never ran: release its whole hold, charge nothing."""
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            current = JobRepository(session).get(job.id, for_update=True)
+            if current.state is not JobState.ADMITTED:
+                return
+            assert current.placed is not None
+            books.release(current.spec.project, current.id, ACTOR, reason, current.placed.period)
+            self._move(
+                books,
+                current,
+                replace(current, state=state, reason=reason, ended_at=self.clock()),
+                reason,
+            )
+
+    # -- step 7: reconcile ------------------------------------------------------------------
+
+    async def reconcile(self, report: CycleReport) -> None:
+        with transaction(self.factory) as session:
+            live = JobRepository(session).find([JobState.STARTING, JobState.RUNNING])
+        usage = await self._gpu_usage(live)
+        for job in live:
+            assert job.placed is not None
+            backend = self.backends.get(job.placed.cluster)
+            if backend is None:
+                continue
+            try:
+                status = await backend.status(job.submission_id)
+            except TransientBackendError as error:
+                log.warning("cannot poll %s: %s", job.id, error)
+                continue
+            cause = self._stop_cause(job, status, usage.get(job.submission_id))
+            if cause is not None and not status.state.is_terminal:
+                if await self._call(backend.cancel(job.submission_id)):
+                    self._mark_stopping(job, cause, usage.get(job.submission_id))
+                continue
+            self.on_step("polled")
+            if self._apply_status(job, status):
+                report.finished.append(job.id)
+
+    async def _gpu_usage(self, live: Iterable[Job]) -> dict[str, float]:
+        usage: dict[str, float] = {}
+        clusters = {job.placed.cluster for job in live if job.placed is not None}
+        for cluster in clusters:
+            backend = self.backends.get(cluster)
+            if isinstance(backend, GpuAccounting):
+                try:
+                    usage.update(await backend.gpus_in_use())
+                except TransientBackendError as error:
+                    log.warning("cannot read GPU use on %s: %s", cluster, error)
+        return usage
+
+    def _stop_cause(self, job: Job, status: RunStatus, gpus: float | None) -> StopCause | None:
+        if job.stop_cause is not None:
+            return job.stop_cause  # already asked; ask again (idempotent) until it ends
+        if job.cancel_requested:
+            return StopCause.CANCEL
+        started = job.started_at or status.started_at
+        if (
+            status.state is RunState.RUNNING
+            and started is not None
+            and self.clock() >= started + timedelta(seconds=job.spec.time_limit_seconds)
+        ):
+            return StopCause.TIME_LIMIT
+        if gpus is not None and gpus > job.spec.gpus + 1e-9:
+            return StopCause.OVERUSE
+        return None
+
+    def _mark_stopping(self, job: Job, cause: StopCause, gpus: float | None) -> None:
+        if job.stop_cause is cause:
+            return
+        if cause is StopCause.TIME_LIMIT:
+            reason = f"stopping: reached its time limit of {job.spec.time_limit_seconds / 3600:g}h"
+        elif cause is StopCause.OVERUSE:
+            reason = (
+                f"stopping: its tasks and actors held {gpus or 0:g} GPUs, {job.spec.gpus} reserved"
+            )
+        else:
+            reason = f"stopping: {cause.value} requested"
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            current = JobRepository(session).get(job.id, for_update=True)
+            if current.state.holds_capacity:
+                self._save(books, replace(current, stop_cause=cause, reason=reason))
+
+    def _apply_status(self, job: Job, status: RunStatus) -> bool:
+        """Record what the backend says; returns True when the job ended (and was settled)."""
+        now = self.clock()
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            current = JobRepository(session).get(job.id, for_update=True)
+            if current.state not in (JobState.STARTING, JobState.RUNNING) or (
+                current.attempt != job.attempt
+            ):
+                return False
+            if status.state is RunState.NOT_FOUND:
+                self._requeue_lost(books, current)
+                return False
+            if status.state is RunState.PENDING:
+                return False
+            if current.state is JobState.STARTING:
+                started = replace(
+                    current,
+                    state=JobState.RUNNING,
+                    started_at=status.started_at or now,
+                    charged_until=None,
+                )
+                self._move(books, current, started, "running")
+                current = started
+            if not status.state.is_terminal:
+                self._charge_running(books, current, now)
+                return False
+            self._settle(books, current, status)
+            return True
+
+    def _charge_running(self, books: Books, job: Job, now: datetime) -> None:
+        interval = timedelta(seconds=self.settings.charge_interval_seconds)
+        last = job.charged_until or job.started_at
+        if last is not None and now - last < interval:
+            return
+        self._charge_to(books, job, now, "usage while running")
+
+    def _charge_to(self, books: Books, job: Job, until: datetime, reason: str) -> Job:
+        assert job.placed is not None
+        owed = owed_milli(job, until)
+        delta = owed - job.charged_milli
+        if delta > 0:
+            books.charge(job.spec.project, job.id, Credits(delta), ACTOR, reason, job.placed.period)
+        charged = replace(job, charged_milli=max(owed, job.charged_milli), charged_until=until)
+        self._save(books, charged)
+        return charged
+
+    def _settle(self, books: Books, job: Job, status: RunStatus) -> None:
+        assert job.placed is not None
+        ended = status.ended_at or self.clock()
+        period = job.placed.period
+        job = self._charge_to(books, replace(job, ended_at=ended), ended, "final usage")
+        books.release(job.spec.project, job.id, ACTOR, "job ended: unused hold", period)
+        state, reason = _ending(job, status)
+        if status.system_fault and job.charged_milli:
+            books.refund(
+                job.spec.project,
+                job.id,
+                Credits(job.charged_milli),
+                ACTOR,
+                f"system fault: {status.message or 'the backend ended the job'}",
+                period,
+            )
+            reason += f"; {Credits(job.charged_milli)} credits refunded"
+        self.on_step("settling")
+        self._move(books, job, replace(job, state=state, reason=reason, ended_at=ended), reason)
+
+    def _requeue_lost(self, books: Books, job: Job) -> None:
+        """The backend forgot the job (e.g. the cluster restarted): refund, release, requeue."""
+        assert job.placed is not None
+        period = job.placed.period
+        if job.charged_milli:
+            books.refund(
+                job.spec.project,
+                job.id,
+                Credits(job.charged_milli),
+                ACTOR,
+                "the backend lost the job",
+                period,
+            )
+        books.release(job.spec.project, job.id, ACTOR, "the backend lost the job", period)
+        reason = f"lost by {job.placed.cluster} (cluster restarted?); requeued"
+        preempted = replace(job, state=JobState.PREEMPTED, reason=reason)
+        self._move(books, job, preempted, reason)
+        self._move(
+            books,
+            preempted,
+            replace(
+                preempted,
+                state=JobState.QUEUED,
+                placed=None,
+                started_at=None,
+                ended_at=None,
+                charged_milli=0,
+                charged_until=None,
+                stop_cause=None,
+            ),
+            "requeued",
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    async def _call(self, call: Awaitable[None]) -> bool:
+        try:
+            await call
+        except TransientBackendError as error:
+            log.warning("backend call failed, will retry: %s", error)
+            return False
+        return True
+
+    def _save(self, books: Books, job: Job) -> None:
+        JobRepository(books.session).save(job)
+
+    def _move(self, books: Books, before: Job, after: Job, reason: str) -> None:
+        check_transition(before.state, after.state)
+        JobRepository(books.session).save(
+            after, JobEvent(self.clock(), before.state, after.state, reason)
+        )
+
+
+def _ending(job: Job, status: RunStatus) -> tuple[JobState, str]:
+    if status.state is RunState.SUCCEEDED:
+        return JobState.SUCCEEDED, "succeeded"
+    if status.state is RunState.STOPPED or job.stop_cause is not None:
+        if job.stop_cause is StopCause.TIME_LIMIT:
+            return JobState.TIMED_OUT, (
+                f"reached its time limit of {job.spec.time_limit_seconds / 3600:g}h"
+            )
+        if job.stop_cause is StopCause.OVERUSE:
+            return JobState.FAILED, job.reason.replace("stopping", "stopped", 1)
+        if job.stop_cause is StopCause.CANCEL or job.cancel_requested:
+            return JobState.CANCELLED, "cancelled"
+        return JobState.CANCELLED, f"stopped on the backend: {status.message}".rstrip(": ")
+    code = f" (exit code {status.exit_code})" if status.exit_code is not None else ""
+    detail = f": {status.message}" if status.message else ""
+    prefix = "system fault" if status.system_fault else "failed"
+    return JobState.FAILED, f"{prefix}{code}{detail}"
+
+
+def _fair_share_context(books: Books, job: Job, shares: FairShare) -> str:
+    """'over fair share: program startups uses 61% vs entitled 40%; ' when it is so."""
+    for account in books.tree().path(job.spec.project):
+        if account.kind is AccountKind.POOL:
+            continue
+        node = shares.explain(account.name)
+        if node.norm_usage > node.norm_share + 1e-9:
+            return (
+                f"over fair share: {account.kind} {account.name} uses "
+                f"{node.norm_usage:.0%} vs entitled {node.norm_share:.0%}; "
+            )
+    return ""
+
+
+class _EtaEstimator:
+    """Estimated start of waiting jobs from running jobs' time limits and the GPUs ahead."""
+
+    def __init__(self, view: PoolView, now: datetime) -> None:
+        self.now = now
+        self.free: dict[str, int] = defaultdict(int)
+        for cluster in view.snapshot.clusters:
+            for group in cluster.groups:
+                self.free[group.flavor] += sum(group.free)
+        ends: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        for job in view.holding:
+            if job.placed is None:
+                continue
+            start = job.started_at or job.admitted_at or now
+            ends[job.placed.flavor].append(
+                (max(now, start + timedelta(seconds=job.spec.time_limit_seconds)), job.spec.gpus)
+            )
+        self.ends: dict[str, list[datetime]] = {}
+        self.freed: dict[str, list[int]] = {}
+        for flavor, items in ends.items():
+            items.sort()
+            self.ends[flavor] = [end for end, _ in items]
+            total, cumulative = 0, []
+            for _, gpus in items:
+                total += gpus
+                cumulative.append(total)
+            self.freed[flavor] = cumulative
+        self.ahead: dict[str, int] = defaultdict(int)
+        self.flavors = view.flavors
+
+    def _accepted(self, job: Job) -> list[str]:
+        names = job.spec.flavors or tuple(self.flavors)
+        return [
+            name
+            for name in names
+            if name in self.flavors
+            and (
+                job.spec.min_memory_gb is None
+                or self.flavors[name].memory_gb >= job.spec.min_memory_gb
+            )
+        ]
+
+    def estimate(self, job: Job) -> datetime | None:
+        best: datetime | None = None
+        for flavor in self._accepted(job):
+            needed = self.ahead[flavor] + job.spec.gpus - self.free[flavor]
+            freed = self.freed.get(flavor, [])
+            if needed <= 0:
+                candidate = self.now
+            else:
+                index = bisect.bisect_left(freed, needed)
+                if index == len(freed):
+                    continue
+                candidate = self.ends[flavor][index]
+            best = candidate if best is None else min(best, candidate)
+        self.skip(job)
+        return best
+
+    def skip(self, job: Job) -> None:
+        """Count the job's GPUs as ahead of every later job on the flavors it accepts."""
+        for flavor in self._accepted(job):
+            self.ahead[flavor] += job.spec.gpus

@@ -1,0 +1,71 @@
+"""The queue's front door: submit a job (checked, quoted, queued) and ask to cancel one.
+
+The portal and the CLI call these; they only write desired state. The scheduler does the rest.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import replace
+
+from quotas.accounts import AccountKind
+from quotas.db.repositories import JobRepository
+from quotas.errors import InvalidInput
+from quotas.flavors import acceptable_flavors
+from quotas.jobs import Job, JobEvent, JobSpec, JobState
+from quotas.quote import QuoteLine, quote
+from quotas.service import Books
+
+
+def new_job_id() -> str:
+    return f"gp-{secrets.token_hex(6)}"
+
+
+def submit(books: Books, spec: JobSpec, max_time_limit_seconds: int) -> tuple[Job, list[QuoteLine]]:
+    """Queue a job after checking what can be checked at the door; returns it with its quote."""
+    tree = books.tree()
+    if tree[spec.project].kind is not AccountKind.PROJECT:
+        raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
+    if spec.time_limit_seconds > max_time_limit_seconds:
+        raise InvalidInput(
+            f"time limit {spec.time_limit_seconds / 3600:g}h is over the cap of "
+            f"{max_time_limit_seconds / 3600:g}h"
+        )
+    flavors = books.flavors.all()
+    acceptable_flavors(flavors, spec.flavors, spec.min_memory_gb)  # unknown flavor -> error
+    lines = quote(
+        flavors,
+        books.rate_card(),
+        spec.gpus,
+        spec.time_limit_seconds,
+        spec.flavors,
+        spec.min_memory_gb,
+    )
+    job = Job(id=new_job_id(), spec=spec, state=JobState.QUEUED, submitted_at=books.clock())
+    JobRepository(books.session).add(job)
+    return job, lines
+
+
+def request_cancel(books: Books, job_id: str, actor: str) -> Job:
+    """Cancel a queued job at once; ask the scheduler to stop one that was admitted."""
+    jobs = JobRepository(books.session)
+    job = jobs.get(job_id, for_update=True)
+    if job.state.is_terminal:
+        return job
+    if job.state is JobState.QUEUED:
+        cancelled = replace(
+            job, state=JobState.CANCELLED, reason=f"cancelled by {actor}", ended_at=books.clock()
+        )
+        jobs.save(
+            cancelled,
+            JobEvent(
+                books.clock(),
+                job.state,
+                JobState.CANCELLED,
+                f"cancelled by {actor} before it started",
+            ),
+        )
+        return cancelled
+    asked = replace(job, cancel_requested=True)
+    jobs.save(asked)
+    return asked

@@ -1,0 +1,17 @@
+"""Settings of the scheduling loop (env prefix ``GPUPOOL_``), on top of the books' settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from quotas.settings import Settings
+
+
+class SchedulerSettings(Settings):
+    cycle_seconds: float = Field(default=2.0, gt=0, description="Pause between cycles.")
+    charge_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often running jobs are charged for what they used."
+    )
+    dispatch_retry_seconds: float = Field(default=2.0, gt=0)
+    dispatch_max_failures: int = Field(default=8, gt=0)
+    max_time_limit_hours: float = Field(default=72.0, gt=0)

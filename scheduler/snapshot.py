@@ -1,0 +1,152 @@
+"""Step 2 of the cycle: read the books and the jobs into one immutable admission snapshot.
+
+Free capacity is the declared inventory minus the GPUs of every job gpupool has admitted,
+started or running there, packed onto nodes the way admission places them (best fit for jobs of
+at most a node, whole nodes for larger ones). gpupool's own records are the truth: a backend that
+restarts and forgets its jobs does not make their GPUs look free.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from quotas.accounts import AccountTree
+from quotas.admission import Cluster, NodeGroup, Snapshot
+from quotas.db.repositories import JobRepository
+from quotas.fairshare import FairShare, decayed_usage, fair_share
+from quotas.flavors import Flavor
+from quotas.inventory import ClusterSpec
+from quotas.jobs import Job, JobState
+from quotas.ledger import Balances, Bucket
+from quotas.quantities import Credits
+from quotas.service import Books
+
+HOLDING = (JobState.ADMITTED, JobState.STARTING, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class PoolView:
+    """What one cycle reads, in one transaction."""
+
+    snapshot: Snapshot
+    queued: list[Job]
+    holding: list[Job]
+    clusters: dict[str, ClusterSpec]
+    flavors: dict[str, Flavor]
+    fair_share: FairShare
+
+
+def read_pool(books: Books, now: datetime, half_life_seconds: float) -> PoolView:
+    period = books.current_period(now).name
+    tree = books.tree(period)
+    jobs = JobRepository(books.session)
+    queued = jobs.find([JobState.QUEUED])
+    holding = jobs.find(HOLDING)
+    specs = {cluster.name: cluster for cluster in books.clusters.all()}
+    balances = books.ledger.balances(period)
+    committed, used = _credits(tree, balances, period)
+    shares = fair_share(tree, _usage(books, now, half_life_seconds))
+    snapshot = Snapshot(
+        now=now,
+        period=period,
+        tree=tree,
+        flavors=books.flavors.all(),
+        rate_card=books.rate_card(now),
+        clusters=tuple(free_capacity(specs.values(), holding)),
+        committed=committed,
+        used=used,
+        running_gpus=_running_gpus(tree, holding),
+        fair_share=shares,
+    )
+    return PoolView(snapshot, queued, holding, specs, dict(snapshot.flavors), shares)
+
+
+def _credits(
+    tree: AccountTree, balances: Balances, period: str
+) -> tuple[dict[str, Credits], dict[str, Credits]]:
+    """Committed credits per project; settled + in flight per account's whole subtree."""
+    committed: dict[str, int] = defaultdict(int)
+    own_use: dict[str, int] = defaultdict(int)
+    for (each_period, _funder, pocket), amount in balances.amounts.items():
+        if each_period != period or pocket.account is None:
+            continue
+        if pocket.bucket is Bucket.AVAILABLE:
+            committed[pocket.account] += amount
+        elif pocket.bucket in (Bucket.HELD, Bucket.SPENT):
+            own_use[pocket.account] += amount
+    used: dict[str, int] = defaultdict(int)
+    for account, amount in own_use.items():
+        for step in tree.path(account):
+            used[step.name] += amount
+    return (
+        {name: Credits(amount) for name, amount in committed.items()},
+        {name: Credits(amount) for name, amount in used.items()},
+    )
+
+
+def _usage(books: Books, now: datetime, half_life_seconds: float) -> dict[str, float]:
+    since = now - timedelta(seconds=half_life_seconds * 10)
+    charges: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for project, at, milli in books.ledger.usage_charges(since):
+        charges[project].append((at, milli))
+    return {
+        project: max(0.0, decayed_usage(items, now, half_life_seconds))
+        for project, items in charges.items()
+    }
+
+
+def _running_gpus(tree: AccountTree, holding: Iterable[Job]) -> dict[str, int]:
+    running: dict[str, int] = defaultdict(int)
+    for job in holding:
+        for step in tree.path(job.spec.project):
+            running[step.name] += job.spec.gpus
+    return dict(running)
+
+
+def free_capacity(clusters: Iterable[ClusterSpec], holding: Iterable[Job]) -> list[Cluster]:
+    """Each cluster's nodes with the GPUs that gpupool's holding jobs leave free."""
+    clusters = list(clusters)
+    free: dict[tuple[str, str], list[int]] = {}
+    per_node: dict[tuple[str, str], int] = {}
+    for spec in clusters:
+        for item in spec.inventory:
+            free[(spec.name, item.flavor)] = [item.gpus_per_node] * item.nodes
+            per_node[(spec.name, item.flavor)] = item.gpus_per_node
+    for job in sorted(holding, key=lambda job: -job.spec.gpus):
+        if job.placed is None:
+            continue
+        key = (job.placed.cluster, job.placed.flavor)
+        if key not in free:
+            continue
+        _take(free[key], per_node[key], job.spec.gpus)
+    return [
+        Cluster(
+            spec.name,
+            spec.site,
+            tuple(
+                NodeGroup(item.flavor, item.gpus_per_node, tuple(free[(spec.name, item.flavor)]))
+                for item in spec.inventory
+            ),
+            multi_node=spec.multi_node,
+        )
+        for spec in clusters
+    ]
+
+
+def _take(nodes: list[int], gpus_per_node: int, gpus: int) -> None:
+    if gpus <= gpus_per_node:
+        fitting = [index for index, free in enumerate(nodes) if free >= gpus]
+        if fitting:
+            best = min(fitting, key=lambda index: nodes[index])
+            nodes[best] -= gpus
+            return
+    remaining = gpus
+    for index in sorted(range(len(nodes)), key=lambda index: -nodes[index]):
+        take = min(nodes[index], remaining)
+        nodes[index] -= take
+        remaining -= take
+        if not remaining:
+            return

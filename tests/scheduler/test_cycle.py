@@ -1,0 +1,367 @@
+"""Scenarios of the scheduling cycle on the simulated backend, against the demo pool.
+
+The clock is injected; jobs "run" on it. Each scenario checks what a user or an auditor would see:
+the job's state and events, its wait reason, position and estimated start, and the ledger.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from quotas.db.repositories import JobRepository
+from quotas.db.session import make_engine, session_factory, transaction
+from quotas.demo import demo_pool
+from quotas.errors import BooksError, InvalidInput, NoSuchFlavor
+from quotas.jobs import Job, JobSpec, JobState
+from quotas.ledger import EntryKind
+from quotas.quantities import Credits
+from quotas.seed import seed_demo
+from quotas.service import Books
+from scheduler.backends.base import LaunchSpec, RunState
+from scheduler.backends.simulated import Outcome, SimulatedBackend
+from scheduler.cycle import Scheduler
+from scheduler.queue import request_cancel, submit
+from scheduler.settings import SchedulerSettings
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+HOUR = 3600
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = START
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@dataclass
+class Pool:
+    factory: sessionmaker[Session]
+    clock: Clock
+    scheduler: Scheduler
+    daejeon: SimulatedBackend
+    gwangju: SimulatedBackend
+    outcomes: dict[str, Outcome]
+
+    def submit(
+        self,
+        name: str,
+        project: str = "kaist-nlp",
+        gpus: int = 8,
+        hours: float = 1,
+        outcome: Outcome | None = None,
+        **options: object,
+    ) -> str:
+        self.outcomes[name] = outcome or Outcome(seconds=None)
+        with transaction(self.factory) as session:
+            job, _quote = submit(
+                Books(session, self.clock),
+                JobSpec(
+                    project=project,
+                    submitter="seoyeon.lee",
+                    name=name,
+                    entrypoint="python train.py",
+                    gpus=gpus,
+                    time_limit_seconds=int(hours * HOUR),
+                    **options,
+                ),  # type: ignore[arg-type]
+                max_time_limit_seconds=72 * HOUR,
+            )
+        return job.id
+
+    def cycle(self) -> None:
+        asyncio.run(self.scheduler.run_once())
+
+    def job(self, job_id: str) -> Job:
+        with transaction(self.factory) as session:
+            return JobRepository(session).get(job_id)
+
+    def events(self, job_id: str) -> list[tuple[str | None, str]]:
+        with transaction(self.factory) as session:
+            return [(e.from_state, e.to_state) for e in JobRepository(session).events(job_id)]
+
+    def balances(self, account: str):  # type: ignore[no-untyped-def]
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            return books.balances(account, books.current_period().name)
+
+    def entries(self, job_id: str, kind: EntryKind) -> int:
+        with transaction(self.factory) as session:
+            entries = Books(session).ledger.entries(job=job_id, kinds=[kind], limit=1000)
+            return sum(entry.posting.amount.milli for entry in entries)
+
+
+@pytest.fixture
+def pool(fresh_database_url: str) -> Iterator[Pool]:
+    engine = make_engine(fresh_database_url)
+    factory = session_factory(engine)
+    clock = Clock()
+    with transaction(factory) as session:
+        seed_demo(Books(session, clock), demo_pool(START))
+    outcomes: dict[str, Outcome] = {}
+
+    def runtime(spec: LaunchSpec) -> Outcome:
+        return outcomes[spec.metadata["gpupool_name"]]
+
+    daejeon = SimulatedBackend(clock, {"h100-80g": (2, 8), "a100-80g": (2, 8)}, runtime)
+    gwangju = SimulatedBackend(clock, {"v100-32g": (4, 8)}, runtime)
+    settings = SchedulerSettings(charge_interval_seconds=60)
+    scheduler = Scheduler(
+        factory, {"national-daejeon": daejeon, "national-gwangju": gwangju}, settings, clock
+    )
+    yield Pool(factory, clock, scheduler, daejeon, gwangju, outcomes)
+    engine.dispose()
+
+
+def test_a_job_runs_to_success_and_is_charged_exactly_what_it_used(pool: Pool) -> None:
+    job_id = pool.submit(
+        "llm-sft", gpus=8, hours=2, flavors=("h100-80g",), outcome=Outcome(seconds=30 * 60)
+    )
+    pool.cycle()  # admitted and dispatched
+    pool.cycle()  # running
+    pool.clock.advance(30 * 60)
+    pool.cycle()  # succeeded and settled
+
+    job = pool.job(job_id)
+    assert job.state is JobState.SUCCEEDED
+    assert pool.events(job_id) == [
+        (None, "queued"),
+        ("queued", "admitted"),
+        ("admitted", "starting"),
+        ("starting", "running"),
+        ("running", "succeeded"),
+    ]
+    assert job.placed is not None
+    assert job.placed.rate_version == 1
+    assert pool.entries(job_id, EntryKind.HOLD) == Credits.of(16).milli  # 8 GPUs x 2h x 1.0
+    assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of(4).milli  # 8 x 0.5h
+    assert pool.entries(job_id, EntryKind.RELEASE) == Credits.of(12).milli
+    balances = pool.balances("kaist-nlp")
+    assert (balances.settled, balances.in_flight, balances.committed) == (
+        Credits.of(4),
+        Credits.zero(),
+        Credits.of(24_000 - 4),
+    )
+    assert pool.daejeon.launches == [job_id]
+
+
+def test_charges_accrue_while_a_job_runs(pool: Pool) -> None:
+    job_id = pool.submit("pretrain", gpus=4, hours=10, flavors=("h100-80g",))
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(10 * 60)
+    pool.cycle()
+
+    assert pool.job(job_id).state is JobState.RUNNING
+    assert pool.balances("kaist-nlp").settled == Credits.of("0.667")  # 4 GPUs x 10 min, rounded up
+    assert pool.balances("kaist-nlp").in_flight == Credits.of(40) - Credits.of("0.667")
+
+
+def test_the_time_limit_stops_a_job_and_charges_it_to_the_limit(pool: Pool) -> None:
+    job_id = pool.submit("endless", gpus=2, hours=1, flavors=("a100-80g",))
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(HOUR + 5)
+    pool.cycle()  # asks the backend to stop it
+    pool.cycle()  # sees it stopped: timed out
+
+    job = pool.job(job_id)
+    assert job.state is JobState.TIMED_OUT
+    assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of("1.6").milli  # 2 x 1h x 0.8
+    assert pool.balances("kaist-nlp").in_flight == Credits.zero()
+
+
+def test_a_cancelled_job_is_charged_only_for_what_ran(pool: Pool) -> None:
+    job_id = pool.submit("sweep", gpus=1, hours=4, flavors=("v100-32g",))
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(2 * HOUR)
+    with transaction(pool.factory) as session:
+        request_cancel(Books(session, pool.clock), job_id, "seoyeon.lee")
+    pool.cycle()
+    pool.cycle()
+
+    assert pool.job(job_id).state is JobState.CANCELLED
+    assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of("0.5").milli  # 1 x 2h x 0.25
+
+
+def test_a_queued_job_is_cancelled_at_once_and_never_charged(pool: Pool) -> None:
+    job_id = pool.submit("typo", gpus=1)
+    with transaction(pool.factory) as session:
+        request_cancel(Books(session, pool.clock), job_id, "seoyeon.lee")
+    pool.cycle()
+
+    assert pool.job(job_id).state is JobState.CANCELLED
+    assert pool.entries(job_id, EntryKind.HOLD) == 0
+    assert pool.daejeon.launches == []
+
+
+def test_a_failing_job_is_charged_and_a_system_fault_is_refunded(pool: Pool) -> None:
+    own = pool.submit(
+        "bug",
+        gpus=1,
+        flavors=("h100-80g",),
+        outcome=Outcome(seconds=600, state=RunState.FAILED, exit_code=3),
+    )
+    fault = pool.submit(
+        "unlucky",
+        gpus=1,
+        flavors=("h100-80g",),
+        outcome=Outcome(seconds=600, state=RunState.FAILED, system_fault=True),
+    )
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(600)
+    pool.cycle()
+
+    assert pool.job(own).state is JobState.FAILED
+    assert "exit code 3" in pool.job(own).reason
+    assert pool.entries(own, EntryKind.CHARGE) == Credits.of("0.167").milli
+    assert pool.job(fault).state is JobState.FAILED
+    assert "refunded" in pool.job(fault).reason
+    assert pool.entries(fault, EntryKind.REFUND) == pool.entries(fault, EntryKind.CHARGE) > 0
+
+
+def test_waiting_jobs_get_a_true_reason_a_position_and_an_estimated_start(pool: Pool) -> None:
+    first = pool.submit("big-1", gpus=8, hours=2, flavors=("h100-80g",))
+    second = pool.submit("big-2", gpus=8, hours=3, flavors=("h100-80g",))
+    pool.cycle()
+    third = pool.submit("big-3", gpus=8, hours=1, flavors=("h100-80g",))
+    fourth = pool.submit("big-4", gpus=8, hours=1, flavors=("h100-80g",))
+    pool.cycle()
+
+    assert {pool.job(first).state, pool.job(second).state} == {JobState.RUNNING}
+    waiting = pool.job(third)
+    assert waiting.state is JobState.QUEUED
+    assert "no h100-80g free for 8 GPUs; 0 GPUs ahead of you" in waiting.reason
+    assert waiting.position == 1
+    assert waiting.eta == START + timedelta(hours=2)
+    assert pool.job(fourth).position == 2
+    assert "8 GPUs ahead of you" in pool.job(fourth).reason
+    assert pool.job(fourth).eta == START + timedelta(hours=3)
+
+
+def test_a_budget_wait_says_how_much_is_needed_and_left(pool: Pool) -> None:
+    ocr = "seoulvision-doc-ocr"  # 1,500 credits awarded
+    pool.submit("a", project=ocr, gpus=8, hours=72, flavors=("h100-80g",))  # 576.0
+    pool.submit("b", project=ocr, gpus=8, hours=72, flavors=("a100-80g",))  # 460.8
+    pool.cycle()
+    waiting = pool.submit("c", project=ocr, gpus=8, hours=60, flavors=("h100-80g",))  # 480.0
+    pool.cycle()
+
+    job = pool.job(waiting)
+    assert job.state is JobState.QUEUED
+    assert job.reason == f"budget: needs 480.0 credits, 463.2 left (project {ocr})"
+    assert pool.balances(ocr).in_flight == Credits.of("1036.8")
+
+
+@pytest.mark.parametrize(
+    ("spec", "error"),
+    [
+        ({"project": "nonexistent-lab"}, BooksError),
+        ({"project": "kaist"}, InvalidInput),
+        ({"flavors": ("x100-80g",)}, NoSuchFlavor),
+        ({"hours": 100}, InvalidInput),
+        ({"hours": 0}, InvalidInput),
+        ({"gpus": 0}, InvalidInput),
+    ],
+)
+def test_bad_input_is_refused_at_the_door_and_nothing_is_charged(
+    pool: Pool, spec: dict[str, object], error: type[Exception]
+) -> None:
+    with pytest.raises(error):
+        pool.submit("bad", **spec)  # type: ignore[arg-type]
+    with transaction(pool.factory) as session:
+        assert JobRepository(session).find() == []
+
+
+def test_an_empty_entrypoint_is_refused() -> None:
+    with pytest.raises(InvalidInput, match="entrypoint"):
+        JobSpec("kaist-nlp", "s", "j", "   ", gpus=1, time_limit_seconds=60)
+
+
+def test_more_gpus_than_a_ray_node_has_is_rejected_with_a_reason(pool: Pool) -> None:
+    job_id = pool.submit("gang", gpus=16, flavors=("h100-80g",))
+    pool.cycle()
+
+    job = pool.job(job_id)
+    assert job.state is JobState.REJECTED
+    assert "more than one node has (8 at most)" in job.reason
+    assert pool.entries(job_id, EntryKind.HOLD) == 0
+
+
+def test_a_job_the_backend_lost_is_refunded_and_requeued(pool: Pool) -> None:
+    job_id = pool.submit("orphan", gpus=2, hours=2, flavors=("h100-80g",))
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(20 * 60)
+    pool.cycle()
+    assert pool.balances("kaist-nlp").settled > Credits.zero()
+    pool.daejeon.runs.clear()  # the Ray cluster restarted and forgot its jobs
+
+    pool.cycle()
+
+    job = pool.job(job_id)
+    assert pool.balances("kaist-nlp").settled == Credits.zero()
+    assert ("running", "preempted") in pool.events(job_id)
+    assert job.state in (JobState.QUEUED, JobState.ADMITTED, JobState.STARTING)
+    pool.cycle()
+    assert pool.job(job_id).attempt == 2
+    assert pool.daejeon.launches == [job_id, f"{job_id}-a2"]
+
+
+def test_an_unreachable_backend_is_retried_without_launching_twice(pool: Pool) -> None:
+    job_id = pool.submit("patient", gpus=1, flavors=("h100-80g",))
+    pool.daejeon.unavailable = True
+    pool.cycle()
+    assert "dispatch failed" in pool.job(job_id).reason
+    assert pool.job(job_id).state is JobState.ADMITTED
+
+    pool.daejeon.unavailable = False
+    pool.clock.advance(5)
+    pool.cycle()
+    pool.cycle()
+
+    assert pool.job(job_id).state is JobState.RUNNING
+    assert pool.daejeon.launches == [job_id]
+
+
+def test_fair_share_gives_contended_gpus_to_the_program_that_used_less(pool: Pool) -> None:
+    # startups used a lot recently; universities did not
+    for index in range(2):
+        pool.submit(
+            f"warmup-{index}",
+            project="hanbit-robot-policy",
+            gpus=8,
+            flavors=("h100-80g",),
+            outcome=Outcome(seconds=HOUR),
+        )
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(HOUR)
+    pool.cycle()
+    startup = pool.submit(
+        "startup-next", project="hanbit-robot-policy", gpus=8, flavors=("h100-80g",)
+    )
+    university = pool.submit(
+        "university-next", project="snu-medical-imaging", gpus=8, flavors=("h100-80g",)
+    )
+    blocker = pool.submit("blocker", project="postech-materials", gpus=8, flavors=("h100-80g",))
+    pool.cycle()
+
+    running = {
+        j for j in (startup, university, blocker) if pool.job(j).state is not JobState.QUEUED
+    }
+    assert university in running
+    assert startup not in running
+    assert "over fair share: program startups" in pool.job(startup).reason
