@@ -14,8 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/gpupool init --demo --data-dir $(DATA_DIR)
-	$(BIN)/gpupool quota --data-dir $(DATA_DIR)
+	$(BIN)/gpupool serve --demo --data-dir $(DATA_DIR)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,13 +1,17 @@
 """The ``gpupool`` command line.
 
-``gpupool init --demo`` creates the database and seeds the demo pool; ``gpupool quota`` shows
-the account tree with its three balances; ``gpupool quote`` prices a job before it is submitted;
-``gpupool fairshare`` shows who goes next and why; ``gpupool db upgrade`` migrates. Exit codes:
-0 success, 1 a domain error (the message says what to change), 2 bad usage.
+``gpupool serve --demo`` sets up the books, starts the embedded Ray cluster and runs the
+scheduler; ``submit``, ``jobs``, ``job``, ``logs`` and ``cancel`` work the queue; ``quota``
+shows the account tree with its three balances; ``quote`` prices a job before it is submitted;
+``fairshare`` shows who goes next and why; ``init`` and ``db upgrade`` prepare the database.
+Exit codes: 0 success, 1 a domain error (the message says what to change), 2 bad usage.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -17,17 +21,25 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
+from quotas.admission import DataClass, PriorityClass
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
+from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.errors import BooksError
 from quotas.fairshare import decayed_usage, fair_share
-from quotas.quantities import parse_duration
+from quotas.jobs import JobSpec, JobState
+from quotas.quantities import Credits, Rate, format_duration, parse_duration
 from quotas.quote import quote
 from quotas.seed import seed_demo
 from quotas.service import Books
-from quotas.settings import Settings
+from scheduler.backends.base import BackendError
+from scheduler.backends.registry import build_backends, close_backends, embedded_inventory
+from scheduler.embedded import EmbeddedRayCluster
+from scheduler.loop import run_scheduler
+from scheduler.queue import request_cancel, submit
+from scheduler.settings import SchedulerSettings
 
 app = typer.Typer(
     help="gpupool: one national GPU pool, one ledger, fair share.", no_args_is_help=True
@@ -40,8 +52,8 @@ app.add_typer(db_app, name="db")
 DataDir = Annotated[Path | None, typer.Option(help="Where gpupool keeps its files.")]
 
 
-def _settings(data_dir: Path | None) -> Settings:
-    return Settings(data_dir=data_dir) if data_dir else Settings()
+def _settings(data_dir: Path | None) -> SchedulerSettings:
+    return SchedulerSettings(data_dir=data_dir) if data_dir else SchedulerSettings()
 
 
 def _engine(data_dir: Path | None) -> Engine:
@@ -76,6 +88,10 @@ def init(
     data_dir: DataDir = None,
 ) -> None:
     """Create (or migrate) the database and, with --demo, seed the demo pool."""
+    _init(demo, data_dir)
+
+
+def _init(demo: bool, data_dir: Path | None) -> None:
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database)
@@ -179,3 +195,214 @@ def fairshare_command(data_dir: DataDir = None) -> None:
 
         show(tree.root.name, 0)
         typer.echo("order: " + ", ".join(result.ranking))
+
+
+def _embedded_address_file(settings: SchedulerSettings) -> Path:
+    """Where ``serve`` leaves the embedded Ray cluster's address for ``logs`` to find."""
+    folder = settings.data_dir / "ray"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "address"
+
+
+@app.command()
+def serve(
+    demo: Annotated[bool, typer.Option(help="Seed the demo pool on first start.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Run gpupool: the books, the scheduler, and a local Ray cluster when none is configured."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    settings = _settings(data_dir)
+    _init(demo, data_dir)
+    with _books(data_dir) as books:
+        clusters = books.clusters.all()
+        flavors = books.flavors.all()
+    inventory = embedded_inventory(clusters, flavors)
+    address_file = _embedded_address_file(settings)
+    embedded = None
+    if inventory:
+        embedded = EmbeddedRayCluster(inventory, settings.data_dir / "ray")
+        typer.echo(
+            f"starting a local Ray cluster with {sum(inventory.values())} logical GPUs "
+            f"({', '.join(f'{n} {r}' for r, n in inventory.items())}) ..."
+        )
+        embedded.start()
+        address_file.write_text(embedded.address)
+        typer.echo(f"Ray cluster: {embedded.address}")
+    backends = build_backends(clusters, flavors, embedded.address if embedded else None)
+    typer.echo(f"scheduler: {len(backends)} clusters ({', '.join(backends)}); Ctrl-C stops")
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        engine = make_engine(settings.database)
+        try:
+            await run_scheduler(engine, backends, settings, stop)
+        finally:
+            await close_backends(backends)
+            engine.dispose()
+
+    try:
+        asyncio.run(main())
+    finally:
+        if embedded is not None:
+            typer.echo("stopping the local Ray cluster ...")
+            address_file.unlink(missing_ok=True)
+            embedded.stop()
+
+
+@app.command("submit")
+def submit_command(
+    entrypoint: Annotated[str, typer.Argument(help="The command to run, e.g. 'python train.py'.")],
+    project: Annotated[str, typer.Option(help="Project the job is charged to.")],
+    gpus: Annotated[int, typer.Option(help="Number of GPUs.")] = 1,
+    time_limit: Annotated[str, typer.Option(help="Time limit, e.g. 4h or 90m.")] = "1h",
+    flavor: Annotated[list[str] | None, typer.Option(help="Acceptable flavor (repeat).")] = None,
+    min_memory_gb: Annotated[
+        int | None, typer.Option(help="Any flavor with this much memory.")
+    ] = None,
+    name: Annotated[str, typer.Option(help="A name for the job.")] = "job",
+    priority: Annotated[PriorityClass, typer.Option(help="Priority class.")] = PriorityClass.NORMAL,
+    data_class: Annotated[DataClass, typer.Option(help="Data class.")] = DataClass.PUBLIC,
+    preemptible: Annotated[bool, typer.Option(help="May be preempted.")] = False,
+    submitter: Annotated[str, typer.Option(envvar="USER", help="Who submits.")] = "admin",
+    data_dir: DataDir = None,
+) -> None:
+    """Queue a job; prints its id and what it would cost on each acceptable flavor."""
+    try:
+        seconds = parse_duration(time_limit)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--time-limit") from error
+    settings = _settings(data_dir)
+    with _books(data_dir) as books:
+        spec = JobSpec(
+            project=project,
+            submitter=submitter,
+            name=name,
+            entrypoint=entrypoint,
+            gpus=gpus,
+            time_limit_seconds=seconds,
+            flavors=tuple(flavor or ()),
+            min_memory_gb=min_memory_gb,
+            priority=priority,
+            data_class=data_class,
+            preemptible=preemptible,
+        )
+        job, lines = submit(books, spec, int(settings.max_time_limit_hours * 3600))
+    typer.echo(f"submitted {job.id} ({name}) to {project}: {gpus} GPUs for {time_limit}")
+    typer.echo("quote: " + ", ".join(f"{line.flavor} {line.credits} credits" for line in lines))
+
+
+@app.command("jobs")
+def jobs_command(
+    project: Annotated[str | None, typer.Option(help="Only this project's jobs.")] = None,
+    state: Annotated[JobState | None, typer.Option(help="Only jobs in this state.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """The queue and recent jobs, with each waiting job's position and reason."""
+    with _books(data_dir) as books:
+        found = JobRepository(books.session).find([state] if state else None, project)
+    typer.echo(f"{'job':<16}{'name':<16}{'project':<22}{'gpus':>5}  {'state':<10}{'where / why'}")
+    for job in found:
+        where = (
+            f"{job.placed.cluster} {job.placed.flavor}"
+            if job.placed and job.state.holds_capacity
+            else job.reason
+        )
+        if job.position is not None:
+            where = f"#{job.position} {where}"
+        typer.echo(
+            f"{job.id:<16}{job.spec.name[:15]:<16}{job.spec.project[:21]:<22}"
+            f"{job.spec.gpus:>5}  {job.state:<10}{where}"
+        )
+
+
+@app.command("job")
+def job_command(job_id: str, data_dir: DataDir = None) -> None:
+    """One job: state, wait reason, position and estimated start, charges, history."""
+    with _books(data_dir) as books:
+        jobs = JobRepository(books.session)
+        job = jobs.get(job_id)
+        events = jobs.events(job_id)
+        charged = sum(
+            entry.posting.amount.milli
+            if entry.posting.kind == "charge"
+            else -entry.posting.amount.milli
+            for entry in books.ledger.entries(job=job_id, limit=10_000)
+            if entry.posting.kind in ("charge", "refund")
+        )
+    typer.echo(f"{job.id}  {job.spec.name}  project {job.spec.project}  state {job.state}")
+    typer.echo(
+        f"asked: {job.spec.gpus} GPUs, time limit {format_duration(job.spec.time_limit_seconds)}, "
+        f"flavors {', '.join(job.spec.flavors) or 'any'}"
+    )
+    if job.reason:
+        typer.echo(f"reason: {job.reason}")
+    if job.position is not None:
+        eta = job.eta.isoformat(timespec="minutes") if job.eta else "unknown"
+        typer.echo(f"position: {job.position}; estimated start: {eta}")
+    if job.placed:
+        typer.echo(
+            f"placed: {job.placed.cluster} {job.placed.flavor} at {Rate(job.placed.rate_milli)} "
+            f"credits/GPU-h (rate card v{job.placed.rate_version}); "
+            f"held {Credits(job.placed.hold_milli)}"
+        )
+    typer.echo(f"charged: {Credits(charged)} credits")
+    for event in events:
+        typer.echo(
+            f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.from_state or '-'} -> "
+            f"{event.to_state}  {event.reason}"
+        )
+
+
+@app.command("cancel")
+def cancel_command(
+    job_id: str,
+    actor: Annotated[str, typer.Option("--as", envvar="USER", help="Who cancels.")] = "admin",
+    data_dir: DataDir = None,
+) -> None:
+    """Cancel a job: at once if queued, or ask the scheduler to stop it."""
+    with _books(data_dir) as books:
+        job = request_cancel(books, job_id, actor)
+    if job.state.is_terminal:
+        typer.echo(f"{job_id} is {job.state}")
+    else:
+        typer.echo(f"{job_id}: cancel requested; the scheduler stops it on its next cycle")
+
+
+@app.command("logs")
+def logs_command(job_id: str, data_dir: DataDir = None) -> None:
+    """The job's output so far, from the cluster it runs on."""
+    settings = _settings(data_dir)
+    with _books(data_dir) as books:
+        job = JobRepository(books.session).get(job_id)
+        clusters = books.clusters.all()
+        flavors = books.flavors.all()
+    if job.placed is None:
+        typer.echo(f"{job_id} has not run yet ({job.state})")
+        return
+    address_file = _embedded_address_file(settings)
+    embedded = address_file.read_text().strip() if address_file.exists() else None
+    backends = build_backends(clusters, flavors, embedded)
+    backend = backends.get(job.placed.cluster)
+    if backend is None:
+        typer.secho(
+            f"error: no backend for {job.placed.cluster} is reachable from here",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(1)
+
+    async def read() -> str:
+        try:
+            return await backend.logs(job.submission_id)
+        finally:
+            await close_backends(backends)
+
+    try:
+        typer.echo(asyncio.run(read()), nl=False)
+    except BackendError as error:
+        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from error

@@ -92,6 +92,18 @@ class Rate:
         return text + "0" if text.endswith(".") else text
 
 
+def format_duration(seconds: int) -> str:
+    """The shortest reading of a duration: 600 -> "10m", 5400 -> "1h30m", 90061 -> "1d1h1m1s"."""
+    if seconds <= 0:
+        return "0s"
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts)
+
+
 def parse_duration(text: str) -> int:
     """Seconds in a duration such as "90s", "45m", "4h", "2d" or "1h30m"."""
     units = {"s": 1, "m": 60, "h": 3600, "d": 86400}

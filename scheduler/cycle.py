@@ -35,7 +35,7 @@ from quotas.db.session import transaction
 from quotas.errors import BooksError
 from quotas.fairshare import FairShare
 from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
-from quotas.quantities import Credits
+from quotas.quantities import Credits, format_duration
 from quotas.service import Books
 from scheduler.backends.base import (
     Backend,
@@ -94,7 +94,7 @@ class Scheduler:
         half_life = self.settings.fair_share_half_life_hours * 3600
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
-            view = read_pool(books, now, half_life)
+            view = read_pool(books, now, half_life, self.backends)
             if not view.queued:
                 return
             requests = {job.id: job.spec.request(job.id, job.submitted_at) for job in view.queued}
@@ -346,8 +346,9 @@ class Scheduler:
     def _mark_stopping(self, job: Job, cause: StopCause, gpus: float | None) -> None:
         if job.stop_cause is cause:
             return
+        limit = format_duration(job.spec.time_limit_seconds)
         if cause is StopCause.TIME_LIMIT:
-            reason = f"stopping: reached its time limit of {job.spec.time_limit_seconds / 3600:g}h"
+            reason = f"stopping: reached its time limit of {limit}"
         elif cause is StopCause.OVERUSE:
             reason = (
                 f"stopping: its tasks and actors held {gpus or 0:g} GPUs, {job.spec.gpus} reserved"
@@ -486,7 +487,7 @@ def _ending(job: Job, status: RunStatus) -> tuple[JobState, str]:
     if status.state is RunState.STOPPED or job.stop_cause is not None:
         if job.stop_cause is StopCause.TIME_LIMIT:
             return JobState.TIMED_OUT, (
-                f"reached its time limit of {job.spec.time_limit_seconds / 3600:g}h"
+                f"reached its time limit of {format_duration(job.spec.time_limit_seconds)}"
             )
         if job.stop_cause is StopCause.OVERUSE:
             return JobState.FAILED, job.reason.replace("stopping", "stopped", 1)

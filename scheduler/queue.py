@@ -13,6 +13,7 @@ from quotas.db.repositories import JobRepository
 from quotas.errors import InvalidInput
 from quotas.flavors import acceptable_flavors
 from quotas.jobs import Job, JobEvent, JobSpec, JobState
+from quotas.quantities import format_duration
 from quotas.quote import QuoteLine, quote
 from quotas.service import Books
 
@@ -28,8 +29,8 @@ def submit(books: Books, spec: JobSpec, max_time_limit_seconds: int) -> tuple[Jo
         raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
     if spec.time_limit_seconds > max_time_limit_seconds:
         raise InvalidInput(
-            f"time limit {spec.time_limit_seconds / 3600:g}h is over the cap of "
-            f"{max_time_limit_seconds / 3600:g}h"
+            f"time limit {format_duration(spec.time_limit_seconds)} is over the cap of "
+            f"{format_duration(max_time_limit_seconds)}"
         )
     flavors = books.flavors.all()
     acceptable_flavors(flavors, spec.flavors, spec.min_memory_gb)  # unknown flavor -> error

@@ -39,13 +39,24 @@ class PoolView:
     fair_share: FairShare
 
 
-def read_pool(books: Books, now: datetime, half_life_seconds: float) -> PoolView:
+def read_pool(
+    books: Books,
+    now: datetime,
+    half_life_seconds: float,
+    runnable_clusters: Iterable[str] | None = None,
+) -> PoolView:
+    """The view one cycle decides on; only ``runnable_clusters`` (those with a backend) count."""
     period = books.current_period(now).name
     tree = books.tree(period)
     jobs = JobRepository(books.session)
     queued = jobs.find([JobState.QUEUED])
     holding = jobs.find(HOLDING)
-    specs = {cluster.name: cluster for cluster in books.clusters.all()}
+    allowed = set(runnable_clusters) if runnable_clusters is not None else None
+    specs = {
+        cluster.name: cluster
+        for cluster in books.clusters.all()
+        if allowed is None or cluster.name in allowed
+    }
     balances = books.ledger.balances(period)
     committed, used = _credits(tree, balances, period)
     shares = fair_share(tree, _usage(books, now, half_life_seconds))

@@ -88,3 +88,66 @@ def test_fairshare_explains_the_order(gpupool) -> None:  # type: ignore[no-untyp
     assert shown.exit_code == 0, shown.output
     assert "universities" in shown.output
     assert shown.output.splitlines()[-1].startswith("order: kaist-nlp, kaist-protein")
+
+
+def test_submit_shows_the_quote_and_the_job_waits_in_the_queue(gpupool) -> None:  # type: ignore[no-untyped-def]
+    gpupool("init", "--demo")
+
+    submitted = gpupool(
+        "submit",
+        "--project",
+        "kaist-nlp",
+        "--gpus",
+        "8",
+        "--flavor",
+        "h100-80g",
+        "--time-limit",
+        "4h",
+        "--name",
+        "sft",
+        "--submitter",
+        "seoyeon.lee",
+        "python train.py",
+    )
+    job_id = submitted.output.split()[1]
+    listed = gpupool("jobs", "--project", "kaist-nlp")
+    shown = gpupool("job", job_id)
+
+    assert submitted.exit_code == 0, submitted.output
+    assert "quote: h100-80g 32.0 credits" in submitted.output
+    assert job_id in listed.output
+    assert "queued" in listed.output
+    assert "asked: 8 GPUs, time limit 4h, flavors h100-80g" in shown.output
+    assert "- -> queued  submitted" in shown.output
+
+
+def test_cancel_of_a_queued_job_takes_effect_at_once(gpupool) -> None:  # type: ignore[no-untyped-def]
+    gpupool("init", "--demo")
+    submitted = gpupool("submit", "--project", "kaist-nlp", "echo hi")
+    job_id = submitted.output.split()[1]
+
+    cancelled = gpupool("cancel", job_id, "--as", "seoyeon.lee")
+
+    assert cancelled.exit_code == 0, cancelled.output
+    assert f"{job_id} is cancelled" in cancelled.output
+    assert "queued -> cancelled  cancelled by seoyeon.lee" in gpupool("job", job_id).output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("submit", "--project", "kaist-nlp", "  "), "needs an entrypoint"),
+        (("submit", "--project", "kaist", "echo"), "not a project"),
+        (("submit", "--project", "kaist-nlp", "--time-limit", "100h", "echo"), "over the cap"),
+        (("job", "gp-000000000000"), "no job gp-000000000000"),
+    ],
+)
+def test_bad_submissions_are_refused_with_a_reason(  # type: ignore[no-untyped-def]
+    gpupool, args: tuple[str, ...], message: str
+) -> None:
+    gpupool("init", "--demo")
+
+    result = gpupool(*args)
+
+    assert result.exit_code == 1
+    assert message in result.output

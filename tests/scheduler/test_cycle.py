@@ -237,6 +237,7 @@ def test_waiting_jobs_get_a_true_reason_a_position_and_an_estimated_start(pool: 
     second = pool.submit("big-2", gpus=8, hours=3, flavors=("h100-80g",))
     pool.cycle()
     third = pool.submit("big-3", gpus=8, hours=1, flavors=("h100-80g",))
+    pool.clock.advance(1)  # submitted later: behind big-3 in the queue
     fourth = pool.submit("big-4", gpus=8, hours=1, flavors=("h100-80g",))
     pool.cycle()
 
@@ -249,6 +250,7 @@ def test_waiting_jobs_get_a_true_reason_a_position_and_an_estimated_start(pool: 
     assert pool.job(fourth).position == 2
     assert "8 GPUs ahead of you" in pool.job(fourth).reason
     assert pool.job(fourth).eta == START + timedelta(hours=3)
+    assert waiting.eta == START + timedelta(hours=2)
 
 
 def test_a_budget_wait_says_how_much_is_needed_and_left(pool: Pool) -> None:

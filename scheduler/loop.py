@@ -1,0 +1,61 @@
+"""The scheduler as a long-running loop: one writer at a time, a cycle every few seconds.
+
+On start it takes the scheduler lock (a second replica waits for it), then runs cycles until
+asked to stop. There is no separate recovery pass: every cycle re-reads every non-terminal job
+and asks its backend, so after a crash admitted jobs are dispatched (idempotently), running ones
+re-adopted and finished ones settled exactly once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+
+from sqlalchemy import Engine
+
+from quotas.clock import Clock, utc_now
+from quotas.db.session import session_factory
+from scheduler.backends.base import Backend
+from scheduler.cycle import Scheduler
+from scheduler.lock import SchedulerLock
+from scheduler.settings import SchedulerSettings
+
+log = logging.getLogger(__name__)
+
+
+async def run_scheduler(
+    engine: Engine,
+    backends: Mapping[str, Backend],
+    settings: SchedulerSettings,
+    stop: asyncio.Event,
+    clock: Clock = utc_now,
+) -> None:
+    lock = SchedulerLock(engine)
+    while not lock.try_acquire():
+        log.info("another scheduler holds the lock; waiting")
+        if await _wait(stop, settings.cycle_seconds):
+            return
+    scheduler = Scheduler(session_factory(engine), backends, settings, clock)
+    try:
+        while not stop.is_set():
+            try:
+                report = await scheduler.run_once()
+            except Exception:
+                log.exception("scheduling cycle failed; retrying next cycle")
+            else:
+                for name in ("admitted", "rejected", "dispatched", "finished"):
+                    for job_id in getattr(report, name):
+                        log.info("%s %s", name, job_id)
+            await _wait(stop, settings.cycle_seconds)
+    finally:
+        lock.release()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> bool:
+    """Sleep up to ``seconds``; True if asked to stop meanwhile."""
+    try:
+        await asyncio.wait_for(stop.wait(), timeout=seconds)
+    except TimeoutError:
+        return False
+    return True
