@@ -18,15 +18,19 @@ Placement: among flavors and clusters free now, prefer the flavor that gives the
 per credit (relative throughput / exchange rate), then the cluster where the job fits most
 tightly (best fit keeps large contiguous blocks free), then the name. A job with at most one
 node's worth of GPUs takes one node; a larger (gang) job takes whole free nodes.
+Backfill: the first job blocked on a flavor for want of capacity reserves the earliest time
+enough of it is free (from running jobs' time limits); later jobs may use that flavor only if
+they end before then or fit in what is spare then, so large jobs are never starved by small ones.
 Data class restricts sites: restricted -> national only; sensitive -> national or domestic
 cloud; public -> any site.
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 from quotas.accounts import AccountKind, AccountTree
@@ -129,6 +133,9 @@ class Snapshot:
     running_gpus: Mapping[str, int] = field(default_factory=dict)
     """Per account (its whole subtree): GPUs held by admitted or running jobs."""
     fair_share: FairShare | None = None
+    releases: Mapping[str, tuple[tuple[datetime, int], ...]] = field(default_factory=dict)
+    """Per flavor: when GPUs in use are released at the latest (start + time limit), and how
+    many. Backfill reserves capacity for a blocked job from these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +241,9 @@ class _Capacity:
             self.histogram[self.gpus_per_node] -= -(-gpus // self.gpus_per_node)
             self.histogram[0] += -(-gpus // self.gpus_per_node)
 
+    def free_gpus(self) -> int:
+        return sum(free * count for free, count in enumerate(self.histogram))
+
     def largest_fit(self) -> int:
         """The most GPUs one job could take here now."""
         whole = self.histogram[self.gpus_per_node]
@@ -257,6 +267,8 @@ class _Cycle:
                 self.capacity.setdefault(group.flavor, []).append(_Capacity(cluster, group))
         self.largest = {flavor: self._largest(flavor) for flavor in self.capacity}
         self.ahead: dict[str, int] = {}
+        self.releases = {flavor: sorted(items) for flavor, items in snapshot.releases.items()}
+        self.reservations: dict[str, _Reservation] = {}
         self.paths: dict[str, list[str]] = {}
         self.flavor_choices: dict[tuple[tuple[str, ...], int | None], list[Flavor]] = {}
         # Sizes of clusters never change within a cycle, so what a kind of job could ever run
@@ -372,9 +384,14 @@ class _Cycle:
         wait = self._borrowing_wait(job, path)
         if wait:
             return Wait(job.id, wait)
-        placements, budget_wait = self._placements(job, flavors, path)
+        placements, budget_wait, reserved_wait = self._placements(job, flavors, path)
         if not placements:
-            return Wait(job.id, budget_wait or self._capacity_wait(job, flavors, commit))
+            if budget_wait:
+                return Wait(job.id, budget_wait)
+            capacity_wait = self._capacity_wait(job, flavors, commit)
+            if commit and not reserved_wait:
+                self._reserve(job, flavors)
+            return Wait(job.id, reserved_wait or capacity_wait)
         if commit:
             self._commit(job, placements[0], path)
         return Admit(job.id, tuple(placements))
@@ -409,11 +426,12 @@ class _Cycle:
 
     def _placements(
         self, job: JobRequest, flavors: Sequence[Flavor], path: list[str]
-    ) -> tuple[list[Placement], str | None]:
+    ) -> tuple[list[Placement], str | None, str | None]:
         allowed = ALLOWED_SITES[job.data_class]
         left, limiter = self._headroom(path)
         placements: list[Placement] = []
         budget_wait: str | None = None
+        reserved_wait: str | None = None
         version = self.snapshot.rate_card.version
         for flavor in flavors:
             if job.gpus > self.largest.get(flavor.name, 0):
@@ -427,6 +445,13 @@ class _Cycle:
             )
             if not fits:
                 continue
+            reservation = self.reservations.get(flavor.name)
+            if reservation is not None and not reservation.allows(job, self.snapshot.now):
+                reserved_wait = reserved_wait or (
+                    f"{flavor.name} is reserved for a larger job waiting since earlier, from "
+                    f"{reservation.start:%Y-%m-%d %H:%M} UTC; this job would still run then"
+                )
+                continue
             if hold > left:
                 budget_wait = budget_wait or (
                     f"budget: needs {hold} credits, {max(left, Credits.zero())} left ({limiter})"
@@ -435,7 +460,7 @@ class _Cycle:
             placements.extend(
                 Placement(cluster, flavor.name, rate, version, hold) for _free, cluster in fits
             )
-        return placements, budget_wait
+        return placements, budget_wait, reserved_wait
 
     def _capacity_wait(self, job: JobRequest, flavors: Sequence[Flavor], commit: bool) -> str:
         names = " or ".join(flavor.name for flavor in flavors)
@@ -445,7 +470,37 @@ class _Cycle:
                 self.ahead[flavor.name] = self.ahead.get(flavor.name, 0) + job.gpus
         return f"no {names} free for {_gpus(job.gpus)}; {_gpus(ahead)} ahead of you"
 
+    def _reserve(self, job: JobRequest, flavors: Sequence[Flavor]) -> None:
+        """Backfill: hold back the flavor where this blocked job can start soonest.
+
+        The earliest time enough GPUs of a flavor are free (now free + released by running
+        jobs' time limits) becomes the job's reserved start. Later jobs in the order may use
+        that flavor only if they end before it, or fit in the GPUs left over at that time, so
+        smaller jobs fill the gap without ever delaying the large one. One reservation per
+        flavor and cycle, for the first job blocked on it (EASY backfill).
+        """
+        allowed = ALLOWED_SITES[job.data_class]
+        best: _Reservation | None = None
+        best_flavor = ""
+        for flavor in flavors:
+            if flavor.name in self.reservations:
+                continue
+            free = sum(
+                cap.free_gpus() for cap in self.capacity.get(flavor.name, []) if cap.site in allowed
+            )
+            for at, spare in _release_times(self.releases.get(flavor.name, []), free, job.gpus):
+                if best is None or at < best.start:
+                    best, best_flavor = _Reservation(at, spare), flavor.name
+                break
+        if best is not None:
+            self.reservations[best_flavor] = best
+
     def _commit(self, job: JobRequest, placement: Placement, path: list[str]) -> None:
+        ends = self.snapshot.now + timedelta(seconds=job.time_limit_seconds)
+        bisect.insort(self.releases.setdefault(placement.flavor, []), (ends, job.gpus))
+        reservation = self.reservations.get(placement.flavor)
+        if reservation is not None and ends > reservation.start:
+            reservation.spare -= job.gpus
         self.committed[job.project] = self.committed.get(job.project, Credits.zero()) - (
             placement.hold
         )
@@ -463,3 +518,26 @@ class _Cycle:
 
 def _gpus(count: int) -> str:
     return f"{count} GPU" if count == 1 else f"{count} GPUs"
+
+
+@dataclass(slots=True)
+class _Reservation:
+    start: datetime
+    spare: int
+    """GPUs of the flavor still free at ``start`` once the blocked job has its share."""
+
+    def allows(self, job: JobRequest, now: datetime) -> bool:
+        ends = now + timedelta(seconds=job.time_limit_seconds)
+        return ends <= self.start or job.gpus <= self.spare
+
+
+def _release_times(
+    releases: Sequence[tuple[datetime, int]], free: int, needed: int
+) -> Iterable[tuple[datetime, int]]:
+    """The first moment ``needed`` GPUs are free, with what is spare then (none if never)."""
+    available = free
+    for at, gpus in releases:
+        available += gpus
+        if available >= needed:
+            yield at, available - needed
+            return

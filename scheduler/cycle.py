@@ -19,6 +19,7 @@ once. ``on_step`` is called at each boundary (the crash tests use it).
 from __future__ import annotations
 
 import bisect
+import itertools
 import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -113,6 +114,11 @@ class Scheduler:
                     self._reject(books, job, decision.reason)
                     report.rejected.append(job.id)
                 elif self._hold(books, job, decision, view.snapshot.period):
+                    eta.admitted(
+                        decision.placement.flavor,
+                        job.spec.gpus,
+                        now + timedelta(seconds=job.spec.time_limit_seconds),
+                    )
                     report.admitted.append(job.id)
         self.on_step("admitted")
 
@@ -523,26 +529,23 @@ class _EtaEstimator:
         for cluster in view.snapshot.clusters:
             for group in cluster.groups:
                 self.free[group.flavor] += sum(group.free)
-        ends: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-        for job in view.holding:
-            if job.placed is None:
-                continue
-            start = job.started_at or job.admitted_at or now
-            ends[job.placed.flavor].append(
-                (max(now, start + timedelta(seconds=job.spec.time_limit_seconds)), job.spec.gpus)
-            )
-        self.ends: dict[str, list[datetime]] = {}
-        self.freed: dict[str, list[int]] = {}
-        for flavor, items in ends.items():
-            items.sort()
-            self.ends[flavor] = [end for end, _ in items]
-            total, cumulative = 0, []
-            for _, gpus in items:
-                total += gpus
-                cumulative.append(total)
-            self.freed[flavor] = cumulative
+        self.releases = {flavor: list(items) for flavor, items in view.snapshot.releases.items()}
+        self._freed: dict[str, list[int]] = {}
         self.ahead: dict[str, int] = defaultdict(int)
         self.flavors = view.flavors
+
+    def admitted(self, flavor: str, gpus: int, ends: datetime) -> None:
+        """A job admitted earlier in this cycle takes free GPUs and gives them back at ``ends``."""
+        self.free[flavor] -= gpus
+        bisect.insort(self.releases.setdefault(flavor, []), (ends, gpus))
+        self._freed.pop(flavor, None)
+
+    def _cumulative(self, flavor: str) -> list[int]:
+        """GPUs freed by each release time, cumulatively."""
+        if flavor not in self._freed:
+            items = self.releases.get(flavor, [])
+            self._freed[flavor] = list(itertools.accumulate(gpus for _, gpus in items))
+        return self._freed[flavor]
 
     def _accepted(self, job: Job) -> list[str]:
         names = job.spec.flavors or tuple(self.flavors)
@@ -560,14 +563,14 @@ class _EtaEstimator:
         best: datetime | None = None
         for flavor in self._accepted(job):
             needed = self.ahead[flavor] + job.spec.gpus - self.free[flavor]
-            freed = self.freed.get(flavor, [])
+            freed = self._cumulative(flavor)
             if needed <= 0:
                 candidate = self.now
             else:
                 index = bisect.bisect_left(freed, needed)
                 if index == len(freed):
                     continue
-                candidate = self.ends[flavor][index]
+                candidate = self.releases[flavor][index][0]
             best = candidate if best is None else min(best, candidate)
         self.skip(job)
         return best

@@ -71,6 +71,7 @@ def read_pool(
         used=used,
         running_gpus=_running_gpus(tree, holding),
         fair_share=shares,
+        releases=releases(holding, now),
     )
     return PoolView(snapshot, queued, holding, specs, dict(snapshot.flavors), shares)
 
@@ -107,6 +108,18 @@ def _usage(books: Books, now: datetime, half_life_seconds: float) -> dict[str, f
         project: max(0.0, decayed_usage(items, now, half_life_seconds))
         for project, items in charges.items()
     }
+
+
+def releases(holding: Iterable[Job], now: datetime) -> dict[str, tuple[tuple[datetime, int], ...]]:
+    """Per flavor: the latest each holding job gives its GPUs back (start + time limit)."""
+    found: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+    for job in holding:
+        if job.placed is None:
+            continue
+        start = job.started_at or job.admitted_at or now
+        ends = max(now, start + timedelta(seconds=job.spec.time_limit_seconds))
+        found[job.placed.flavor].append((ends, job.spec.gpus))
+    return {flavor: tuple(sorted(items)) for flavor, items in found.items()}
 
 
 def _running_gpus(tree: AccountTree, holding: Iterable[Job]) -> dict[str, int]:

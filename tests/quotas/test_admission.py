@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import replace
+from datetime import timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -955,3 +956,60 @@ def test_decide_queue_decides_in_order_queue_order_and_only_rejects_what_decide_
         assert isinstance(decision, Reject) == isinstance(alone[decision.job], Reject)
         if isinstance(decision, Reject):
             assert decision == alone[decision.job]
+
+
+# --- backfill: small jobs fill gaps but never delay a blocked large job ------------------------
+
+
+def backfill_pool() -> PoolBuilder:
+    """16 h100 GPUs on two nodes; one node runs a job that ends in 2 hours at the latest."""
+    return (
+        a_pool()
+        .projects("kaist-nlp", "snu-medical-imaging", credits=10_000)
+        .cluster("national-daejeon", h100=(2, 8))
+        .busy("national-daejeon", h100=(8,))
+    )
+
+
+def with_releases(snapshot, *releases: tuple[float, int]):  # type: ignore[no-untyped-def]
+    return replace(
+        snapshot,
+        releases={H100: tuple((NOW + timedelta(hours=h), gpus) for h, gpus in releases)},
+    )
+
+
+def test_a_short_job_backfills_before_a_blocked_large_job() -> None:
+    snapshot = with_releases(backfill_pool().snapshot(), (2, 8))
+    large = a_job("large").project("kaist-nlp").gpus(16, H100).hours(4).submitted(30).build()
+    short = a_job("short").project("snu-medical-imaging").gpus(4, H100).hours(1).build()
+
+    decisions = {d.job: d for d in decide_queue(snapshot, [large, short])}
+
+    assert isinstance(decisions["large"], Wait)
+    assert isinstance(decisions["short"], Admit)
+
+
+def test_a_long_small_job_may_not_delay_the_reserved_start_of_a_large_one() -> None:
+    snapshot = with_releases(backfill_pool().snapshot(), (2, 8))
+    large = a_job("large").project("kaist-nlp").gpus(16, H100).hours(4).submitted(30).build()
+    long = a_job("long").project("snu-medical-imaging").gpus(4, H100).hours(3).build()
+
+    decisions = {d.job: d for d in decide_queue(snapshot, [large, long])}
+
+    assert isinstance(decisions["long"], Wait)
+    assert "h100-80g is reserved for a larger job" in decisions["long"].reason
+    assert f"from {NOW + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in decisions["long"].reason
+
+
+def test_a_small_job_that_fits_in_what_is_spare_at_the_reserved_start_may_run() -> None:
+    snapshot = with_releases(backfill_pool().snapshot(), (2, 8))
+    large = a_job("large").project("kaist-nlp").gpus(12, H100).hours(4).submitted(30).build()
+    spare = a_job("spare").project("snu-medical-imaging").gpus(4, H100).hours(8).submitted(9)
+    spare = spare.build()
+    greedy = a_job("greedy").project("snu-medical-imaging").gpus(4, H100).hours(8).build()
+
+    decisions = {d.job: d for d in decide_queue(snapshot, [large, spare, greedy])}
+
+    assert isinstance(decisions["large"], Wait)  # 8 free now, 12 needed
+    assert isinstance(decisions["spare"], Admit)  # 16 free at +2h: 12 for large, 4 spare
+    assert isinstance(decisions["greedy"], Wait)  # would eat into the large job's GPUs
