@@ -4,7 +4,9 @@
 2. snapshot   capacity per cluster and flavor, balances, decayed usage, fair share;
 3. order      priority class, then hierarchical fair share, then age (``decide_queue``);
 4. decide     admit (hold credits, choose cluster + flavor), wait (a reason, a position, an
-              estimated start) or reject, for the whole queue in one pass;
+              estimated start) or reject, for the whole queue in one pass; backfill within it;
+5. preempt    borrowed or opportunistic work, for under-served jobs that waited too long
+              (``quotas.preemption``); victims are stopped, charged for what ran, requeued;
 6. dispatch   launch admitted jobs on their backend, keyed by the job's submission id;
 7. reconcile  poll what runs: start, charge while running, enforce time limits and GPU
               reservations, settle at the end, release holds, refund system faults; jobs the
@@ -29,13 +31,14 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotas.accounts import AccountKind
-from quotas.admission import Admit, Reject, Wait, decide_queue, order_queue
+from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
 from quotas.clock import Clock, utc_now
 from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
 from quotas.errors import BooksError
 from quotas.fairshare import FairShare
 from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
+from quotas.preemption import RunningJob, choose_preemptions
 from quotas.quantities import Credits, format_duration
 from quotas.service import Books
 from scheduler.backends.base import (
@@ -61,6 +64,7 @@ class CycleReport:
     waiting: int = 0
     rejected: list[str] = field(default_factory=list)
     dispatched: list[str] = field(default_factory=list)
+    preempted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
 
 
@@ -104,10 +108,13 @@ class Scheduler:
             eta = _EtaEstimator(view, now)
             ordered = order_queue(view.snapshot, requests.values())
             position = 0
+            starved: list[JobRequest] = []
             for request, decision in zip(ordered, decisions, strict=True):
                 job = jobs[request.id]
                 if isinstance(decision, Wait):
                     position += 1
+                    if decision.reason.startswith("no "):
+                        starved.append(request)
                     self._wait(books, job, decision, position, eta, view.fair_share)
                     report.waiting += 1
                 elif isinstance(decision, Reject):
@@ -120,7 +127,51 @@ class Scheduler:
                         now + timedelta(seconds=job.spec.time_limit_seconds),
                     )
                     report.admitted.append(job.id)
+            self._preempt(books, view, starved, report)
         self.on_step("admitted")
+
+    # -- step 5: preempt --------------------------------------------------------------------
+
+    def _preempt(
+        self, books: Books, view: PoolView, starved: list[JobRequest], report: CycleReport
+    ) -> None:
+        running = [
+            RunningJob(
+                job.id,
+                job.spec.project,
+                job.spec.gpus,
+                job.placed.cluster,
+                job.placed.flavor,
+                job.started_at,
+                job.spec.priority,
+                job.spec.preemptible,
+            )
+            for job in view.holding
+            if job.state is JobState.RUNNING
+            and job.placed is not None
+            and job.started_at is not None
+        ]
+        if not starved or not running:
+            return
+        stopping = {job.id for job in view.holding if job.stop_cause is StopCause.PREEMPT}
+        chosen = choose_preemptions(
+            view.snapshot,
+            starved,
+            [job for job in running if job.id not in stopping],
+            wait_bound_seconds=self.settings.preempt_after_seconds,
+            min_runtime_seconds=self.settings.min_runtime_seconds,
+            stopping=[job for job in running if job.id in stopping],
+        )
+        victims = {job.id: job for job in view.holding}
+        for preemption in chosen:
+            victim = victims[preemption.victim]
+            self._save(
+                books,
+                replace(
+                    victim, stop_cause=StopCause.PREEMPT, reason=f"stopping: {preemption.reason}"
+                ),
+            )
+            report.preempted.append(victim.id)
 
     def _hold(self, books: Books, job: Job, decision: Admit, period: str) -> bool:
         placement = decision.placement
@@ -394,6 +445,9 @@ class Scheduler:
             if not status.state.is_terminal:
                 self._charge_running(books, current, now)
                 return False
+            if current.stop_cause is StopCause.PREEMPT and not status.system_fault:
+                self._requeue_preempted(books, current, status)
+                return False
             self._settle(books, current, status)
             return True
 
@@ -433,6 +487,33 @@ class Scheduler:
             reason += f"; {Credits(job.charged_milli)} credits refunded"
         self.on_step("settling")
         self._move(books, job, replace(job, state=state, reason=reason, ended_at=ended), reason)
+
+    def _requeue_preempted(self, books: Books, job: Job, status: RunStatus) -> None:
+        """Charge a preempted job for what it ran, release the rest, and queue it again."""
+        assert job.placed is not None
+        period = job.placed.period
+        ended = status.ended_at or self.clock()
+        job = self._charge_to(books, replace(job, ended_at=ended), ended, "usage until preempted")
+        books.release(job.spec.project, job.id, ACTOR, "preempted: unused hold", period)
+        reason = job.reason.replace("stopping: ", "", 1)
+        preempted = replace(job, state=JobState.PREEMPTED, reason=reason)
+        self._move(books, job, preempted, reason)
+        self._move(
+            books,
+            preempted,
+            replace(
+                preempted,
+                state=JobState.QUEUED,
+                placed=None,
+                started_at=None,
+                ended_at=None,
+                charged_milli=0,
+                charged_until=None,
+                stop_cause=None,
+                reason=f"requeued after being {reason}",
+            ),
+            "requeued",
+        )
 
     def _requeue_lost(self, books: Books, job: Job) -> None:
         """The backend forgot the job (e.g. the cluster restarted): refund, release, requeue."""

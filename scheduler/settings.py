@@ -15,3 +15,11 @@ class SchedulerSettings(Settings):
     dispatch_retry_seconds: float = Field(default=2.0, gt=0)
     dispatch_max_failures: int = Field(default=8, gt=0)
     max_time_limit_hours: float = Field(default=72.0, gt=0)
+    preempt_after_seconds: float = Field(
+        default=1800.0,
+        gt=0,
+        description="How long an under-served job waits for capacity before it may preempt.",
+    )
+    min_runtime_seconds: float = Field(
+        default=600.0, ge=0, description="A job runs at least this long before it is preempted."
+    )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from quotas.admission import PriorityClass
 from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
@@ -367,3 +368,43 @@ def test_fair_share_gives_contended_gpus_to_the_program_that_used_less(pool: Poo
     assert university in running
     assert startup not in running
     assert "over fair share: program startups" in pool.job(startup).reason
+
+
+def test_opportunistic_work_is_preempted_for_a_long_waiting_job_and_requeued(pool: Pool) -> None:
+    scavengers = [
+        pool.submit(
+            f"scavenger-{n}",
+            project="hanbit-robot-policy",
+            gpus=8,
+            hours=10,
+            flavors=("h100-80g",),
+            priority=PriorityClass.OPPORTUNISTIC,
+        )
+        for n in range(2)
+    ]
+    pool.cycle()
+    pool.cycle()
+    waiting = pool.submit("thesis", gpus=8, hours=2, flavors=("h100-80g",))
+    pool.cycle()
+    assert pool.job(waiting).state is JobState.QUEUED
+
+    pool.clock.advance(31 * 60)  # past the 30 min bound; the scavengers ran past 10 min
+    pool.cycle()  # chooses a victim and asks the backend to stop it
+    pool.cycle()  # sees it stopped: charged for what ran, requeued
+    pool.cycle()  # the waiting job takes the freed GPUs
+
+    victims = [job for job in scavengers if pool.job(job).state is JobState.QUEUED]
+    assert len(victims) == 1
+    [victim] = victims
+    assert ("running", "preempted") in pool.events(victim)
+    assert ("preempted", "queued") in pool.events(victim)
+    with transaction(pool.factory) as session:
+        [preempted] = [
+            e for e in JobRepository(session).events(victim) if e.to_state == "preempted"
+        ]
+    assert preempted.reason.startswith(f"preempted for {waiting} of kaist-nlp, which waited 31 min")
+    assert pool.entries(victim, EntryKind.CHARGE) == Credits.of("4.134").milli  # 8 x 31 min
+    assert pool.entries(victim, EntryKind.HOLD) == pool.entries(
+        victim, EntryKind.CHARGE
+    ) + pool.entries(victim, EntryKind.RELEASE)
+    assert pool.job(waiting).state in (JobState.STARTING, JobState.RUNNING)

@@ -1,0 +1,199 @@
+"""Preemption decisions: when an under-served project has waited too long, reclaim GPUs.
+
+Pure, over the admission snapshot. A waiting job may preempt only when all of these hold:
+
+* it has waited at least ``wait_bound_seconds`` for capacity (not for budget);
+* its project is under-served: some account on its path runs fewer GPUs than its guarantee, or
+  its program uses less than its fair share (normalised usage below normalised share);
+* the victims run on a flavor it accepts, in one cluster at a site its data class allows, and
+  freeing them (with what is free there) makes room for it.
+
+A victim is a running job that is opportunistic, or preemptible and borrowing (some account on
+its path runs more GPUs than it is guaranteed); never an urgent job, never one of the waiting
+job's own program, and never one that has run less than ``min_runtime_seconds`` (so work is not
+thrown away in loops). The newest-started victims go first (they lose the least), and the cluster
+needing the fewest victims wins. Each running job is preempted at most once per cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from quotas.accounts import AccountKind
+from quotas.admission import ALLOWED_SITES, JobRequest, PriorityClass, Snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class RunningJob:
+    id: str
+    project: str
+    gpus: int
+    cluster: str
+    flavor: str
+    started_at: datetime
+    priority: PriorityClass = PriorityClass.NORMAL
+    preemptible: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Preemption:
+    victim: str
+    for_job: str
+    reason: str
+
+
+def choose_preemptions(
+    snapshot: Snapshot,
+    waiting: Sequence[JobRequest],
+    running: Sequence[RunningJob],
+    *,
+    wait_bound_seconds: float,
+    min_runtime_seconds: float,
+    stopping: Sequence[RunningJob] = (),
+) -> list[Preemption]:
+    """Victims to stop so that long-waiting, under-served jobs can start; in ``waiting`` order.
+
+    ``stopping`` are jobs already being preempted: their GPUs count as coming free, so a job
+    that earlier preemptions make room for does not cost another victim.
+    """
+    now = snapshot.now
+    taken: set[str] = set()
+    chosen: list[Preemption] = []
+    free = {
+        (cluster.name, group.flavor): sum(group.free)
+        for cluster in snapshot.clusters
+        for group in cluster.groups
+    }
+    for leaving in stopping:
+        place = (leaving.cluster, leaving.flavor)
+        free[place] = free.get(place, 0) + leaving.gpus
+    sites = {cluster.name: cluster.site for cluster in snapshot.clusters}
+    for job in waiting:
+        if now - job.submitted_at < timedelta(seconds=wait_bound_seconds):
+            continue
+        if not _under_served(snapshot, job.project):
+            continue
+        room = [
+            place
+            for place, gpus in sorted(free.items())
+            if gpus >= job.gpus
+            and (not job.flavors or place[1] in job.flavors)
+            and sites.get(place[0]) in ALLOWED_SITES[job.data_class]
+        ]
+        if room:  # GPUs already coming free (or free) cover it
+            free[room[0]] -= job.gpus
+            continue
+        program = _program(snapshot, job.project)
+        candidates = [
+            victim
+            for victim in running
+            if victim.id not in taken
+            and _is_victim(snapshot, victim, program, now, min_runtime_seconds)
+            and (not job.flavors or victim.flavor in job.flavors)
+            and sites.get(victim.cluster) in ALLOWED_SITES[job.data_class]
+        ]
+        plan = _cheapest_plan(job, candidates, free)
+        if plan is None:
+            continue
+        for victim in plan:
+            taken.add(victim.id)
+            free[(victim.cluster, victim.flavor)] += victim.gpus
+            chosen.append(
+                Preemption(
+                    victim.id,
+                    job.id,
+                    f"preempted for {job.id} of {job.project}, which waited "
+                    f"{_minutes(now - job.submitted_at)} min and is under its share; "
+                    f"{victim.project} was using "
+                    + (
+                        "opportunistic"
+                        if victim.priority is PriorityClass.OPPORTUNISTIC
+                        else "borrowed"
+                    )
+                    + " capacity",
+                )
+            )
+        key = (plan[0].cluster, plan[0].flavor)
+        free[key] -= job.gpus
+    return chosen
+
+
+def _minutes(delta: timedelta) -> int:
+    return int(delta.total_seconds() // 60)
+
+
+def _program(snapshot: Snapshot, project: str) -> str | None:
+    for account in snapshot.tree.path(project):
+        if account.kind is AccountKind.PROGRAM:
+            return account.name
+    return None
+
+
+def _under_served(snapshot: Snapshot, project: str) -> bool:
+    for account in snapshot.tree.path(project):
+        if account.kind is AccountKind.POOL:
+            continue
+        if account.guaranteed_gpus and snapshot.running_gpus.get(account.name, 0) < (
+            account.guaranteed_gpus
+        ):
+            return True
+    shares = snapshot.fair_share
+    program = _program(snapshot, project)
+    if shares is None or program is None:
+        return False
+    node = shares.explain(program)
+    return node.norm_usage < node.norm_share
+
+
+def _borrowing(snapshot: Snapshot, project: str) -> bool:
+    """Runs above a guarantee on its path; with no guarantee anywhere, everything is borrowed."""
+    guaranteed = [a for a in snapshot.tree.path(project) if a.guaranteed_gpus > 0]
+    if not guaranteed:
+        return True
+    return any(
+        snapshot.running_gpus.get(account.name, 0) > account.guaranteed_gpus
+        for account in guaranteed
+    )
+
+
+def _is_victim(
+    snapshot: Snapshot,
+    victim: RunningJob,
+    program: str | None,
+    now: datetime,
+    min_runtime_seconds: float,
+) -> bool:
+    if victim.priority is PriorityClass.URGENT:
+        return False
+    if now - victim.started_at < timedelta(seconds=min_runtime_seconds):
+        return False
+    if program is not None and _program(snapshot, victim.project) == program:
+        return False
+    if victim.priority is PriorityClass.OPPORTUNISTIC:
+        return True
+    return victim.preemptible and _borrowing(snapshot, victim.project)
+
+
+def _cheapest_plan(
+    job: JobRequest,
+    candidates: Iterable[RunningJob],
+    free: dict[tuple[str, str], int],
+) -> list[RunningJob] | None:
+    """The fewest victims in one cluster and flavor that make room, newest-started first."""
+    by_place: dict[tuple[str, str], list[RunningJob]] = {}
+    for victim in candidates:
+        by_place.setdefault((victim.cluster, victim.flavor), []).append(victim)
+    best: list[RunningJob] | None = None
+    for place, victims in sorted(by_place.items()):
+        room = free.get(place, 0)
+        plan: list[RunningJob] = []
+        for victim in sorted(victims, key=lambda v: (v.started_at, v.id), reverse=True):
+            if room >= job.gpus:
+                break
+            plan.append(victim)
+            room += victim.gpus
+        if room >= job.gpus and plan and (best is None or len(plan) < len(best)):
+            best = plan
+    return best
