@@ -14,9 +14,10 @@ cluster and flavor, GPUs in use per account) and a job request, ``decide`` retur
 and decides every job in one pass, each admission consuming capacity and credits from a working
 copy of the snapshot so the decisions of one cycle never overspend or overbook.
 
-Placement: among flavors and clusters free now, prefer the flavor that gives the most training
-per credit (relative throughput / exchange rate), then the cluster where the job fits most
-tightly (best fit keeps large contiguous blocks free), then the name. A job with at most one
+Placement: among flavors and clusters free now, prefer the national pool (then domestic, then
+foreign cloud, where credits cost the cluster's price multiplier), then the flavor that gives
+the most training per credit (relative throughput / exchange rate), then the cluster where the
+job fits most tightly (best fit keeps large contiguous blocks free), then the name. A job with at most one
 node's worth of GPUs takes one node; a larger (gang) job takes whole free nodes.
 Backfill: the first job blocked on a flavor for want of capacity reserves the earliest time
 enough of it is free (from running jobs' time limits); later jobs may use that flavor only if
@@ -63,6 +64,13 @@ class SiteKind(StrEnum):
     FOREIGN_CLOUD = "foreign_cloud"
 
 
+SITE_ORDER: Mapping[SiteKind, int] = {
+    SiteKind.NATIONAL: 0,
+    SiteKind.DOMESTIC_CLOUD: 1,
+    SiteKind.FOREIGN_CLOUD: 2,
+}
+"""Placement prefers the national pool, then domestic cloud, then foreign cloud."""
+
 ALLOWED_SITES: Mapping[DataClass, frozenset[SiteKind]] = {
     DataClass.PUBLIC: frozenset(SiteKind),
     DataClass.SENSITIVE: frozenset({SiteKind.NATIONAL, SiteKind.DOMESTIC_CLOUD}),
@@ -95,6 +103,8 @@ class Cluster:
     groups: tuple[NodeGroup, ...]
     multi_node: bool = True
     """Whether one job may span several nodes here (gang jobs); Ray clusters: not yet."""
+    price_multiplier_milli: int = 1000
+    """Credits here cost this much more (1500: 1.5x), e.g. at a cloud burst target."""
 
     def group(self, flavor: str) -> NodeGroup | None:
         return next((group for group in self.groups if group.flavor == flavor), None)
@@ -209,12 +219,21 @@ def decide_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[Decisio
 class _Capacity:
     """Free GPUs of one flavor in one cluster, as a histogram of nodes by free GPUs."""
 
-    __slots__ = ("cluster", "gpus_per_node", "histogram", "multi_node", "nodes", "site")
+    __slots__ = (
+        "cluster",
+        "gpus_per_node",
+        "histogram",
+        "multi_node",
+        "multiplier",
+        "nodes",
+        "site",
+    )
 
     def __init__(self, cluster: Cluster, group: NodeGroup) -> None:
         self.cluster = cluster.name
         self.site = cluster.site
         self.multi_node = cluster.multi_node
+        self.multiplier = cluster.price_multiplier_milli
         self.gpus_per_node = group.gpus_per_node
         self.nodes = group.nodes
         self.histogram = [0] * (group.gpus_per_node + 1)
@@ -433,16 +452,16 @@ class _Cycle:
         budget_wait: str | None = None
         reserved_wait: str | None = None
         version = self.snapshot.rate_card.version
-        for flavor in flavors:
+        candidates: list[tuple[int, int, int, str, Placement]] = []
+        cheapest_over: Credits | None = None
+        for index, flavor in enumerate(flavors):
             if job.gpus > self.largest.get(flavor.name, 0):
                 continue
-            rate = self._rate(flavor.name)
-            hold = rate.cost(job.gpus, job.time_limit_seconds)
-            fits = sorted(
-                (free, cap.cluster)
+            fits = [
+                (free, cap)
                 for cap in self.capacity.get(flavor.name, [])
                 if cap.site in allowed and (free := cap.fit(job.gpus)) is not None
-            )
+            ]
             if not fits:
                 continue
             reservation = self.reservations.get(flavor.name)
@@ -452,14 +471,22 @@ class _Cycle:
                     f"{reservation.start:%Y-%m-%d %H:%M} UTC; this job would still run then"
                 )
                 continue
-            if hold > left:
-                budget_wait = budget_wait or (
-                    f"budget: needs {hold} credits, {max(left, Credits.zero())} left ({limiter})"
-                )
-                continue
-            placements.extend(
-                Placement(cluster, flavor.name, rate, version, hold) for _free, cluster in fits
+            rate = self._rate(flavor.name)
+            for free, cap in fits:
+                priced = rate if cap.multiplier == 1000 else _multiplied(rate, cap.multiplier)
+                hold = priced.cost(job.gpus, job.time_limit_seconds)
+                if hold > left:
+                    cheapest_over = hold if cheapest_over is None else min(cheapest_over, hold)
+                    continue
+                placement = Placement(cap.cluster, flavor.name, priced, version, hold)
+                candidates.append((SITE_ORDER[cap.site], index, free, cap.cluster, placement))
+        if not candidates and cheapest_over is not None:
+            budget_wait = (
+                f"budget: needs {cheapest_over} credits, {max(left, Credits.zero())} left "
+                f"({limiter})"
             )
+        candidates.sort(key=lambda item: item[:4])
+        placements = [item[4] for item in candidates]
         return placements, budget_wait, reserved_wait
 
     def _capacity_wait(self, job: JobRequest, flavors: Sequence[Flavor], commit: bool) -> str:
@@ -541,3 +568,8 @@ def _release_times(
         if available >= needed:
             yield at, available - needed
             return
+
+
+def _multiplied(rate: Rate, multiplier_milli: int) -> Rate:
+    """A rate at a site that costs ``multiplier_milli``/1000 as much, rounded up."""
+    return Rate(-(-rate.milli_per_gpu_hour * multiplier_milli // 1000))

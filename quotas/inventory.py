@@ -61,6 +61,7 @@ class ClusterSpec:
                 for item in self.inventory
             ),
             multi_node=self.multi_node,
+            price_multiplier_milli=self.price_multiplier_milli,
         )
 
     @property

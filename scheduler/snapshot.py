@@ -155,6 +155,7 @@ def free_capacity(clusters: Iterable[ClusterSpec], holding: Iterable[Job]) -> li
                 for item in spec.inventory
             ),
             multi_node=spec.multi_node,
+            price_multiplier_milli=spec.price_multiplier_milli,
         )
         for spec in clusters
     ]

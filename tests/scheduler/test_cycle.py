@@ -14,11 +14,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from quotas.admission import PriorityClass
+from quotas.admission import DataClass, PriorityClass, SiteKind
 from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.errors import BooksError, InvalidInput, NoSuchFlavor
+from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.jobs import Job, JobSpec, JobState
 from quotas.ledger import EntryKind
 from quotas.quantities import Credits
@@ -408,3 +409,39 @@ def test_opportunistic_work_is_preempted_for_a_long_waiting_job_and_requeued(poo
         victim, EntryKind.CHARGE
     ) + pool.entries(victim, EntryKind.RELEASE)
     assert pool.job(waiting).state in (JobState.STARTING, JobState.RUNNING)
+
+
+@pytest.fixture
+def pool_with_cloud(pool: Pool) -> Pool:
+    """The demo pool plus a foreign cloud burst target, while the national h100s are full."""
+    with transaction(pool.factory) as session:
+        Books(session).clusters.add(
+            ClusterSpec(
+                "cloud-tokyo",
+                BackendKind.CLOUD,
+                SiteKind.FOREIGN_CLOUD,
+                (Inventory("h100-80g", 4, 8),),
+                price_multiplier_milli=1500,
+            )
+        )
+    cloud = SimulatedBackend(pool.clock, {"h100-80g": (4, 8)}, pool.daejeon.runtime)
+    pool.scheduler.backends = {**pool.scheduler.backends, "cloud-tokyo": cloud}
+    for n in range(2):
+        pool.submit(f"national-{n}", gpus=8, hours=8, flavors=("h100-80g",))
+    pool.cycle()
+    return pool
+
+
+def test_restricted_data_never_bursts_to_a_foreign_cloud(pool_with_cloud: Pool) -> None:
+    pool = pool_with_cloud
+    secret = pool.submit("patients", gpus=8, flavors=("h100-80g",), data_class=DataClass.RESTRICTED)
+    public = pool.submit("open-data", gpus=8, flavors=("h100-80g",), data_class=DataClass.PUBLIC)
+    pool.cycle()
+
+    assert pool.job(secret).state is JobState.QUEUED
+    assert "no h100-80g free" in pool.job(secret).reason
+    placed = pool.job(public).placed
+    assert placed is not None
+    assert placed.cluster == "cloud-tokyo"
+    assert placed.rate_milli == 1500  # the burst target's 1.5x price multiplier
+    assert pool.entries(public, EntryKind.HOLD) == Credits.of(12).milli  # 8 GPUs x 1h x 1.5
