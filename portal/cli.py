@@ -52,6 +52,13 @@ app.add_typer(db_app, name="db")
 DataDir = Annotated[Path | None, typer.Option(help="Where gpupool keeps its files.")]
 
 
+def _time_limit(text: str) -> int:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--time-limit") from error
+
+
 def _settings(data_dir: Path | None) -> SchedulerSettings:
     return SchedulerSettings(data_dir=data_dir) if data_dir else SchedulerSettings()
 
@@ -146,10 +153,7 @@ def quote_command(
     data_dir: DataDir = None,
 ) -> None:
     """What a job would cost on each flavor it accepts, best deal first."""
-    try:
-        seconds = parse_duration(time_limit)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--time-limit") from error
+    seconds = _time_limit(time_limit)
     with _books(data_dir) as books:
         card = books.rate_card()
         lines = quote(books.flavors.all(), card, gpus, seconds, flavor or (), min_memory_gb)
@@ -271,10 +275,7 @@ def submit_command(
     data_dir: DataDir = None,
 ) -> None:
     """Queue a job; prints its id and what it would cost on each acceptable flavor."""
-    try:
-        seconds = parse_duration(time_limit)
-    except ValueError as error:
-        raise typer.BadParameter(str(error), param_hint="--time-limit") from error
+    seconds = _time_limit(time_limit)
     settings = _settings(data_dir)
     with _books(data_dir) as books:
         spec = JobSpec(

@@ -496,24 +496,7 @@ class Scheduler:
         job = self._charge_to(books, replace(job, ended_at=ended), ended, "usage until preempted")
         books.release(job.spec.project, job.id, ACTOR, "preempted: unused hold", period)
         reason = job.reason.replace("stopping: ", "", 1)
-        preempted = replace(job, state=JobState.PREEMPTED, reason=reason)
-        self._move(books, job, preempted, reason)
-        self._move(
-            books,
-            preempted,
-            replace(
-                preempted,
-                state=JobState.QUEUED,
-                placed=None,
-                started_at=None,
-                ended_at=None,
-                charged_milli=0,
-                charged_until=None,
-                stop_cause=None,
-                reason=f"requeued after being {reason}",
-            ),
-            "requeued",
-        )
+        self._requeue(books, job, reason, f"requeued after being {reason}")
 
     def _requeue_lost(self, books: Books, job: Job) -> None:
         """The backend forgot the job (e.g. the cluster restarted): refund, release, requeue."""
@@ -530,23 +513,25 @@ class Scheduler:
             )
         books.release(job.spec.project, job.id, ACTOR, "the backend lost the job", period)
         reason = f"lost by {job.placed.cluster} (cluster restarted?); requeued"
-        preempted = replace(job, state=JobState.PREEMPTED, reason=reason)
-        self._move(books, job, preempted, reason)
-        self._move(
-            books,
+        self._requeue(books, job, reason, reason)
+
+    def _requeue(self, books: Books, job: Job, why: str, waiting_reason: str) -> None:
+        """Running -> preempted (``why``) -> queued, keeping the history; a later attempt
+        gets a new submission id."""
+        preempted = replace(job, state=JobState.PREEMPTED, reason=why)
+        self._move(books, job, preempted, why)
+        queued = replace(
             preempted,
-            replace(
-                preempted,
-                state=JobState.QUEUED,
-                placed=None,
-                started_at=None,
-                ended_at=None,
-                charged_milli=0,
-                charged_until=None,
-                stop_cause=None,
-            ),
-            "requeued",
+            state=JobState.QUEUED,
+            reason=waiting_reason,
+            placed=None,
+            started_at=None,
+            ended_at=None,
+            charged_milli=0,
+            charged_until=None,
+            stop_cause=None,
         )
+        self._move(books, preempted, queued, "requeued")
 
     # -- helpers ------------------------------------------------------------------------------
 
