@@ -271,8 +271,7 @@ class Scheduler:
                 self._finish_unlaunched(job, f"no backend is configured for {job.placed.cluster}")
                 continue
             if job.cancel_requested:
-                await self._call(backend.cancel(job.submission_id))
-                self._finish_unlaunched(job, "cancelled before it started", JobState.CANCELLED)
+                await self._cancel_admitted(job, backend)
                 continue
             try:
                 self.on_step("dispatching")
@@ -295,6 +294,29 @@ class Scheduler:
                         f"dispatched to {job.placed.cluster} as {job.submission_id}",
                     )
             report.dispatched.append(job.id)
+
+    async def _cancel_admitted(self, job: Job, backend: Backend) -> None:
+        """Cancel an admitted job; if an earlier, interrupted dispatch did launch it, let
+        reconcile stop it and charge what ran instead of pretending it never started."""
+        try:
+            status = await backend.status(job.submission_id)
+        except TransientBackendError as error:
+            log.warning("cannot poll %s before cancelling: %s", job.id, error)
+            return
+        if status.state is RunState.NOT_FOUND:
+            self._finish_unlaunched(job, "cancelled before it started", JobState.CANCELLED)
+            return
+        with transaction(self.factory) as session:
+            books = Books(session, self.clock)
+            current = JobRepository(session).get(job.id, for_update=True)
+            if current.state is JobState.ADMITTED and current.attempt == job.attempt:
+                self._move(
+                    books,
+                    current,
+                    replace(current, state=JobState.STARTING),
+                    f"found launched on {job.placed.cluster if job.placed else '?'} "
+                    f"as {job.submission_id}; stopping it as asked",
+                )
 
     def _launch_spec(self, job: Job) -> LaunchSpec:
         assert job.placed is not None
@@ -365,8 +387,9 @@ class Scheduler:
                 continue
             cause = self._stop_cause(job, status, usage.get(job.submission_id))
             if cause is not None and not status.state.is_terminal:
-                if await self._call(backend.cancel(job.submission_id)):
-                    self._mark_stopping(job, cause, usage.get(job.submission_id))
+                # record why first: a crash after the backend stops it must not lose the cause
+                self._mark_stopping(job, cause, usage.get(job.submission_id))
+                await self._call(backend.cancel(job.submission_id))
                 continue
             self.on_step("polled")
             if self._apply_status(job, status):
@@ -557,7 +580,12 @@ def _ending(job: Job, status: RunStatus) -> tuple[JobState, str]:
     if status.state is RunState.SUCCEEDED:
         return JobState.SUCCEEDED, "succeeded"
     if status.state is RunState.STOPPED or job.stop_cause is not None:
-        if job.stop_cause is StopCause.TIME_LIMIT:
+        ran_to_limit = (
+            job.started_at is not None
+            and job.ended_at is not None
+            and job.ended_at - job.started_at >= timedelta(seconds=job.spec.time_limit_seconds)
+        )
+        if job.stop_cause is StopCause.TIME_LIMIT or (job.stop_cause is None and ran_to_limit):
             return JobState.TIMED_OUT, (
                 f"reached its time limit of {format_duration(job.spec.time_limit_seconds)}"
             )
