@@ -17,8 +17,8 @@ copy of the snapshot so the decisions of one cycle never overspend or overbook.
 Placement: among flavors and clusters free now, prefer the national pool (then domestic, then
 foreign cloud, where credits cost the cluster's price multiplier), then the flavor that gives
 the most training per credit (relative throughput / exchange rate), then the cluster where the
-job fits most tightly (best fit keeps large contiguous blocks free), then the name. A job with at most one
-node's worth of GPUs takes one node; a larger (gang) job takes whole free nodes.
+job fits most tightly (best fit keeps large contiguous blocks free), then the name. A job with
+at most one node's worth of GPUs takes one node; a larger (gang) job takes whole free nodes.
 Backfill: the first job blocked on a flavor for want of capacity reserves the earliest time
 enough of it is free (from running jobs' time limits); later jobs may use that flavor only if
 they end before then or fit in what is spare then, so large jobs are never starved by small ones.
@@ -561,7 +561,14 @@ class _Reservation:
 def _release_times(
     releases: Sequence[tuple[datetime, int]], free: int, needed: int
 ) -> Iterable[tuple[datetime, int]]:
-    """The first moment ``needed`` GPUs are free, with what is spare then (none if never)."""
+    """The first moment ``needed`` GPUs are free, with what is spare then.
+
+    Nothing when they never are, or when enough are free already: then the job is blocked by
+    how free GPUs are split across nodes and clusters, and holding capacity back would only
+    leave it idle.
+    """
+    if free >= needed:
+        return
     available = free
     for at, gpus in releases:
         available += gpus

@@ -46,6 +46,7 @@ class Books:
         self.clusters = ClusterRepository(session)
         self.ledger = LedgerRepository(session)
         self.allocations = AllocationRepository(session)
+        self._trees: dict[str | None, AccountTree] = {}
 
     # -- catalogue -------------------------------------------------------------------------
 
@@ -87,10 +88,16 @@ class Books:
     # -- the account tree ------------------------------------------------------------------
 
     def tree(self, period: str | None = None) -> AccountTree:
-        """The account tree, with budgets of ``period`` when one is named."""
-        if period is not None:
-            self.funding.period(period)
-        return self.accounts.tree(period)
+        """The account tree, with budgets of ``period`` when one is named.
+
+        Read once per unit of work (this session) and kept: a scheduling cycle holds credits
+        for thousands of jobs against one tree. Changes made through ``Books`` refresh it.
+        """
+        if period not in self._trees:
+            if period is not None:
+                self.funding.period(period)
+            self._trees[period] = self.accounts.tree(period)
+        return self._trees[period]
 
     def add_account(self, account: Account) -> None:
         tree = self.tree()
@@ -100,6 +107,7 @@ class Books:
             raise TreeError("there is one pool; add programs under it")
         tree.with_account(account)  # validates the whole new tree
         self.accounts.save(account)
+        self._trees.clear()
 
     def update_account(self, account: Account) -> None:
         """Change an account's share, guarantee, borrowing limit or parent."""
@@ -108,6 +116,7 @@ class Books:
             raise TreeError(f"{account.name} is a {tree[account.name].kind}; its kind is fixed")
         tree.with_account(account)
         self.accounts.save(account)
+        self._trees.clear()
 
     def set_budget(self, account: str, period: str, budget: Credits | None) -> None:
         self.tree()[account]
@@ -115,6 +124,7 @@ class Books:
         if budget is not None and budget.milli < 0:
             raise InvalidInput("a budget cannot be negative")
         self.accounts.set_budget(account, period, budget)
+        self._trees.clear()
 
     # -- the ledger ------------------------------------------------------------------------
 
@@ -129,7 +139,7 @@ class Books:
         if self.funding.expired_at(period) is not None:
             raise InvalidInput(f"period {period} has expired; its books are closed")
         lock_ledger(self.session)
-        tree = self.accounts.tree(period)
+        tree = self.tree(period)
         if not tree.accounts:
             raise TreeError("the pool has no accounts yet")
         accounts = touches(tree)

@@ -30,13 +30,14 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from quotas.accounts import AccountKind
+from quotas.accounts import AccountKind, AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
 from quotas.clock import Clock, utc_now
 from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
 from quotas.errors import BooksError
 from quotas.fairshare import FairShare
+from quotas.flavors import Flavor
 from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
 from quotas.preemption import RunningJob, choose_preemptions
 from quotas.quantities import Credits, format_duration
@@ -115,7 +116,7 @@ class Scheduler:
                     position += 1
                     if decision.reason.startswith("no "):
                         starved.append(request)
-                    self._wait(books, job, decision, position, eta, view.fair_share)
+                    self._wait(books, job, decision, position, eta, view)
                     report.waiting += 1
                 elif isinstance(decision, Reject):
                     self._reject(books, job, decision.reason)
@@ -229,12 +230,12 @@ class Scheduler:
         decision: Wait,
         position: int,
         eta: _EtaEstimator,
-        shares: FairShare,
+        view: PoolView,
     ) -> None:
         reason = decision.reason
         estimate = None
         if reason.startswith("no "):
-            reason = _fair_share_context(books, job, shares) + reason
+            reason = _fair_share_context(view.snapshot.tree, job, view.fair_share) + reason
             estimate = eta.estimate(job)
         else:
             eta.skip(job)
@@ -262,6 +263,7 @@ class Scheduler:
         now = self.clock()
         with transaction(self.factory) as session:
             admitted = JobRepository(session).find([JobState.ADMITTED])
+            flavors = Books(session).flavors.all()
         for job in admitted:
             if job.next_dispatch_at is not None and job.next_dispatch_at > now:
                 continue
@@ -275,7 +277,7 @@ class Scheduler:
                 continue
             try:
                 self.on_step("dispatching")
-                await backend.submit(self._launch_spec(job))
+                await backend.submit(self._launch_spec(job, flavors[job.placed.flavor]))
             except TransientBackendError as error:
                 self._retry_later(job, str(error))
                 continue
@@ -318,10 +320,8 @@ class Scheduler:
                     f"as {job.submission_id}; stopping it as asked",
                 )
 
-    def _launch_spec(self, job: Job) -> LaunchSpec:
+    def _launch_spec(self, job: Job, flavor: Flavor) -> LaunchSpec:
         assert job.placed is not None
-        with transaction(self.factory) as session:
-            flavor = Books(session).flavors.all()[job.placed.flavor]
         return LaunchSpec(
             job_id=job.submission_id,
             project=job.spec.project,
@@ -600,9 +600,9 @@ def _ending(job: Job, status: RunStatus) -> tuple[JobState, str]:
     return JobState.FAILED, f"{prefix}{code}{detail}"
 
 
-def _fair_share_context(books: Books, job: Job, shares: FairShare) -> str:
+def _fair_share_context(tree: AccountTree, job: Job, shares: FairShare) -> str:
     """'over fair share: program startups uses 61% vs entitled 40%; ' when it is so."""
-    for account in books.tree().path(job.spec.project):
+    for account in tree.path(job.spec.project):
         if account.kind is AccountKind.POOL:
             continue
         node = shares.explain(account.name)
@@ -659,12 +659,11 @@ class _EtaEstimator:
             needed = self.ahead[flavor] + job.spec.gpus - self.free[flavor]
             freed = self._cumulative(flavor)
             if needed <= 0:
-                candidate = self.now
-            else:
-                index = bisect.bisect_left(freed, needed)
-                if index == len(freed):
-                    continue
-                candidate = self.releases[flavor][index][0]
+                continue  # GPUs look free but are split across nodes: no honest estimate
+            index = bisect.bisect_left(freed, needed)
+            if index == len(freed):
+                continue
+            candidate = self.releases[flavor][index][0]
             best = candidate if best is None else min(best, candidate)
         self.skip(job)
         return best
