@@ -33,6 +33,8 @@ ONE_CORE := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
 
 bench: $(STAMP)
 	$(ONE_CORE) $(BIN)/python -m bench.admission
+	$(ONE_CORE) $(BIN)/python -m bench.cycle
+	$(BIN)/python -m bench.latency
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -9,6 +9,9 @@ from quotas.settings import Settings
 
 class SchedulerSettings(Settings):
     cycle_seconds: float = Field(default=2.0, gt=0, description="Pause between cycles.")
+    wake_seconds: float = Field(
+        default=0.1, gt=0, description="How often a pausing scheduler looks for new work."
+    )
     charge_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often running jobs are charged for what they used."
     )

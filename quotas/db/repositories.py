@@ -750,6 +750,19 @@ class JobRepository:
             query = query.limit(limit)
         return [self._job(row, name) for row, name in self.session.execute(query)]
 
+    def news_since(self, since: datetime) -> bool:
+        """Whether anything a scheduler should act on soon happened: a job submitted (or
+        requeued) after ``since``, a job admitted or starting, or a cancel asked for."""
+        query = select(JobRow.id).where(
+            ((JobRow.state == JobState.QUEUED.value) & (JobRow.submitted_at > since))
+            | JobRow.state.in_([JobState.ADMITTED.value, JobState.STARTING.value])
+            | (
+                JobRow.cancel_requested
+                & JobRow.state.in_([JobState.RUNNING.value, JobState.ADMITTED.value])
+            )
+        )
+        return self.session.scalar(query.limit(1)) is not None
+
     def events(self, job_id: str) -> list[JobEvent]:
         rows = self.session.scalars(
             select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)
