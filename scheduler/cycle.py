@@ -285,16 +285,7 @@ class Scheduler:
                 self._finish_unlaunched(job, f"the backend refused it: {error}")
                 continue
             self.on_step("dispatched")
-            with transaction(self.factory) as session:
-                books = Books(session, self.clock)
-                current = JobRepository(session).get(job.id, for_update=True)
-                if current.state is JobState.ADMITTED and current.attempt == job.attempt:
-                    self._move(
-                        books,
-                        current,
-                        replace(current, state=JobState.STARTING),
-                        f"dispatched to {job.placed.cluster} as {job.submission_id}",
-                    )
+            self._mark_starting(job, f"dispatched to {job.placed.cluster} as {job.submission_id}")
             report.dispatched.append(job.id)
 
     async def _cancel_admitted(self, job: Job, backend: Backend) -> None:
@@ -308,17 +299,18 @@ class Scheduler:
         if status.state is RunState.NOT_FOUND:
             self._finish_unlaunched(job, "cancelled before it started", JobState.CANCELLED)
             return
+        cluster = job.placed.cluster if job.placed else "?"
+        self._mark_starting(
+            job, f"found launched on {cluster} as {job.submission_id}; stopping it as asked"
+        )
+
+    def _mark_starting(self, job: Job, reason: str) -> None:
+        """Admitted -> starting, unless the job moved on meanwhile (or is a later attempt)."""
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             current = JobRepository(session).get(job.id, for_update=True)
             if current.state is JobState.ADMITTED and current.attempt == job.attempt:
-                self._move(
-                    books,
-                    current,
-                    replace(current, state=JobState.STARTING),
-                    f"found launched on {job.placed.cluster if job.placed else '?'} "
-                    f"as {job.submission_id}; stopping it as asked",
-                )
+                self._move(books, current, replace(current, state=JobState.STARTING), reason)
 
     def _launch_spec(self, job: Job, flavor: Flavor) -> LaunchSpec:
         assert job.placed is not None
