@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -21,6 +20,9 @@ from typing import Annotated
 import typer
 from sqlalchemy import Engine
 
+from portal.server import run_service
+from portal.settings import PortalSettings
+from portal.tokens import ensure_admin
 from quotas.admission import DataClass, PriorityClass
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
@@ -35,9 +37,8 @@ from quotas.quote import quote
 from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.base import BackendError
-from scheduler.backends.registry import build_backends, close_backends, embedded_inventory
-from scheduler.embedded import EmbeddedRayCluster
-from scheduler.loop import run_scheduler
+from scheduler.backends.registry import build_backends, close_backends
+from scheduler.embedded import embedded_address
 from scheduler.queue import request_cancel, submit
 from scheduler.settings import SchedulerSettings
 
@@ -201,60 +202,34 @@ def fairshare_command(data_dir: DataDir = None) -> None:
         typer.echo("order: " + ", ".join(result.ranking))
 
 
-def _embedded_address_file(settings: SchedulerSettings) -> Path:
-    """Where ``serve`` leaves the embedded Ray cluster's address for ``logs`` to find."""
-    folder = settings.data_dir / "ray"
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "address"
-
-
 @app.command()
 def serve(
     demo: Annotated[bool, typer.Option(help="Seed the demo pool on first start.")] = False,
+    host: Annotated[str | None, typer.Option(help="Address to listen on.")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on.")] = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Run gpupool: the books, the scheduler, and a local Ray cluster when none is configured."""
+    """Run gpupool: the portal, the scheduler, and a local Ray cluster when none is configured."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    settings = _settings(data_dir)
-    _init(demo, data_dir)
-    with _books(data_dir) as books:
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = PortalSettings(**overrides)  # type: ignore[arg-type]
+    _init(demo, settings.data_dir)
+    with _books(settings.data_dir) as books:
+        token = ensure_admin(books, settings.data_dir / "admin.token")
         clusters = books.clusters.all()
         flavors = books.flavors.all()
-    inventory = embedded_inventory(clusters, flavors)
-    address_file = _embedded_address_file(settings)
-    embedded = None
-    if inventory:
-        embedded = EmbeddedRayCluster(inventory, settings.data_dir / "ray")
-        typer.echo(
-            f"starting a local Ray cluster with {sum(inventory.values())} logical GPUs "
-            f"({', '.join(f'{n} {r}' for r, n in inventory.items())}) ..."
-        )
-        embedded.start()
-        address_file.write_text(embedded.address)
-        typer.echo(f"Ray cluster: {embedded.address}")
-    backends = build_backends(clusters, flavors, embedded.address if embedded else None)
-    typer.echo(f"scheduler: {len(backends)} clusters ({', '.join(backends)}); Ctrl-C stops")
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, stop.set)
-        engine = make_engine(settings.database)
-        try:
-            await run_scheduler(engine, backends, settings, stop)
-        finally:
-            await close_backends(backends)
-            engine.dispose()
-
-    try:
-        asyncio.run(main())
-    finally:
-        if embedded is not None:
-            typer.echo("stopping the local Ray cluster ...")
-            address_file.unlink(missing_ok=True)
-            embedded.stop()
+    if token:
+        typer.echo(f"Admin token: {token}")
+    else:
+        typer.echo(f"admin token: in {settings.data_dir / 'admin.token'}")
+    run_service(settings, clusters, flavors)
 
 
 @app.command("submit")
@@ -384,9 +359,7 @@ def logs_command(job_id: str, data_dir: DataDir = None) -> None:
     if job.placed is None:
         typer.echo(f"{job_id} has not run yet ({job.state})")
         return
-    address_file = _embedded_address_file(settings)
-    embedded = address_file.read_text().strip() if address_file.exists() else None
-    backends = build_backends(clusters, flavors, embedded)
+    backends = build_backends(clusters, flavors, embedded_address(settings.data_dir))
     backend = backends.get(job.placed.cluster)
     if backend is None:
         typer.secho(

@@ -23,6 +23,8 @@ from quotas.admission import DataClass, JobRequest, PriorityClass
 from quotas.errors import InvalidInput, InvalidTransition
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+MAX_METADATA_ITEMS = 64
+MAX_METADATA_TEXT = 1000
 MAX_ENTRYPOINT = 16_384
 
 
@@ -89,6 +91,7 @@ class JobSpec:
     flavors: tuple[str, ...] = ()
     min_memory_gb: int | None = None
     runtime_env: Mapping[str, object] = field(default_factory=dict)
+    metadata: Mapping[str, str] = field(default_factory=dict)
     image: str | None = None
     priority: PriorityClass = PriorityClass.NORMAL
     data_class: DataClass = DataClass.PUBLIC
@@ -109,6 +112,14 @@ class JobSpec:
             raise InvalidInput("a job needs a positive time limit")
         if self.min_memory_gb is not None and self.min_memory_gb <= 0:
             raise InvalidInput("a minimum GPU memory must be positive")
+        if len(self.metadata) > MAX_METADATA_ITEMS or any(
+            len(key) > MAX_METADATA_TEXT or len(value) > MAX_METADATA_TEXT
+            for key, value in self.metadata.items()
+        ):
+            raise InvalidInput(
+                f"job metadata holds at most {MAX_METADATA_ITEMS} items of at most "
+                f"{MAX_METADATA_TEXT} characters each"
+            )
 
     def request(self, job_id: str, submitted_at: datetime) -> JobRequest:
         """The engine's view of this job, for an admission decision."""

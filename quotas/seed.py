@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from quotas.access import Role
 from quotas.allocations import AllocationRequest
 from quotas.demo import GAVEL_SOURCE, DemoPool
 from quotas.quantities import Credits
@@ -66,9 +67,9 @@ def seed_demo(books: Books, pool: DemoPool) -> SeedReport:
     for user, display_name in pool.users:
         books.people.add_user(user, display_name)
     for user, project, role in pool.members:
-        books.people.add_member(user, project, role)
+        books.add_member(user, project, Role(role), actor="seed")
     for user, program in pool.program_managers:
-        books.people.add_program_manager(user, program)
+        books.add_program_manager(user, program, actor="seed")
     say(f"people: {len(pool.users)} users, {len(pool.members)} memberships")
     for demo in pool.requests:
         request_id = books.request_allocation(

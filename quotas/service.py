@@ -9,13 +9,18 @@ that opened the session owns the transaction, so a refused operation leaves noth
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import fields, is_dataclass
 from datetime import datetime
+from enum import Enum
+from typing import Any
 
 from sqlalchemy.orm import Session
 
+from quotas.access import Role
 from quotas.accounts import Account, AccountKind, AccountTree
 from quotas.allocations import AllocationRequest
 from quotas.clock import Clock, utc_now
+from quotas.db.access import AuditRepository, RoleRepository
 from quotas.db.repositories import (
     AccountRepository,
     AllocationRepository,
@@ -46,14 +51,29 @@ class Books:
         self.clusters = ClusterRepository(session)
         self.ledger = LedgerRepository(session)
         self.allocations = AllocationRepository(session)
+        self.audit = AuditRepository(session)
+        self.roles = RoleRepository(session)
         self._trees: dict[str | None, AccountTree] = {}
 
     # -- catalogue -------------------------------------------------------------------------
 
-    def add_flavor(self, flavor: Flavor, throughput_source: str = "") -> None:
+    def _audit(
+        self,
+        actor: str,
+        action: str,
+        target: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+    ) -> None:
+        self.audit.record(self.clock(), actor, action, target, before, after)
+
+    def add_flavor(
+        self, flavor: Flavor, throughput_source: str = "", actor: str = "system"
+    ) -> None:
         if flavor.name in self.flavors.all():
             raise InvalidInput(f"flavor {flavor.name} already exists")
         self.flavors.add(flavor, throughput_source)
+        self._audit(actor, "flavor.add", f"flavor/{flavor.name}", None, _record(flavor))
 
     def publish_rate_card(
         self, rates: Mapping[str, Rate], effective_from: datetime, actor: str, note: str = ""
@@ -63,20 +83,29 @@ class Books:
         missing = sorted(set(known) - set(rates))
         if missing:
             raise InvalidInput(f"a rate card prices every flavor; missing {', '.join(missing)}")
+        cards = self.flavors.rate_cards()
         card = RateCard(self.flavors.next_rate_card_version(), effective_from, dict(rates))
         self.flavors.add_rate_card(card, actor, note)
+        self._audit(
+            actor,
+            "rate_card.publish",
+            f"rate_card/{card.version}",
+            _rate_card_record(cards[-1]) if cards else None,
+            _rate_card_record(card),
+        )
         return card
 
     def rate_card(self, at: datetime | None = None) -> RateCard:
         return rate_card_in_force(self.flavors.rate_cards(), at or self.clock())
 
-    def add_period(self, period: Period) -> None:
+    def add_period(self, period: Period, actor: str = "system") -> None:
         for other in self.funding.periods():
             if other.name == period.name:
                 raise InvalidInput(f"period {period.name} already exists")
             if period.starts_at < other.ends_at and other.starts_at < period.ends_at:
                 raise InvalidInput(f"period {period.name} overlaps period {other.name}")
         self.funding.add_period(period)
+        self._audit(actor, "period.add", f"period/{period.name}", None, _record(period))
 
     def current_period(self, at: datetime | None = None) -> Period:
         moment = at or self.clock()
@@ -99,7 +128,7 @@ class Books:
             self._trees[period] = self.accounts.tree(period)
         return self._trees[period]
 
-    def add_account(self, account: Account) -> None:
+    def add_account(self, account: Account, actor: str = "system") -> None:
         tree = self.tree()
         if account.name in tree:
             raise TreeError(f"an account named {account.name} already exists")
@@ -108,23 +137,78 @@ class Books:
         tree.with_account(account)  # validates the whole new tree
         self.accounts.save(account)
         self._trees.clear()
+        self._audit(actor, "account.add", f"account/{account.name}", None, _record(account))
 
-    def update_account(self, account: Account) -> None:
+    def update_account(self, account: Account, actor: str = "system") -> None:
         """Change an account's share, guarantee, borrowing limit or parent."""
         tree = self.tree()
-        if tree[account.name].kind is not account.kind:
-            raise TreeError(f"{account.name} is a {tree[account.name].kind}; its kind is fixed")
+        before = tree[account.name]
+        if before.kind is not account.kind:
+            raise TreeError(f"{account.name} is a {before.kind}; its kind is fixed")
         tree.with_account(account)
         self.accounts.save(account)
         self._trees.clear()
+        self._audit(
+            actor, "account.update", f"account/{account.name}", _record(before), _record(account)
+        )
 
-    def set_budget(self, account: str, period: str, budget: Credits | None) -> None:
+    def set_budget(
+        self, account: str, period: str, budget: Credits | None, actor: str = "system"
+    ) -> None:
         self.tree()[account]
-        self.funding.period(period)
+        before = self.tree(period)[account].budget
         if budget is not None and budget.milli < 0:
             raise InvalidInput("a budget cannot be negative")
         self.accounts.set_budget(account, period, budget)
         self._trees.clear()
+        self._audit(
+            actor,
+            "budget.set",
+            f"account/{account}",
+            {"period": period, "budget": str(before) if before is not None else None},
+            {"period": period, "budget": str(budget) if budget is not None else None},
+        )
+
+    # -- people ----------------------------------------------------------------------------
+
+    def add_member(self, user: str, project: str, role: Role, actor: str = "system") -> None:
+        if role not in (Role.RESEARCHER, Role.PI):
+            raise InvalidInput(f"a project member is a researcher or a pi, not {role}")
+        if self.tree()[project].kind is not AccountKind.PROJECT:
+            raise InvalidInput(f"{project} is not a project")
+        before = {m.user: m.role for m in self.people.members() if m.project == project}
+        if user in before:
+            raise InvalidInput(f"{user} is already a {before[user]} of {project}")
+        self.people.add_member(user, project, role.value)
+        self._audit(
+            actor, "membership.add", f"account/{project}", None, {"user": user, "role": role}
+        )
+
+    def remove_member(self, user: str, project: str, actor: str = "system") -> None:
+        role = self.people.remove_member(user, project)
+        self._audit(
+            actor, "membership.remove", f"account/{project}", {"user": user, "role": role}, None
+        )
+
+    def add_program_manager(self, user: str, program: str, actor: str = "system") -> None:
+        if self.tree()[program].kind is not AccountKind.PROGRAM:
+            raise InvalidInput(f"{program} is not a program")
+        self.people.add_program_manager(user, program)
+        self._audit(
+            actor,
+            "membership.add",
+            f"account/{program}",
+            None,
+            {"user": user, "role": Role.PROGRAM_MANAGER},
+        )
+
+    def grant_role(self, user: str, role: Role, actor: str = "system") -> None:
+        self.roles.grant(user, role)
+        self._audit(actor, "role.grant", f"user/{user}", None, {"role": role})
+
+    def revoke_role(self, user: str, role: Role, actor: str = "system") -> None:
+        self.roles.revoke(user, role)
+        self._audit(actor, "role.revoke", f"user/{user}", {"role": role}, None)
 
     # -- the ledger ------------------------------------------------------------------------
 
@@ -292,7 +376,9 @@ class Books:
         for flavor in request.flavors:
             if flavor not in known:
                 raise InvalidInput(f"unknown flavor {flavor!r}")
-        return self.allocations.add(request, actor, self.clock())
+        request_id = self.allocations.add(request, actor, self.clock())
+        self._audit(actor, "allocation.create", f"allocation/{request_id}", None, _record(request))
+        return request_id
 
     def program_of(self, project: str) -> str:
         path = self.tree().path(project)
@@ -304,6 +390,13 @@ class Books:
         threshold = self.accounts.auto_approve_threshold(self.program_of(request.project))
         submitted = request.submit(threshold)
         self.allocations.save(request_id, submitted, self.clock())
+        self._audit(
+            actor,
+            "allocation.submit",
+            f"allocation/{request_id}",
+            _record(request),
+            _record(submitted),
+        )
         if submitted.awarded is not None:
             self._award_request(request_id, submitted, actor)
         return submitted
@@ -332,6 +425,13 @@ class Books:
         else:
             raise InvalidInput(f"a review approves, adjusts or declines; not {decision!r}")
         self.allocations.save(request_id, reviewed, self.clock())
+        self._audit(
+            reviewer,
+            f"allocation.{decision}",
+            f"allocation/{request_id}",
+            _record(request),
+            _record(reviewed),
+        )
         if reviewed.awarded is not None:
             self._award_request(request_id, reviewed, reviewer)
         return reviewed
@@ -365,11 +465,26 @@ class Books:
             allocation=request_id,
         )
         self.allocations.mark_released(request_id, seq, actor, self.clock())
+        self._audit(
+            actor,
+            "allocation.release_tranche",
+            f"allocation/{request_id}",
+            None,
+            {"tranche": seq, "amount": str(amount), "ledger_entries": ids},
+        )
         return ids
 
-    def withdraw_request(self, request_id: int) -> AllocationRequest:
-        withdrawn = self.allocations.get(request_id).withdraw()
+    def withdraw_request(self, request_id: int, actor: str = "system") -> AllocationRequest:
+        request = self.allocations.get(request_id)
+        withdrawn = request.withdraw()
         self.allocations.save(request_id, withdrawn, self.clock())
+        self._audit(
+            actor,
+            "allocation.withdraw",
+            f"allocation/{request_id}",
+            _record(request),
+            _record(withdrawn),
+        )
         return withdrawn
 
 
@@ -381,3 +496,32 @@ def _hold_scope(tree: AccountTree, project: str) -> list[str]:
             names.add(account.name)
             names.update(node.name for node in tree.descendants(account.name))
     return sorted(names)
+
+
+def _record(value: object) -> dict[str, Any]:
+    """A JSON-ready picture of a dataclass for the audit log: enums by value, credits as text."""
+    if not is_dataclass(value) or isinstance(value, type):
+        raise TypeError(f"not a record: {value!r}")
+    return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
+
+
+def _plain(value: object) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, (Credits, Rate)):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, (tuple, list)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item) for key, item in value.items()}
+    return value
+
+
+def _rate_card_record(card: RateCard) -> dict[str, Any]:
+    return {
+        "version": card.version,
+        "effective_from": card.effective_from.isoformat(),
+        "rates": {flavor: str(rate) for flavor, rate in sorted(card.rates.items())},
+    }

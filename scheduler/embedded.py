@@ -377,3 +377,13 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state[state.rindex(")") + 2] != "Z"
+
+
+def address_file(data_dir: Path) -> Path:
+    """Where ``gpupool serve`` leaves the embedded Ray cluster's address for readers of logs."""
+    return data_dir / "ray" / "address"
+
+
+def embedded_address(data_dir: Path) -> str | None:
+    found = address_file(data_dir)
+    return found.read_text().strip() if found.exists() else None

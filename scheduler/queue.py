@@ -5,6 +5,7 @@ The portal and the CLI call these; they only write desired state. The scheduler 
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import replace
 
@@ -17,13 +18,20 @@ from quotas.quantities import format_duration
 from quotas.quote import QuoteLine, quote
 from quotas.service import Books
 
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
 
 def new_job_id() -> str:
     return f"gp-{secrets.token_hex(6)}"
 
 
-def submit(books: Books, spec: JobSpec, max_time_limit_seconds: int) -> tuple[Job, list[QuoteLine]]:
-    """Queue a job after checking what can be checked at the door; returns it with its quote."""
+def submit(
+    books: Books, spec: JobSpec, max_time_limit_seconds: int, job_id: str | None = None
+) -> tuple[Job, list[QuoteLine]]:
+    """Queue a job after checking what can be checked at the door; returns it with its quote.
+
+    ``job_id`` lets a client choose the id (Ray's ``submission_id``); a taken one is refused.
+    """
     tree = books.tree()
     if tree[spec.project].kind is not AccountKind.PROJECT:
         raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
@@ -42,8 +50,18 @@ def submit(books: Books, spec: JobSpec, max_time_limit_seconds: int) -> tuple[Jo
         spec.flavors,
         spec.min_memory_gb,
     )
-    job = Job(id=new_job_id(), spec=spec, state=JobState.QUEUED, submitted_at=books.clock())
-    JobRepository(books.session).add(job)
+    jobs = JobRepository(books.session)
+    if job_id is not None:
+        if not JOB_ID.fullmatch(job_id):
+            raise InvalidInput(
+                f"{job_id!r} is not a valid job id: 1-64 letters, digits, '.', '_', '-'"
+            )
+        if jobs.exists(job_id):
+            raise InvalidInput(f"job id {job_id} is taken")
+    job = Job(
+        id=job_id or new_job_id(), spec=spec, state=JobState.QUEUED, submitted_at=books.clock()
+    )
+    jobs.add(job)
     return job, lines
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Text,
@@ -246,6 +247,7 @@ class JobRow(Base):
     name: Mapped[str] = mapped_column(String(128))
     entrypoint: Mapped[str] = mapped_column(Text)
     runtime_env: Mapped[dict[str, Any]] = mapped_column(JSON)
+    labels: Mapped[dict[str, str]] = mapped_column("metadata", JSON, default=dict)
     image: Mapped[str | None] = mapped_column(String(500))
     gpus: Mapped[int] = mapped_column(Integer)
     flavors: Mapped[list[str]] = mapped_column(JSON)
@@ -291,3 +293,80 @@ class JobEventRow(Base):
     from_state: Mapped[str | None] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class RoleGrantRow(Base):
+    """A pool-wide role (admin or auditor) held by a user."""
+
+    __tablename__ = "role_grants"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class IdentityLinkRow(Base):
+    """Maps an identity provider's subject (to a user) or group (to a role) onto gpupool's records.
+
+    ``claim`` is ``sub`` or ``group``. A subject link names ``user_id``; a group link names a
+    ``role`` and, for ``researcher``, ``pi`` and ``program_manager``, the ``account_id`` it holds
+    that role in.
+    """
+
+    __tablename__ = "identity_links"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    issuer: Mapped[str] = mapped_column(String(500))
+    claim: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    role: Mapped[str | None] = mapped_column(String(16))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"))
+
+    __table_args__ = (
+        Index("ix_identity_links_lookup", "issuer", "claim", "value"),
+        CheckConstraint("claim IN ('sub', 'group')", name="claim_known"),
+    )
+
+
+class ApiTokenRow(Base):
+    """A personal access token: only its SHA-256 is kept; ``lookup`` finds it without a scan."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class AuditEntryRow(Base):
+    """Who changed what, when, with the record before and after. Append-only like the ledger."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(200), index=True)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class PackageRow(Base):
+    """A ``working_dir`` a Ray client uploaded (``gcs://_ray_pkg_<hash>.zip``), kept until dispatch
+    forwards it to the cluster the job runs on."""
+
+    __tablename__ = "packages"
+
+    uri: Mapped[str] = mapped_column(String(300), primary_key=True)
+    content: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    uploaded_by: Mapped[str] = mapped_column(Name)
+    uploaded_at: Mapped[datetime]

@@ -102,7 +102,7 @@ class FlavorRepository:
         for row in self.session.scalars(select(ExchangeRateRow)):
             rates.setdefault(row.version, {})[row.flavor] = Rate(row.milli_per_gpu_hour)
         return [
-            RateCard(row.version, _aware(row.effective_from), rates.get(row.version, {}))
+            RateCard(row.version, as_utc(row.effective_from), rates.get(row.version, {}))
             for row in self.session.scalars(select(RateCardRow).order_by(RateCardRow.version))
         ]
 
@@ -142,13 +142,13 @@ class FundingRepository:
 
     def periods(self) -> list[Period]:
         rows = self.session.scalars(select(PeriodRow).order_by(PeriodRow.starts_at))
-        return [Period(row.name, _aware(row.starts_at), _aware(row.ends_at)) for row in rows]
+        return [Period(row.name, as_utc(row.starts_at), as_utc(row.ends_at)) for row in rows]
 
     def period(self, name: str) -> Period:
         row = self.session.get(PeriodRow, name)
         if row is None:
             raise NotFound(f"unknown period {name!r}")
-        return Period(row.name, _aware(row.starts_at), _aware(row.ends_at))
+        return Period(row.name, as_utc(row.starts_at), as_utc(row.ends_at))
 
     def mark_expired(self, name: str, at: datetime) -> None:
         row = self.session.get(PeriodRow, name)
@@ -159,7 +159,7 @@ class FundingRepository:
 
     def expired_at(self, name: str) -> datetime | None:
         row = self.session.get(PeriodRow, name)
-        return _aware(row.expired_at) if row and row.expired_at else None
+        return as_utc(row.expired_at) if row and row.expired_at else None
 
 
 class AccountRepository:
@@ -284,6 +284,23 @@ class PeopleRepository:
             )
         )
         self.session.flush()
+
+    def remove_member(self, user: str, project: str) -> str:
+        """Remove a membership; returns the role it held."""
+        row = self.session.get(
+            MembershipRow, (self._user_id(user), AccountRepository(self.session).id_of(project))
+        )
+        if row is None:
+            raise NotFound(f"{user} is not a member of {project}")
+        role = row.role
+        self.session.delete(row)
+        self.session.flush()
+        return role
+
+    def users(self) -> list[tuple[str, str, str]]:
+        """(name, display name, email) of every user."""
+        query = select(UserRow.name, UserRow.display_name, UserRow.email).order_by(UserRow.name)
+        return [(name, display, email) for name, display, email in self.session.execute(query)]
 
     def members(self) -> list[Member]:
         query = (
@@ -488,7 +505,7 @@ class LedgerRepository:
         row = self.session.get(LedgerEntryRow, entry_id)
         if row is None:
             raise NotFound(f"no ledger entry {entry_id}")
-        return Entry(row.id, _aware(row.at), self._posting(row))
+        return Entry(row.id, as_utc(row.at), self._posting(row))
 
     def is_reversed(self, entry_id: int) -> bool:
         query = select(LedgerEntryRow.id).where(LedgerEntryRow.reverses_id == entry_id)
@@ -519,7 +536,7 @@ class LedgerRepository:
         if kind_values:
             query = query.where(Entries.kind.in_(kind_values))
         return [
-            Entry(row.id, _aware(row.at), self._posting(row)) for row in self.session.scalars(query)
+            Entry(row.id, as_utc(row.at), self._posting(row)) for row in self.session.scalars(query)
         ]
 
     def usage_charges(self, since: datetime) -> list[tuple[str, datetime, int]]:
@@ -536,9 +553,9 @@ class LedgerRepository:
         found: list[tuple[str, datetime, int]] = []
         for kind, target, source, at, amount in self.session.execute(query):
             if kind == EntryKind.CHARGE:
-                found.append((self._account_name(target) or "", _aware(at), amount))
+                found.append((self._account_name(target) or "", as_utc(at), amount))
             else:
-                found.append((self._account_name(source) or "", _aware(at), -amount))
+                found.append((self._account_name(source) or "", as_utc(at), -amount))
         return found
 
 
@@ -630,7 +647,7 @@ class AllocationRepository:
             (
                 row.seq,
                 Credits(row.amount_milli),
-                _aware(row.released_at) if row.released_at else None,
+                as_utc(row.released_at) if row.released_at else None,
             )
             for row in rows
         ]
@@ -658,6 +675,7 @@ class JobRepository:
             name=job.spec.name,
             entrypoint=job.spec.entrypoint,
             runtime_env=dict(job.spec.runtime_env),
+            labels=dict(job.spec.metadata),
             image=job.spec.image,
             gpus=job.spec.gpus,
             flavors=list(job.spec.flavors),
@@ -722,6 +740,9 @@ class JobRepository:
             )
         self.session.flush()
 
+    def exists(self, job_id: str) -> bool:
+        return self.session.get(JobRow, job_id) is not None
+
     def get(self, job_id: str, for_update: bool = False) -> Job:
         row = self.session.get(JobRow, job_id, with_for_update=for_update)
         if row is None:
@@ -750,6 +771,42 @@ class JobRepository:
             query = query.limit(limit)
         return [self._job(row, name) for row, name in self.session.execute(query)]
 
+    def search(
+        self,
+        *,
+        projects: Sequence[str] | None = None,
+        states: Iterable[JobState] | None = None,
+        submitter: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Job], int]:
+        """A page of jobs, newest first, and how many match in all; ``projects=None`` is all."""
+        query = select(JobRow, AccountRow.name).join(AccountRow, AccountRow.id == JobRow.project_id)
+        if projects is not None:
+            query = query.where(AccountRow.name.in_(list(projects)))
+        if states is not None:
+            query = query.where(JobRow.state.in_([state.value for state in states]))
+        if submitter is not None:
+            query = query.where(JobRow.submitter == submitter)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = query.order_by(JobRow.submitted_at.desc(), JobRow.id.desc()).offset(offset)
+        found = [self._job(row, name) for row, name in self.session.execute(page.limit(limit))]
+        return found, total
+
+    def charged_milli(self, job_id: str) -> int:
+        """Credits charged to the job net of refunds, from the ledger itself."""
+        charged = self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntryRow.amount_milli), 0)).where(
+                LedgerEntryRow.kind == EntryKind.CHARGE.value, LedgerEntryRow.target_job == job_id
+            )
+        )
+        refunded = self.session.scalar(
+            select(func.coalesce(func.sum(LedgerEntryRow.amount_milli), 0)).where(
+                LedgerEntryRow.kind == EntryKind.REFUND.value, LedgerEntryRow.source_job == job_id
+            )
+        )
+        return int(charged or 0) - int(refunded or 0)
+
     def news_since(self, since: datetime) -> bool:
         """Whether anything a scheduler should act on soon happened: a job submitted (or
         requeued) after ``since``, a job admitted or starting, or a cancel asked for."""
@@ -769,7 +826,7 @@ class JobRepository:
         )
         return [
             JobEvent(
-                _aware(row.at),
+                as_utc(row.at),
                 JobState(row.from_state) if row.from_state else None,
                 JobState(row.to_state),
                 row.reason,
@@ -800,34 +857,35 @@ class JobRepository:
                 flavors=tuple(row.flavors),
                 min_memory_gb=row.min_memory_gb,
                 runtime_env=row.runtime_env,
+                metadata=row.labels,
                 image=row.image,
                 priority=PriorityClass(row.priority),
                 data_class=DataClass(row.data_class),
                 preemptible=row.preemptible,
             ),
             state=JobState(row.state),
-            submitted_at=_aware(row.submitted_at),
+            submitted_at=as_utc(row.submitted_at),
             reason=row.reason,
             placed=placed,
             attempt=row.attempt,
-            admitted_at=_maybe_aware(row.admitted_at),
-            started_at=_maybe_aware(row.started_at),
-            ended_at=_maybe_aware(row.ended_at),
+            admitted_at=maybe_utc(row.admitted_at),
+            started_at=maybe_utc(row.started_at),
+            ended_at=maybe_utc(row.ended_at),
             charged_milli=row.charged_milli,
-            charged_until=_maybe_aware(row.charged_until),
+            charged_until=maybe_utc(row.charged_until),
             cancel_requested=row.cancel_requested,
             stop_cause=StopCause(row.stop_cause) if row.stop_cause else None,
             position=row.position,
-            eta=_maybe_aware(row.eta),
+            eta=maybe_utc(row.eta),
             dispatch_failures=row.dispatch_failures,
-            next_dispatch_at=_maybe_aware(row.next_dispatch_at),
+            next_dispatch_at=maybe_utc(row.next_dispatch_at),
         )
 
 
-def _maybe_aware(value: datetime | None) -> datetime | None:
-    return _aware(value) if value is not None else None
+def maybe_utc(value: datetime | None) -> datetime | None:
+    return as_utc(value) if value is not None else None
 
 
-def _aware(value: datetime) -> datetime:
+def as_utc(value: datetime) -> datetime:
     """SQLite hands back naive datetimes; everything stored is UTC."""
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)

@@ -1,0 +1,102 @@
+"""``gpupool serve``: the portal, the scheduler loop and (embedded default) a local Ray cluster,
+in one process, stopped together by Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator, Mapping, Sequence
+
+import uvicorn
+
+from portal.app import create_app
+from portal.settings import PortalSettings
+from quotas.db.session import make_engine
+from quotas.flavors import Flavor
+from quotas.inventory import ClusterSpec
+from scheduler.backends.registry import build_backends, close_backends, embedded_inventory
+from scheduler.embedded import EmbeddedRayCluster, address_file
+from scheduler.loop import run_scheduler
+
+log = logging.getLogger(__name__)
+
+
+class QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: ``serve`` stops API and scheduler together."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run_service(
+    settings: PortalSettings, clusters: Sequence[ClusterSpec], flavors: Mapping[str, Flavor]
+) -> None:
+    inventory = embedded_inventory(clusters, flavors)
+    embedded = None
+    where = address_file(settings.data_dir)
+    if inventory:
+        embedded = EmbeddedRayCluster(inventory, settings.data_dir / "ray")
+        log.info(
+            "starting a local Ray cluster with %d logical GPUs (%s) ...",
+            sum(inventory.values()),
+            ", ".join(f"{n} {r}" for r, n in inventory.items()),
+        )
+        embedded.start()
+        where.parent.mkdir(parents=True, exist_ok=True)
+        where.write_text(embedded.address)
+        print(f"Ray cluster: {embedded.address}", flush=True)
+    try:
+        asyncio.run(_serve(settings, clusters, flavors, embedded.address if embedded else None))
+    finally:
+        if embedded is not None:
+            print("stopping the local Ray cluster ...", flush=True)
+            where.unlink(missing_ok=True)
+            embedded.stop()
+
+
+async def _serve(
+    settings: PortalSettings,
+    clusters: Sequence[ClusterSpec],
+    flavors: Mapping[str, Flavor],
+    embedded_address: str | None,
+) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    engine = make_engine(settings.database)
+    backends = build_backends(clusters, flavors, embedded_address)
+    scheduler: asyncio.Task[None] | None = None
+    if settings.run_scheduler:
+        scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop))
+
+    def scheduler_ready() -> bool:
+        return scheduler is not None and not scheduler.done()
+
+    app = create_app(settings, engine, scheduler_ready=scheduler_ready)
+    config = uvicorn.Config(
+        app, host=settings.host, port=settings.port, log_level="info", lifespan="off"
+    )
+    server = QuietServer(config)
+    api = asyncio.create_task(server.serve())
+    print(
+        f"gpupool portal: {settings.base_url} (API docs {settings.base_url}/docs); "
+        f"scheduler: {len(backends)} clusters; Ctrl-C stops",
+        flush=True,
+    )
+    try:
+        waiters = [asyncio.create_task(stop.wait()), api]
+        if scheduler is not None:
+            waiters.append(scheduler)
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.set()
+        server.should_exit = True
+        await asyncio.gather(api, return_exceptions=True)
+        if scheduler is not None:
+            await asyncio.gather(scheduler, return_exceptions=True)
+        await close_backends(backends)
+        engine.dispose()

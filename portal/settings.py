@@ -1,0 +1,51 @@
+"""Settings of the portal (env prefix ``GPUPOOL_``), on top of the scheduler's and the books'.
+
+With no identity provider configured (the embedded default) the web pages also accept sign-in
+with a personal access token or the admin token, so ``make run`` gives a usable portal. Once an
+identity provider is configured that is refused unless ``GPUPOOL_TOKEN_SIGN_IN=true``.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from scheduler.settings import SchedulerSettings
+
+
+class PortalSettings(SchedulerSettings):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = Field(
+        default=None, description="Where browsers reach the portal; default http://host:port"
+    )
+    oidc_issuer: str | None = Field(default=None, description="The identity provider's issuer URL")
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_audience: str | None = Field(
+        default=None, description="Audience API bearer JWTs must carry; default the client id"
+    )
+    oidc_groups_claim: str = "groups"
+    oidc_scopes: str = "openid profile email"
+    jwks_cache_seconds: float = Field(default=300.0, gt=0)
+    token_sign_in: bool | None = Field(
+        default=None,
+        description="Accept tokens on the sign-in page; default: only with no identity provider",
+    )
+    session_secret: str | None = Field(
+        default=None, description="Signs browser sessions; default a key kept in the data directory"
+    )
+    max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest JSON request body")
+    max_package_bytes: int = Field(
+        default=100 << 20, gt=0, description="Largest working_dir upload through the Ray API"
+    )
+    run_scheduler: bool = Field(default=True, description="serve also runs the scheduler loop")
+
+    @property
+    def accepts_token_sign_in(self) -> bool:
+        if self.token_sign_in is not None:
+            return self.token_sign_in
+        return self.oidc_issuer is None
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

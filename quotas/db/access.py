@@ -1,0 +1,356 @@
+"""Records behind sign-in and the audit trail: role grants, identity links, personal access
+tokens, the audit log, and uploaded ``working_dir`` packages."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from quotas.access import POOL_ROLES, Principal, Role, Scope, principal
+from quotas.db.models import (
+    AccountRow,
+    ApiTokenRow,
+    AuditEntryRow,
+    IdentityLinkRow,
+    MembershipRow,
+    PackageRow,
+    ProgramManagerRow,
+    RoleGrantRow,
+    UserRow,
+)
+from quotas.db.repositories import as_utc, maybe_utc
+from quotas.errors import InvalidInput, NotFound
+
+
+def user_id(session: Session, name: str) -> int:
+    found = session.scalar(select(UserRow.id).where(UserRow.name == name))
+    if found is None:
+        raise NotFound(f"unknown user {name!r}")
+    return found
+
+
+class RoleRepository:
+    """What each user may do, from gpupool's own records."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def grant(self, user: str, role: Role) -> None:
+        if role not in POOL_ROLES:
+            raise InvalidInput(f"{role} is held in a project or program, not pool-wide")
+        uid = user_id(self.session, user)
+        if self.session.get(RoleGrantRow, (uid, role.value)) is None:
+            self.session.add(RoleGrantRow(user_id=uid, role=role.value))
+            self.session.flush()
+
+    def revoke(self, user: str, role: Role) -> None:
+        row = self.session.get(RoleGrantRow, (user_id(self.session, user), role.value))
+        if row is not None:
+            self.session.delete(row)
+            self.session.flush()
+
+    def principal(self, user: str, scopes: Sequence[Scope] | None = None) -> Principal:
+        uid = user_id(self.session, user)
+        pool_roles = self.session.scalars(
+            select(RoleGrantRow.role).where(RoleGrantRow.user_id == uid)
+        )
+        projects = self.session.execute(
+            select(AccountRow.name, MembershipRow.role)
+            .join(AccountRow, AccountRow.id == MembershipRow.project_id)
+            .where(MembershipRow.user_id == uid)
+        )
+        programs = self.session.scalars(
+            select(AccountRow.name)
+            .join(ProgramManagerRow, ProgramManagerRow.program_id == AccountRow.id)
+            .where(ProgramManagerRow.user_id == uid)
+        )
+        return principal(
+            user,
+            pool_roles=[Role(role) for role in pool_roles],
+            projects={project: Role(role) for project, role in projects},
+            programs=list(programs),
+            scopes=scopes if scopes is not None else list(Scope),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityLink:
+    id: int
+    issuer: str
+    claim: str
+    value: str
+    user: str | None
+    role: Role | None
+    account: str | None
+
+
+class IdentityLinkRepository:
+    """How an identity provider's subjects and groups map onto users and roles."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def link_subject(self, issuer: str, subject: str, user: str) -> int:
+        row = IdentityLinkRow(
+            issuer=issuer, claim="sub", value=subject, user_id=user_id(self.session, user)
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def link_group(self, issuer: str, group: str, role: Role, account: str | None = None) -> int:
+        if (role in POOL_ROLES) != (account is None):
+            raise InvalidInput(
+                "a group grants admin or auditor pool-wide, or another role in one account"
+            )
+        account_id = None
+        if account is not None:
+            account_id = self.session.scalar(
+                select(AccountRow.id).where(AccountRow.name == account)
+            )
+            if account_id is None:
+                raise NotFound(f"no account {account}")
+        row = IdentityLinkRow(
+            issuer=issuer, claim="group", value=group, role=role.value, account_id=account_id
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def user_for_subject(self, issuer: str, subject: str) -> str | None:
+        return self.session.scalar(
+            select(UserRow.name)
+            .join(IdentityLinkRow, IdentityLinkRow.user_id == UserRow.id)
+            .where(
+                IdentityLinkRow.issuer == issuer,
+                IdentityLinkRow.claim == "sub",
+                IdentityLinkRow.value == subject,
+            )
+        )
+
+    def group_grants(self, issuer: str, groups: Sequence[str]) -> list[tuple[Role, str | None]]:
+        if not groups:
+            return []
+        rows = self.session.execute(
+            select(IdentityLinkRow.role, AccountRow.name)
+            .outerjoin(AccountRow, AccountRow.id == IdentityLinkRow.account_id)
+            .where(
+                IdentityLinkRow.issuer == issuer,
+                IdentityLinkRow.claim == "group",
+                IdentityLinkRow.value.in_(list(groups)),
+            )
+        )
+        return [(Role(role), account) for role, account in rows if role is not None]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiToken:
+    id: int
+    lookup: str
+    secret_sha256: str
+    user: str
+    name: str
+    scopes: tuple[Scope, ...]
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+
+class ApiTokenRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        lookup: str,
+        secret_sha256: str,
+        user: str,
+        name: str,
+        scopes: Sequence[Scope],
+        created_at: datetime,
+        expires_at: datetime | None,
+    ) -> int:
+        row = ApiTokenRow(
+            lookup=lookup,
+            secret_sha256=secret_sha256,
+            user_id=user_id(self.session, user),
+            name=name,
+            scopes=[scope.value for scope in scopes],
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def _token(self, row: ApiTokenRow, user: str) -> ApiToken:
+        return ApiToken(
+            id=row.id,
+            lookup=row.lookup,
+            secret_sha256=row.secret_sha256,
+            user=user,
+            name=row.name,
+            scopes=tuple(Scope(scope) for scope in row.scopes),
+            created_at=as_utc(row.created_at),
+            expires_at=maybe_utc(row.expires_at),
+            revoked_at=maybe_utc(row.revoked_at),
+            last_used_at=maybe_utc(row.last_used_at),
+        )
+
+    def by_lookup(self, lookup: str) -> ApiToken | None:
+        found = self.session.execute(
+            select(ApiTokenRow, UserRow.name)
+            .join(UserRow, UserRow.id == ApiTokenRow.user_id)
+            .where(ApiTokenRow.lookup == lookup)
+        ).first()
+        return self._token(found[0], found[1]) if found else None
+
+    def of_user(self, user: str) -> list[ApiToken]:
+        rows = self.session.execute(
+            select(ApiTokenRow, UserRow.name)
+            .join(UserRow, UserRow.id == ApiTokenRow.user_id)
+            .where(UserRow.name == user)
+            .order_by(ApiTokenRow.id)
+        )
+        return [self._token(row, name) for row, name in rows]
+
+    def get(self, token_id: int) -> ApiToken:
+        row = self.session.get(ApiTokenRow, token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        name = self.session.scalar(select(UserRow.name).where(UserRow.id == row.user_id))
+        assert name is not None
+        return self._token(row, name)
+
+    def revoke(self, token_id: int, at: datetime) -> None:
+        row = self.session.get(ApiTokenRow, token_id)
+        if row is None:
+            raise NotFound(f"no token {token_id}")
+        if row.revoked_at is None:
+            row.revoked_at = at
+            self.session.flush()
+
+    def touch(self, token_id: int, at: datetime) -> None:
+        row = self.session.get(ApiTokenRow, token_id)
+        if row is not None:
+            row.last_used_at = at
+            self.session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+
+
+class AuditRepository:
+    """Every change of quota, allocation, rate and membership: who, when, before, after."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def record(
+        self,
+        at: datetime,
+        actor: str,
+        action: str,
+        target: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+    ) -> None:
+        self.session.add(
+            AuditEntryRow(
+                at=at,
+                actor=actor,
+                action=action,
+                target=target,
+                before=dict(before) if before is not None else None,
+                after=dict(after) if after is not None else None,
+            )
+        )
+        self.session.flush()
+
+    def entries(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
+        limit: int = 100,
+    ) -> list[AuditEntry]:
+        """Newest first; page with ``before_id`` (the smallest id of the previous page)."""
+        query = select(AuditEntryRow).order_by(AuditEntryRow.id.desc()).limit(limit)
+        if actor is not None:
+            query = query.where(AuditEntryRow.actor == actor)
+        if action is not None:
+            query = query.where(AuditEntryRow.action == action)
+        if target is not None:
+            query = query.where(AuditEntryRow.target == target)
+        if since is not None:
+            query = query.where(AuditEntryRow.at >= since)
+        if until is not None:
+            query = query.where(AuditEntryRow.at < until)
+        if before_id is not None:
+            query = query.where(AuditEntryRow.id < before_id)
+        return [
+            AuditEntry(
+                id=row.id,
+                at=as_utc(row.at),
+                actor=row.actor,
+                action=row.action,
+                target=row.target,
+                before=row.before,
+                after=row.after,
+            )
+            for row in self.session.scalars(query)
+        ]
+
+    def count(self) -> int:
+        return self.session.scalar(select(func.count(AuditEntryRow.id))) or 0
+
+
+class PackageRepository:
+    """``working_dir`` zips uploaded through the Ray-compatible API, by their ``gcs://`` URI."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def exists(self, uri: str) -> bool:
+        return self.session.get(PackageRow, uri) is not None
+
+    def put(self, uri: str, content: bytes, uploaded_by: str, at: datetime) -> None:
+        row = self.session.get(PackageRow, uri)
+        if row is None:
+            self.session.add(
+                PackageRow(
+                    uri=uri,
+                    content=content,
+                    size=len(content),
+                    uploaded_by=uploaded_by,
+                    uploaded_at=at,
+                )
+            )
+        else:
+            row.content = content
+            row.size = len(content)
+        self.session.flush()
+
+    def get(self, uri: str) -> bytes:
+        row = self.session.get(PackageRow, uri)
+        if row is None:
+            raise NotFound(f"no package {uri}")
+        return row.content

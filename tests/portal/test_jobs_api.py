@@ -1,0 +1,60 @@
+"""The jobs API: submit with a quote, list with scope and pages, one job, cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.portal.conftest import Demo
+
+
+def submit(demo: Demo, user: str, project: str = "kaist-nlp", **extra: object) -> Any:
+    body = {"project": project, "entrypoint": "python train.py", "gpus": 2, "time_limit": "2h"}
+    response = demo.client.post("/api/v1/jobs", json=body | extra, headers=demo.headers(user))
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_submit_answers_with_the_job_and_its_quote(demo: Demo) -> None:
+    answer = submit(demo, "jiwoo.jung", flavors=["h100-80g", "a100-80g"])
+
+    assert answer["job"]["state"] == "queued"
+    assert answer["job"]["submitter"] == "jiwoo.jung"
+    quote = {line["flavor"]: line["credits"] for line in answer["quote"]}
+    assert quote == {"h100-80g": "4.0", "a100-80g": "3.2"}
+
+
+def test_a_researcher_sees_only_their_projects_jobs(demo: Demo) -> None:
+    mine = submit(demo, "jiwoo.jung")["job"]["id"]
+    other = submit(demo, "sungmin.yoon", project="snu-medical-imaging")["job"]["id"]
+
+    listed = demo.client.get("/api/v1/jobs", headers=demo.headers("jiwoo.jung")).json()
+    hidden = demo.client.get(f"/api/v1/jobs/{other}", headers=demo.headers("jiwoo.jung"))
+
+    assert [job["id"] for job in listed["items"]] == [mine]
+    assert hidden.status_code == 404
+    assert hidden.headers["content-type"] == "application/problem+json"
+
+
+def test_cancel_of_a_queued_job_is_immediate_and_recorded(demo: Demo) -> None:
+    job = submit(demo, "jiwoo.jung")["job"]["id"]
+
+    cancelled = demo.client.post(f"/api/v1/jobs/{job}/cancel", headers=demo.headers("jiwoo.jung"))
+    detail = demo.client.get(f"/api/v1/jobs/{job}", headers=demo.headers("jiwoo.jung")).json()
+
+    assert cancelled.json()["state"] == "cancelled"
+    assert [event["to_state"] for event in detail["events"]] == ["queued", "cancelled"]
+    assert detail["charged"] == "0.0"
+
+
+def test_unknown_fields_and_missing_auth_are_refused(demo: Demo) -> None:
+    unknown = demo.client.post(
+        "/api/v1/jobs",
+        json={"project": "kaist-nlp", "entrypoint": "x", "gpu": 2},
+        headers=demo.headers("jiwoo.jung"),
+    )
+    anonymous = demo.client.get("/api/v1/jobs")
+
+    assert unknown.status_code == 422
+    assert "gpu" in unknown.json()["detail"]
+    assert anonymous.status_code == 401
+    assert anonymous.headers["www-authenticate"].startswith("Bearer")
