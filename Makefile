@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(ONE_CORE) $(BIN)/python -m bench.admission
 	$(ONE_CORE) $(BIN)/python -m bench.cycle
 	$(BIN)/python -m bench.latency
+	$(BIN)/python -m bench.submissions
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,90 +1,213 @@
-"""The ``gpupool`` command line.
+"""The ``gpupool`` command line: a client of the portal's REST API, plus the local set-up.
 
-``gpupool serve --demo`` sets up the books, starts the embedded Ray cluster and runs the
-scheduler; ``submit``, ``jobs``, ``job``, ``logs`` and ``cancel`` work the queue; ``quota``
-shows the account tree with its three balances; ``quote`` prices a job before it is submitted;
-``fairshare`` shows who goes next and why; ``init`` and ``db upgrade`` prepare the database.
-Exit codes: 0 success, 1 a domain error (the message says what to change), 2 bad usage.
+``serve``, ``init`` and ``db upgrade`` work on this machine's database. Every other command
+talks to a running portal through ``portal.client`` with the token of whoever signed in
+(``gpupool login``; see ``portal.client`` for where the URL and token come from), so it sees and
+may do exactly what that person may in the portal. Read commands take ``--json`` to print the
+API's own JSON; reports take ``--csv`` to print the API's CSV.
+
+Exit codes scripts can rely on:
+  0  done;
+  1  refused by the books: not found, a conflict, invalid input (the API's 4xx answers);
+  2  bad usage: an unknown option or a value that cannot be read;
+  3  not signed in, or the token was refused (401) or lacks the right (403);
+  4  the portal cannot be reached, or it failed (5xx).
 """
 
 from __future__ import annotations
 
-import asyncio
+import json
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
+import httpx
 import typer
-from sqlalchemy import Engine
+from typer.core import TyperGroup
 
+from portal.client import (
+    DEFAULT_URL,
+    Api,
+    ApiError,
+    ClientSettings,
+    NotSignedIn,
+    Unreachable,
+    forget_credentials,
+    resolve_credentials,
+    store_credentials,
+    stored_credentials,
+)
 from portal.server import run_service
 from portal.settings import PortalSettings
 from portal.tokens import ensure_admin
 from quotas.admission import DataClass, PriorityClass
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
-from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.errors import BooksError
-from quotas.fairshare import decayed_usage, fair_share
-from quotas.jobs import JobSpec, JobState
-from quotas.quantities import Credits, Rate, format_duration, parse_duration
-from quotas.quote import quote
+from quotas.jobs import JobState
+from quotas.quantities import format_duration, parse_duration
 from quotas.seed import seed_demo
 from quotas.service import Books
-from scheduler.backends.base import BackendError
-from scheduler.backends.registry import build_backends, close_backends
-from scheduler.embedded import embedded_address
-from scheduler.queue import request_cancel, submit
 from scheduler.settings import SchedulerSettings
 
+OK, REFUSED, USAGE, SIGNED_OUT, UNREACHABLE = 0, 1, 2, 3, 4
+
+
+def fail(message: str, code: int) -> NoReturn:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+class ApiGroup(TyperGroup):
+    """Turns the client's errors into one line on stderr and the documented exit code."""
+
+    def invoke(self, ctx: Any) -> Any:  # typer's vendored click.Context
+        try:
+            return super().invoke(ctx)
+        except ApiError as error:
+            if error.status == 401:
+                fail(f"{error.detail}; sign in again with `gpupool login`", SIGNED_OUT)
+            if error.status == 403:
+                fail(error.detail, SIGNED_OUT)
+            if error.status >= 500:
+                fail(f"the portal answered {error.status}: {error.detail}", UNREACHABLE)
+            fail(error.detail, REFUSED)
+        except NotSignedIn as error:
+            fail(str(error), SIGNED_OUT)
+        except Unreachable as error:
+            fail(str(error), UNREACHABLE)
+        except BooksError as error:
+            fail(str(error), REFUSED)
+
+
 app = typer.Typer(
-    help="gpupool: one national GPU pool, one ledger, fair share.", no_args_is_help=True
+    cls=ApiGroup,
+    help="gpupool: one national GPU pool, one ledger, fair share.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
 )
-db_app = typer.Typer(
-    help="Database schema.", no_args_is_help=True, pretty_exceptions_show_locals=False
-)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+quota_app = typer.Typer(help="The account tree: shares, budgets, balances.")
+request_app = typer.Typer(help="Allocation requests: ask for credits, review, release.")
+report_app = typer.Typer(help="Reports: fair share, utilisation, spend, wait times.")
 app.add_typer(db_app, name="db")
+app.add_typer(quota_app, name="quota")
+app.add_typer(request_app, name="request")
+app.add_typer(report_app, name="report")
 
 DataDir = Annotated[Path | None, typer.Option(help="Where gpupool keeps its files.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the API's JSON.")]
+AsCsv = Annotated[bool, typer.Option("--csv", help="Print the API's CSV.")]
+Period = Annotated[str | None, typer.Option(help="Period, e.g. 2026-q3 (default: current).")]
+Flavors = Annotated[list[str] | None, typer.Option("--flavor", help="Acceptable flavor (repeat).")]
+Since = Annotated[
+    str | None, typer.Option(help="Window start, ISO 8601 (default: 7 days before --until).")
+]
+Until = Annotated[str | None, typer.Option(help="Window end, ISO 8601 (default: now).")]
+MinMemory = Annotated[int | None, typer.Option(help="Any flavor with this much GPU memory.")]
 
 
-def _time_limit(text: str) -> int:
+# -- talking to the portal ------------------------------------------------------------------
+
+
+def _api(ctx: typer.Context) -> Api:
+    """A client for the signed-in principal; tests inject the HTTP client as ``obj``."""
+    credentials = resolve_credentials(ClientSettings())
+    api = Api(credentials.url, credentials.token, ctx.find_object(httpx.Client))
+    ctx.call_on_close(api.close)
+    return api
+
+
+def _print_json(data: Any) -> None:
+    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    if isinstance(value, list):
+        return ", ".join(_cell(item) for item in value) or "-"
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False)
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
     try:
-        return parse_duration(text)
+        Decimal(text.lstrip("#").rstrip("%"))
+    except InvalidOperation:
+        return False
+    return True
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """Aligned columns; a column of numbers is aligned right."""
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(header)]
+    right = [
+        bool(cells) and all(row[i] == "-" or _numeric(row[i]) for row in cells)
+        for i in range(len(header))
+    ]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            value.rjust(width) if flush else value.ljust(width)
+            for value, width, flush in zip(values, widths, right, strict=True)
+        ).rstrip()
+
+    typer.echo(line(header))
+    for row in cells:
+        typer.echo(line(row))
+
+
+def _when(value: str | None) -> str:
+    if not value:
+        return "-"
+    try:
+        return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return value
+
+
+def _time_limit(text: str) -> str:
+    try:
+        parse_duration(text)
     except ValueError as error:
         raise typer.BadParameter(str(error), param_hint="--time-limit") from error
+    return text
+
+
+def _credits(text: str, hint: str) -> str:
+    try:
+        amount = Decimal(text)
+    except InvalidOperation:
+        raise typer.BadParameter(f"{text!r} is not an amount of credits", param_hint=hint) from None
+    if not amount.is_finite():
+        raise typer.BadParameter(f"{text!r} is not an amount of credits", param_hint=hint)
+    return text
+
+
+# -- local set-up: these work on this machine's database, not through the portal -----------
 
 
 def _settings(data_dir: Path | None) -> SchedulerSettings:
     return SchedulerSettings(data_dir=data_dir) if data_dir else SchedulerSettings()
 
 
-def _engine(data_dir: Path | None) -> Engine:
-    return make_engine(_settings(data_dir).database)
-
-
-@contextmanager
-def _books(data_dir: Path | None) -> Iterator[Books]:
-    engine = _engine(data_dir)
-    try:
-        with transaction(session_factory(engine)) as session:
-            yield Books(session)
-    except BooksError as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from error
-    finally:
-        engine.dispose()
-
-
 @db_app.command("upgrade")
 def db_upgrade(data_dir: DataDir = None) -> None:
     """Bring the database to the newest schema."""
-    engine = _engine(data_dir)
+    engine = make_engine(_settings(data_dir).database)
     upgrade(engine)
     typer.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
     engine.dispose()
@@ -103,103 +226,20 @@ def _init(demo: bool, data_dir: Path | None) -> None:
     settings = _settings(data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.database)
-    upgrade(engine)
-    typer.echo(f"database: {engine.url.render_as_string(hide_password=True)} (schema up to date)")
-    engine.dispose()
-    if not demo:
-        return
-    with _books(data_dir) as books:
-        report = seed_demo(books, demo_pool(utc_now()))
+    try:
+        upgrade(engine)
+        typer.echo(
+            f"database: {engine.url.render_as_string(hide_password=True)} (schema up to date)"
+        )
+        if not demo:
+            return
+        with transaction(session_factory(engine)) as session:
+            report = seed_demo(Books(session), demo_pool(utc_now()))
+    finally:
+        engine.dispose()
     typer.echo("demo pool:" if report.seeded else "demo pool: already seeded")
     for line in report.lines:
         typer.echo(f"  {line}")
-
-
-@app.command()
-def quota(
-    period: Annotated[str | None, typer.Option(help="Period (default: the current one).")] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """The account tree with shares, budgets and the three balances, exact from the ledger."""
-    with _books(data_dir) as books:
-        name = period or books.current_period().name
-        tree = books.tree(name)
-        typer.echo(f"period {name}    credits: settled / in flight / committed")
-        header = f"{'account':<34}{'share':>6}{'budget':>12}{'settled':>12}{'in flight':>12}"
-        typer.echo(header + f"{'committed':>12}")
-
-        def show(account_name: str, depth: int) -> None:
-            account = tree[account_name]
-            balance = books.balances(account_name, name)
-            budget = str(account.budget) if account.budget is not None else "-"
-            label = ("  " * depth + account.name)[:33]
-            typer.echo(
-                f"{label:<34}{account.share:>6}{budget:>12}{balance.settled!s:>12}"
-                f"{balance.in_flight!s:>12}{balance.committed!s:>12}"
-            )
-            for child in tree.children(account_name):
-                show(child.name, depth + 1)
-
-        show(tree.root.name, 0)
-
-
-@app.command("quote")
-def quote_command(
-    gpus: Annotated[int, typer.Option(help="Number of GPUs.")],
-    time_limit: Annotated[str, typer.Option(help="Time limit, e.g. 4h or 90m.")],
-    flavor: Annotated[list[str] | None, typer.Option(help="Acceptable flavor (repeat).")] = None,
-    min_memory_gb: Annotated[
-        int | None, typer.Option(help="Any flavor with this much memory.")
-    ] = None,
-    data_dir: DataDir = None,
-) -> None:
-    """What a job would cost on each flavor it accepts, best deal first."""
-    seconds = _time_limit(time_limit)
-    with _books(data_dir) as books:
-        card = books.rate_card()
-        lines = quote(books.flavors.all(), card, gpus, seconds, flavor or (), min_memory_gb)
-        typer.echo(f"rate card v{card.version}: {gpus} GPUs for {time_limit}")
-        typer.echo(f"{'flavor':<12}{'rate':>8}{'credits':>12}{'training/credit':>17}")
-        for line in lines:
-            typer.echo(
-                f"{line.flavor:<12}{line.rate!s:>8}{line.credits!s:>12}"
-                f"{line.training_per_credit:>17.2f}"
-            )
-
-
-@app.command("fairshare")
-def fairshare_command(data_dir: DataDir = None) -> None:
-    """Who goes next and why: share, normalised usage and level fair share per account."""
-    settings = _settings(data_dir)
-    half_life = timedelta(hours=settings.fair_share_half_life_hours)
-    with _books(data_dir) as books:
-        now = utc_now()
-        tree = books.tree()
-        charges: dict[str, list[tuple[datetime, int]]] = {}
-        for project, at, milli in books.ledger.usage_charges(now - 10 * half_life):
-            charges.setdefault(project, []).append((at, milli))
-        usage = {
-            project: max(0.0, decayed_usage(items, now, half_life.total_seconds()))
-            for project, items in charges.items()
-        }
-        result = fair_share(tree, usage)
-        typer.echo(
-            f"{'account':<34}{'share':>6}{'norm share':>11}{'usage':>10}"
-            f"{'norm usage':>11}{'level fs':>9}"
-        )
-
-        def show(name: str, depth: int) -> None:
-            node = result.explain(name)
-            label = ("  " * depth + name)[:33]
-            typer.echo(
-                f"{label:<34}{node.share:>6}{node.norm_share:>11.3f}{node.usage:>10.1f}"
-                f"{node.norm_usage:>11.3f}{node.level_fs:>9.2f}"
-            )
-            for child in tree.children(name):
-                show(child.name, depth + 1)
-
-        show(tree.root.name, 0)
-        typer.echo("order: " + ", ".join(result.ranking))
 
 
 @app.command()
@@ -221,10 +261,15 @@ def serve(
         overrides["port"] = port
     settings = PortalSettings(**overrides)  # type: ignore[arg-type]
     _init(demo, settings.data_dir)
-    with _books(settings.data_dir) as books:
-        token = ensure_admin(books, settings.data_dir / "admin.token")
-        clusters = books.clusters.all()
-        flavors = books.flavors.all()
+    engine = make_engine(settings.database)
+    try:
+        with transaction(session_factory(engine)) as session:
+            books = Books(session)
+            token = ensure_admin(books, settings.data_dir / "admin.token")
+            clusters = books.clusters.all()
+            flavors = books.flavors.all()
+    finally:
+        engine.dispose()
     if token:
         typer.echo(f"Admin token: {token}")
     else:
@@ -232,151 +277,621 @@ def serve(
     run_service(settings, clusters, flavors)
 
 
+# -- signing in -----------------------------------------------------------------------------
+
+
+def _who(me: Any) -> str:
+    if isinstance(me, dict):
+        return str(me.get("user") or me.get("name") or me.get("id") or "?")
+    return "?"
+
+
+@app.command()
+def login(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(help=f"The portal (default {DEFAULT_URL}).")] = None,
+    token: Annotated[
+        str | None, typer.Option(help="A personal access token (asked for when left out).")
+    ] = None,
+) -> None:
+    """Check a token with the portal and keep it for the next commands (file mode 0600)."""
+    settings = ClientSettings()
+    try:
+        stored = stored_credentials(settings)
+    except NotSignedIn:
+        stored = None
+    address = (url or settings.url or (stored.url if stored else DEFAULT_URL)).rstrip("/")
+    secret = (token or typer.prompt("token", hide_input=True)).strip()
+    if not secret:
+        raise typer.BadParameter("the token is empty", param_hint="--token")
+    api = Api(address, secret, ctx.find_object(httpx.Client))
+    try:
+        me = api.get("/me")
+    finally:
+        api.close()
+    path = store_credentials(settings, address, secret)
+    typer.echo(f"signed in to {address} as {_who(me)}; credentials kept in {path}")
+
+
+@app.command()
+def logout() -> None:
+    """Forget the stored token."""
+    settings = ClientSettings()
+    if forget_credentials(settings):
+        typer.echo(f"signed out: removed {settings.credentials_file}")
+    else:
+        typer.echo("not signed in")
+
+
+@app.command()
+def whoami(ctx: typer.Context, as_json: AsJson = False) -> None:
+    """Who the portal takes you for: user, roles, projects."""
+    me = _api(ctx).get("/me")
+    if as_json:
+        _print_json(me)
+        return
+    if not isinstance(me, dict):
+        typer.echo(str(me))
+        return
+    for key, value in me.items():
+        if isinstance(value, dict):
+            value = [f"{name} ({role})" for name, role in value.items()]
+        typer.echo(f"{key}: {_cell(value)}")
+
+
+# -- jobs -----------------------------------------------------------------------------------
+
+
+def _quote_table(lines: list[dict[str, Any]]) -> None:
+    _table(
+        ["flavor", "rate", "credits", "training/credit"],
+        [
+            [line["flavor"], line["rate"], line["credits"], f"{line['training_per_credit']:.2f}"]
+            for line in lines
+        ],
+    )
+
+
 @app.command("submit")
 def submit_command(
+    ctx: typer.Context,
     entrypoint: Annotated[str, typer.Argument(help="The command to run, e.g. 'python train.py'.")],
     project: Annotated[str, typer.Option(help="Project the job is charged to.")],
     gpus: Annotated[int, typer.Option(help="Number of GPUs.")] = 1,
     time_limit: Annotated[str, typer.Option(help="Time limit, e.g. 4h or 90m.")] = "1h",
-    flavor: Annotated[list[str] | None, typer.Option(help="Acceptable flavor (repeat).")] = None,
-    min_memory_gb: Annotated[
-        int | None, typer.Option(help="Any flavor with this much memory.")
-    ] = None,
+    flavor: Flavors = None,
+    min_memory_gb: MinMemory = None,
     name: Annotated[str, typer.Option(help="A name for the job.")] = "job",
     priority: Annotated[PriorityClass, typer.Option(help="Priority class.")] = PriorityClass.NORMAL,
     data_class: Annotated[DataClass, typer.Option(help="Data class.")] = DataClass.PUBLIC,
     preemptible: Annotated[bool, typer.Option(help="May be preempted.")] = False,
-    submitter: Annotated[str, typer.Option(envvar="USER", help="Who submits.")] = "admin",
-    data_dir: DataDir = None,
+    as_json: AsJson = False,
 ) -> None:
     """Queue a job; prints its id and what it would cost on each acceptable flavor."""
-    seconds = _time_limit(time_limit)
-    settings = _settings(data_dir)
-    with _books(data_dir) as books:
-        spec = JobSpec(
-            project=project,
-            submitter=submitter,
-            name=name,
-            entrypoint=entrypoint,
-            gpus=gpus,
-            time_limit_seconds=seconds,
-            flavors=tuple(flavor or ()),
-            min_memory_gb=min_memory_gb,
-            priority=priority,
-            data_class=data_class,
-            preemptible=preemptible,
-        )
-        job, lines = submit(books, spec, int(settings.max_time_limit_hours * 3600))
-    typer.echo(f"submitted {job.id} ({name}) to {project}: {gpus} GPUs for {time_limit}")
-    typer.echo("quote: " + ", ".join(f"{line.flavor} {line.credits} credits" for line in lines))
+    body = {
+        "project": project,
+        "entrypoint": entrypoint,
+        "name": name,
+        "gpus": gpus,
+        "time_limit": _time_limit(time_limit),
+        "flavors": flavor or [],
+        "min_memory_gb": min_memory_gb,
+        "priority": priority.value,
+        "data_class": data_class.value,
+        "preemptible": preemptible,
+    }
+    answer = _api(ctx).post("/jobs", body)
+    if as_json:
+        _print_json(answer)
+        return
+    job = answer["job"]
+    typer.echo(
+        f"submitted {job['id']} ({job['name']}) to {job['project']}: "
+        f"{job['gpus']} GPUs for {format_duration(job['time_limit_seconds'])}; {job['state']}"
+    )
+    typer.echo("quote (credits for the whole time limit, best deal first):")
+    _quote_table(answer["quote"])
+
+
+@app.command("quote")
+def quote_command(
+    ctx: typer.Context,
+    gpus: Annotated[int, typer.Option(help="Number of GPUs.")],
+    time_limit: Annotated[str, typer.Option(help="Time limit, e.g. 4h or 90m.")],
+    flavor: Flavors = None,
+    min_memory_gb: MinMemory = None,
+    as_json: AsJson = False,
+) -> None:
+    """What a job would cost on each flavor it accepts, best deal first."""
+    body = {
+        "gpus": gpus,
+        "time_limit": _time_limit(time_limit),
+        "flavors": flavor or [],
+        "min_memory_gb": min_memory_gb,
+    }
+    answer = _api(ctx).post("/quote", body)
+    if as_json:
+        _print_json(answer)
+        return
+    typer.echo(f"rate card v{answer['rate_card_version']}: {gpus} GPUs for {time_limit}")
+    _quote_table(answer["lines"])
+
+
+def _where(job: dict[str, Any]) -> str:
+    if job.get("cluster") and JobState(job["state"]).holds_capacity:
+        return f"{job['cluster']} {job['flavor']}"
+    where = str(job.get("reason") or "")
+    if job.get("position") is not None:
+        where = f"#{job['position']} {where}"
+    return where
 
 
 @app.command("jobs")
 def jobs_command(
+    ctx: typer.Context,
     project: Annotated[str | None, typer.Option(help="Only this project's jobs.")] = None,
-    state: Annotated[JobState | None, typer.Option(help="Only jobs in this state.")] = None,
-    data_dir: DataDir = None,
+    state: Annotated[
+        list[JobState] | None, typer.Option(help="Only jobs in this state (repeat).")
+    ] = None,
+    all_jobs: Annotated[
+        bool, typer.Option("--all", help="Finished jobs too (default: waiting and running).")
+    ] = False,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 50,
+    as_json: AsJson = False,
 ) -> None:
-    """The queue and recent jobs, with each waiting job's position and reason."""
-    with _books(data_dir) as books:
-        found = JobRepository(books.session).find([state] if state else None, project)
-    typer.echo(f"{'job':<16}{'name':<16}{'project':<22}{'gpus':>5}  {'state':<10}{'where / why'}")
-    for job in found:
-        where = (
-            f"{job.placed.cluster} {job.placed.flavor}"
-            if job.placed and job.state.holds_capacity
-            else job.reason
-        )
-        if job.position is not None:
-            where = f"#{job.position} {where}"
-        typer.echo(
-            f"{job.id:<16}{job.spec.name[:15]:<16}{job.spec.project[:21]:<22}"
-            f"{job.spec.gpus:>5}  {job.state:<10}{where}"
-        )
+    """The queue and the running jobs you may see, with each waiting job's position and reason."""
+    states = state or ([] if all_jobs else [s for s in JobState if not s.is_terminal])
+    page = _api(ctx).get(
+        "/jobs",
+        {"project": project, "state": [s.value for s in states] or None, "limit": limit},
+    )
+    if as_json:
+        _print_json(page)
+        return
+    items: list[dict[str, Any]] = page["items"]
+    _table(
+        ["job", "name", "project", "gpus", "state", "submitted", "where / why"],
+        [
+            [
+                job["id"],
+                job["name"][:24],
+                job["project"],
+                job["gpus"],
+                job["state"],
+                _when(job["submitted_at"]),
+                _where(job),
+            ]
+            for job in items
+        ],
+    )
+    if page["total"] > len(items):
+        typer.echo(f"({len(items)} of {page['total']}; --limit shows more)")
 
 
 @app.command("job")
-def job_command(job_id: str, data_dir: DataDir = None) -> None:
-    """One job: state, wait reason, position and estimated start, charges, history."""
-    with _books(data_dir) as books:
-        jobs = JobRepository(books.session)
-        job = jobs.get(job_id)
-        events = jobs.events(job_id)
-        charged = sum(
-            entry.posting.amount.milli
-            if entry.posting.kind == "charge"
-            else -entry.posting.amount.milli
-            for entry in books.ledger.entries(job=job_id, limit=10_000)
-            if entry.posting.kind in ("charge", "refund")
-        )
-    typer.echo(f"{job.id}  {job.spec.name}  project {job.spec.project}  state {job.state}")
+def job_command(ctx: typer.Context, job_id: str, as_json: AsJson = False) -> None:
+    """One job: state, wait reason, position and estimated start, placement, charges, history."""
+    job = _api(ctx).get(f"/jobs/{job_id}")
+    if as_json:
+        _print_json(job)
+        return
+    typer.echo(f"{job['id']}  {job['name']}  project {job['project']}  state {job['state']}")
     typer.echo(
-        f"asked: {job.spec.gpus} GPUs, time limit {format_duration(job.spec.time_limit_seconds)}, "
-        f"flavors {', '.join(job.spec.flavors) or 'any'}"
+        f"asked: {job['gpus']} GPUs, time limit {format_duration(job['time_limit_seconds'])}, "
+        f"flavors {', '.join(job['flavors']) or 'any'}; by {job['submitter']}"
     )
-    if job.reason:
-        typer.echo(f"reason: {job.reason}")
-    if job.position is not None:
-        eta = job.eta.isoformat(timespec="minutes") if job.eta else "unknown"
-        typer.echo(f"position: {job.position}; estimated start: {eta}")
-    if job.placed:
+    typer.echo(f"runs: {job['entrypoint']}")
+    if job.get("reason"):
+        typer.echo(f"reason: {job['reason']}")
+    if job.get("position") is not None:
+        typer.echo(f"position: {job['position']}; estimated start: {_when(job.get('eta'))}")
+    if job.get("cluster"):
         typer.echo(
-            f"placed: {job.placed.cluster} {job.placed.flavor} at {Rate(job.placed.rate_milli)} "
-            f"credits/GPU-h (rate card v{job.placed.rate_version}); "
-            f"held {Credits(job.placed.hold_milli)}"
+            f"placed: {job['cluster']} {job['flavor']} at {job['rate']} credits/GPU-h "
+            f"(rate card v{job['rate_card_version']}); held {job['held']}"
         )
-    typer.echo(f"charged: {Credits(charged)} credits")
-    for event in events:
+    if job.get("cancel_requested") and not JobState(job["state"]).is_terminal:
+        typer.echo("cancel requested: the scheduler stops it on its next cycle")
+    typer.echo(f"charged: {job['charged']} credits")
+    for event in job["events"]:
         typer.echo(
-            f"  {event.at:%Y-%m-%d %H:%M:%S}  {event.from_state or '-'} -> "
-            f"{event.to_state}  {event.reason}"
+            f"  {_when(event['at'])}  {event['from_state'] or '-'} -> "
+            f"{event['to_state']}  {event['reason']}"
         )
 
 
 @app.command("cancel")
-def cancel_command(
-    job_id: str,
-    actor: Annotated[str, typer.Option("--as", envvar="USER", help="Who cancels.")] = "admin",
-    data_dir: DataDir = None,
-) -> None:
+def cancel_command(ctx: typer.Context, job_id: str) -> None:
     """Cancel a job: at once if queued, or ask the scheduler to stop it."""
-    with _books(data_dir) as books:
-        job = request_cancel(books, job_id, actor)
-    if job.state.is_terminal:
-        typer.echo(f"{job_id} is {job.state}")
+    job = _api(ctx).post(f"/jobs/{job_id}/cancel")
+    if JobState(job["state"]).is_terminal:
+        typer.echo(f"{job_id} is {job['state']}")
     else:
         typer.echo(f"{job_id}: cancel requested; the scheduler stops it on its next cycle")
 
 
 @app.command("logs")
-def logs_command(job_id: str, data_dir: DataDir = None) -> None:
-    """The job's output so far, from the cluster it runs on."""
-    settings = _settings(data_dir)
-    with _books(data_dir) as books:
-        job = JobRepository(books.session).get(job_id)
-        clusters = books.clusters.all()
-        flavors = books.flavors.all()
-    if job.placed is None:
-        typer.echo(f"{job_id} has not run yet ({job.state})")
+def logs_command(
+    ctx: typer.Context,
+    job_id: str,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="Keep printing until the job ends.")
+    ] = False,
+) -> None:
+    """The job's output so far (with -f, as it is written until the job ends)."""
+    api = _api(ctx)
+    job = api.get(f"/jobs/{job_id}")
+    state = JobState(job["state"])
+    if job.get("cluster") is None:
+        why = f"{state}: {job['reason']}" if job.get("reason") else str(state)
+        if not follow or state.is_terminal:
+            typer.echo(f"{job_id} has not run ({why})", err=True)
+            return
+        typer.echo(f"{job_id} has not started ({why}); its output follows once it runs", err=True)
+    if not follow:
+        typer.echo(api.get_text(f"/jobs/{job_id}/logs"), nl=False)
         return
-    backends = build_backends(clusters, flavors, embedded_address(settings.data_dir))
-    backend = backends.get(job.placed.cluster)
-    if backend is None:
-        typer.secho(
-            f"error: no backend for {job.placed.cluster} is reachable from here",
-            fg=typer.colors.RED,
-            err=True,
+    for chunk in api.stream_text(f"/jobs/{job_id}/logs/stream"):
+        typer.echo(chunk, nl=False)
+
+
+# -- quotas ---------------------------------------------------------------------------------
+
+
+def _tree_rows(accounts: list[dict[str, Any]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Accounts depth first from the root, with their depth, in the API's order."""
+    names = {account["name"] for account in accounts}
+    children: dict[str | None, list[dict[str, Any]]] = {}
+    for account in accounts:
+        parent = account.get("parent")
+        children.setdefault(parent if parent in names else None, []).append(account)
+
+    def walk(parent: str | None, depth: int) -> Iterator[tuple[int, dict[str, Any]]]:
+        for account in children.get(parent, []):
+            yield depth, account
+            yield from walk(account["name"], depth + 1)
+
+    return walk(None, 0)
+
+
+@quota_app.callback(invoke_without_command=True)
+def quota(ctx: typer.Context, period: Period = None, as_json: AsJson = False) -> None:
+    """The account tree with shares, budgets and the three balances, exact from the ledger."""
+    if ctx.invoked_subcommand is not None:
+        return
+    answer = _api(ctx).get("/accounts", {"period": period})
+    if as_json:
+        _print_json(answer)
+        return
+    typer.echo(f"period {answer['period']}    credits: settled / in flight / committed")
+    rows = []
+    for depth, account in _tree_rows(answer["accounts"]):
+        balances = account["balances"]
+        rows.append(
+            [
+                "  " * depth + account["name"],
+                account["kind"],
+                account["share"],
+                account.get("budget"),
+                balances["settled"],
+                balances["in_flight"],
+                balances["committed"],
+            ]
         )
-        raise typer.Exit(1)
+    _table(["account", "kind", "share", "budget", "settled", "in flight", "committed"], rows)
 
-    async def read() -> str:
-        try:
-            return await backend.logs(job.submission_id)
-        finally:
-            await close_backends(backends)
 
-    try:
-        typer.echo(asyncio.run(read()), nl=False)
-    except BackendError as error:
-        typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from error
+@quota_app.command("set-share")
+def set_share(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Argument(help="Account name.")],
+    share: Annotated[int, typer.Argument(min=0, help="Its share among its siblings.")],
+) -> None:
+    """Set an account's fair-share weight among its siblings."""
+    answer = _api(ctx).patch(f"/accounts/{account}", {"share": share})
+    shown = answer.get("share", share) if isinstance(answer, dict) else share
+    typer.echo(f"{account}: share {shown}")
+
+
+@quota_app.command("set-budget")
+def set_budget(
+    ctx: typer.Context,
+    account: Annotated[str, typer.Argument(help="Account name.")],
+    amount: Annotated[
+        str, typer.Argument(help="Budget in credits, e.g. 12000 or 12000.5; 'none' lifts it.")
+    ],
+    period: Period = None,
+) -> None:
+    """Set an account's budget for a period: the most it may commit."""
+    budget = None if amount.strip().lower() == "none" else _credits(amount, "AMOUNT")
+    api = _api(ctx)
+    name = period or api.get("/accounts")["period"]
+    api.put(f"/accounts/{account}/budget", {"period": name, "budget": budget})
+    if budget is None:
+        typer.echo(f"{account}: no budget in {name}")
+    else:
+        typer.echo(f"{account}: budget {budget} credits in {name}")
+
+
+# -- allocation requests --------------------------------------------------------------------
+
+
+class Decision(StrEnum):
+    APPROVE = "approve"
+    ADJUST = "adjust"
+    DECLINE = "decline"
+
+
+def _request_line(request: dict[str, Any]) -> str:
+    awarded = request.get("awarded")
+    line = (
+        f"allocation request {request['id']}: {request['project']} asks {request['requested']} "
+        f"credits in {request.get('period', '-')}; {request['state']}"
+    )
+    if awarded is not None:
+        line += f", awarded {awarded}"
+    return line
+
+
+def _show_request(request: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        _print_json(request)
+        return
+    typer.echo(_request_line(request))
+    if request.get("reviewer"):
+        typer.echo(f"reviewed by {request['reviewer']}: {request.get('reason') or '-'}")
+
+
+@request_app.command("list")
+def request_list(
+    ctx: typer.Context,
+    project: Annotated[str | None, typer.Option(help="Only this project's requests.")] = None,
+    state: Annotated[str | None, typer.Option(help="Only requests in this state.")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Allocation requests you may see."""
+    page = _api(ctx).get("/allocation-requests", {"project": project, "state": state})
+    if as_json:
+        _print_json(page)
+        return
+    _table(
+        ["id", "project", "period", "state", "requested", "awarded", "reviewer"],
+        [
+            [
+                item["id"],
+                item["project"],
+                item.get("period"),
+                item["state"],
+                item["requested"],
+                item.get("awarded"),
+                item.get("reviewer"),
+            ]
+            for item in page["items"]
+        ],
+    )
+    if page["total"] > len(page["items"]):
+        typer.echo(f"({len(page['items'])} of {page['total']})")
+
+
+@request_app.command("show")
+def request_show(ctx: typer.Context, request_id: int, as_json: AsJson = False) -> None:
+    """One allocation request with its justification and tranches."""
+    request = _api(ctx).get(f"/allocation-requests/{request_id}")
+    if as_json:
+        _print_json(request)
+        return
+    _show_request(request, False)
+    typer.echo(f"flavors: {', '.join(request.get('flavors') or []) or 'any'}")
+    typer.echo(f"justification: {request.get('justification', '')}")
+    tranches = request.get("tranches") or []
+    if tranches:
+        typer.echo("tranches:")
+        _table(
+            ["seq", "amount", "released"],
+            [
+                [
+                    tranche.get("seq"),
+                    tranche.get("amount"),
+                    _when(tranche.get("released_at")) if tranche.get("released_at") else "no",
+                ]
+                for tranche in tranches
+            ],
+        )
+
+
+@request_app.command("create")
+def request_create(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Option(help="The project that asks.")],
+    requested: Annotated[str, typer.Option(help="Credits asked for.")],
+    justification: Annotated[str, typer.Option(help="Why the project needs them.")],
+    period: Period = None,
+    flavor: Flavors = None,
+    tranche: Annotated[
+        list[int] | None,
+        typer.Option(help="Percent of the award released per tranche (repeat; default 100)."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Draft an allocation request; `gpupool request submit ID` sends it for review."""
+    body: dict[str, Any] = {
+        "project": project,
+        "requested": _credits(requested, "--requested"),
+        "justification": justification,
+        "flavors": flavor or [],
+        "tranche_percents": tranche or [100],
+    }
+    if period is not None:
+        body["period"] = period
+    request = _api(ctx).post("/allocation-requests", body)
+    if as_json:
+        _print_json(request)
+        return
+    typer.echo(f"created {_request_line(request)}")
+    typer.echo(f"send it for review with `gpupool request submit {request['id']}`")
+
+
+@request_app.command("submit")
+def request_submit(ctx: typer.Context, request_id: int, as_json: AsJson = False) -> None:
+    """Send a draft for review (approved at once within the program's auto-approval tier)."""
+    _show_request(_api(ctx).post(f"/allocation-requests/{request_id}/submit"), as_json)
+
+
+@request_app.command("review")
+def request_review(
+    ctx: typer.Context,
+    request_id: int,
+    decision: Annotated[Decision, typer.Argument(help="approve, adjust or decline.")],
+    reason: Annotated[str, typer.Option(help="Why; shown to the project.")],
+    awarded: Annotated[str | None, typer.Option(help="Credits awarded (with adjust).")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """A program manager approves, adjusts (with --awarded) or declines a request."""
+    body: dict[str, Any] = {"decision": decision.value, "reason": reason}
+    if awarded is not None:
+        body["awarded"] = _credits(awarded, "--awarded")
+    elif decision is Decision.ADJUST:
+        raise typer.BadParameter("adjust names the amount awarded", param_hint="--awarded")
+    _show_request(_api(ctx).post(f"/allocation-requests/{request_id}/review", body), as_json)
+
+
+@request_app.command("withdraw")
+def request_withdraw(ctx: typer.Context, request_id: int, as_json: AsJson = False) -> None:
+    """Withdraw a draft or a request waiting for review."""
+    _show_request(_api(ctx).post(f"/allocation-requests/{request_id}/withdraw"), as_json)
+
+
+@request_app.command("release")
+def request_release(
+    ctx: typer.Context,
+    request_id: int,
+    seq: Annotated[int, typer.Argument(help="The tranche's number, from 1.")],
+    as_json: AsJson = False,
+) -> None:
+    """Release the next tranche of an award to the project."""
+    answer = _api(ctx).post(f"/allocation-requests/{request_id}/tranches/{seq}/release")
+    if as_json:
+        _print_json(answer)
+        return
+    typer.echo(f"allocation request {request_id}: tranche {seq} released")
+
+
+# -- reports --------------------------------------------------------------------------------
+
+
+def _report(
+    ctx: typer.Context, path: str, params: dict[str, str | None], as_json: bool, as_csv: bool
+) -> None:
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv")
+    api = _api(ctx)
+    if as_csv:
+        typer.echo(api.get_text(path, {**params, "format": "csv"}), nl=False)
+        return
+    answer = api.get(path, params)
+    if as_json:
+        _print_json(answer)
+        return
+    _show_rows(answer)
+
+
+def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _show_rows(answer: Any) -> None:
+    """Any report: its plain fields as lines, each list of rows as a table (accounts as a tree)."""
+    if isinstance(answer, list):
+        answer = {"rows": answer}
+    if not isinstance(answer, dict):
+        typer.echo(str(answer))
+        return
+    tables = {
+        key: value
+        for key, value in answer.items()
+        if isinstance(value, list) and value and all(isinstance(row, dict) for row in value)
+    }
+    for key, value in answer.items():
+        if key not in tables:
+            shown = "none" if value in ([], None) else value
+            typer.echo(f"{key}: {shown if isinstance(shown, str | int | float) else _cell(shown)}")
+    for key, rows in tables.items():
+        if len(tables) > 1:
+            typer.echo(f"{key}:")
+        if all("name" in row and "parent" in row for row in rows):
+            rows = [
+                {**row, "name": "  " * depth + str(row["name"]), "parent": _DROP}
+                for depth, row in _tree_rows(rows)
+            ]
+        flat = [_flat(row) for row in rows]
+        header = [
+            name
+            for name in dict.fromkeys(name for row in flat for name in row)
+            if flat[0].get(name) is not _DROP
+        ]
+        _table(header, [[row.get(name) for name in header] for row in flat])
+
+
+_DROP = object()
+"""A column a table leaves out (an account's parent, once the rows are drawn as a tree)."""
+
+
+@report_app.command("fairshare")
+def report_fairshare(
+    ctx: typer.Context, period: Period = None, as_json: AsJson = False, as_csv: AsCsv = False
+) -> None:
+    """Who goes next and why: share, usage and fair-share factor per account."""
+    _report(ctx, "/reports/fairshare", {"period": period}, as_json, as_csv)
+
+
+@report_app.command("utilisation")
+def report_utilisation(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """Busy GPU-time over available GPU-time, per cluster and flavor."""
+    _report(ctx, "/reports/utilisation", {"since": since, "until": until}, as_json, as_csv)
+
+
+@report_app.command("spend")
+def report_spend(
+    ctx: typer.Context,
+    by: Annotated[
+        str | None,
+        typer.Option(help="funder, program, organization, project (default), flavor or site."),
+    ] = None,
+    period: Period = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """Credits charged in a period (and their worth in won), grouped."""
+    _report(ctx, "/reports/spend", {"by": by, "period": period}, as_json, as_csv)
+
+
+@report_app.command("wait-times")
+def report_wait_times(
+    ctx: typer.Context,
+    since: Since = None,
+    until: Until = None,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """Per program: jobs admitted in the window and how long they waited, p50/p90/p99."""
+    _report(ctx, "/reports/wait-times", {"since": since, "until": until}, as_json, as_csv)
+
+
+@app.command("fairshare")
+def fairshare_command(
+    ctx: typer.Context, period: Period = None, as_json: AsJson = False, as_csv: AsCsv = False
+) -> None:
+    """Same as `gpupool report fairshare`."""
+    _report(ctx, "/reports/fairshare", {"period": period}, as_json, as_csv)

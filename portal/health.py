@@ -64,7 +64,9 @@ class BooksCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with transaction(self.portal.sessions) as session:
             tree = Books(session).tree()
-            names = dict(session.execute(select(AccountRow.id, AccountRow.name)).tuples().all())
+            names = {
+                row[0]: row[1] for row in session.execute(select(AccountRow.id, AccountRow.name))
+            }
 
             def program(project_id: int) -> str:
                 name = names.get(project_id, "")

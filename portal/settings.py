@@ -7,9 +7,17 @@ identity provider is configured that is refused unless ``GPUPOOL_TOKEN_SIGN_IN=t
 
 from __future__ import annotations
 
-from pydantic import Field
+from typing import Annotated
 
+from pydantic import AfterValidator, Field
+
+from quotas.quantities import parse_duration
 from scheduler.settings import SchedulerSettings
+
+
+def _duration(text: str) -> str:
+    parse_duration(text)  # a ValueError says what is wrong with it
+    return text
 
 
 class PortalSettings(SchedulerSettings):
@@ -39,6 +47,11 @@ class PortalSettings(SchedulerSettings):
         default=100 << 20, gt=0, description="Largest working_dir upload through the Ray API"
     )
     run_scheduler: bool = Field(default=True, description="serve also runs the scheduler loop")
+    default_time_limit: Annotated[str, AfterValidator(_duration)] = Field(
+        default="1h",
+        description="Time limit of a job submitted through the Ray Jobs API without "
+        "metadata['time_limit'], e.g. 1h, 90m",
+    )
 
     @property
     def accepts_token_sign_in(self) -> bool:

@@ -20,7 +20,7 @@ from quotas.access import Role
 from quotas.accounts import Account, AccountKind, AccountTree
 from quotas.allocations import AllocationRequest
 from quotas.clock import Clock, utc_now
-from quotas.db.access import AuditRepository, RoleRepository
+from quotas.db.access import AuditRepository, IdentityLinkRepository, RoleRepository
 from quotas.db.repositories import (
     AccountRepository,
     AllocationRepository,
@@ -33,7 +33,7 @@ from quotas.db.repositories import (
 from quotas.db.session import lock_ledger
 from quotas.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, TreeError
 from quotas.flavors import Flavor, RateCard, rate_card_in_force
-from quotas.funding import Period
+from quotas.funding import Funder, Period
 from quotas.ledger import AccountBalances, Actor, Ledger, Posting
 from quotas.quantities import Credits, Rate
 
@@ -106,6 +106,12 @@ class Books:
                 raise InvalidInput(f"period {period.name} overlaps period {other.name}")
         self.funding.add_period(period)
         self._audit(actor, "period.add", f"period/{period.name}", None, _record(period))
+
+    def add_funder(self, funder: Funder, actor: str = "system") -> None:
+        if funder.name in {each.name for each in self.funding.funders()}:
+            raise InvalidInput(f"funder {funder.name} already exists")
+        self.funding.add_funder(funder)
+        self._audit(actor, "funder.add", f"funder/{funder.name}", None, _record(funder))
 
     def current_period(self, at: datetime | None = None) -> Period:
         moment = at or self.clock()
@@ -201,6 +207,68 @@ class Books:
             None,
             {"user": user, "role": Role.PROGRAM_MANAGER},
         )
+
+    def add_user(
+        self, name: str, display_name: str = "", email: str = "", actor: str = "system"
+    ) -> None:
+        if self.people.has_user(name):
+            raise InvalidInput(f"user {name} already exists")
+        self.people.add_user(name, display_name, email)
+        self._audit(
+            actor,
+            "user.add",
+            f"user/{name}",
+            None,
+            {"name": name, "display_name": display_name, "email": email},
+        )
+
+    def link_subject(self, issuer: str, subject: str, user: str, actor: str = "system") -> int:
+        """Sign-in as ``subject`` from ``issuer`` acts as ``user``."""
+        links = IdentityLinkRepository(self.session)
+        linked = links.user_for_subject(issuer, subject)
+        if linked is not None:
+            raise InvalidInput(f"subject {subject!r} of {issuer} is already linked to {linked}")
+        link = links.link_subject(issuer, subject, user)
+        self._audit(
+            actor,
+            "identity.link",
+            f"user/{user}",
+            None,
+            {"id": link, "issuer": issuer, "claim": "sub", "value": subject, "user": user},
+        )
+        return link
+
+    def link_group(
+        self,
+        issuer: str,
+        group: str,
+        role: Role,
+        account: str | None = None,
+        actor: str = "system",
+    ) -> int:
+        """Members of ``group`` at ``issuer`` hold ``role`` (pool-wide, or in ``account``)."""
+        if account is not None:
+            kind = self.tree()[account].kind
+            wanted = AccountKind.PROGRAM if role is Role.PROGRAM_MANAGER else AccountKind.PROJECT
+            if kind is not wanted:
+                raise InvalidInput(f"a {role} is held in a {wanted}; {account} is a {kind}")
+        link = IdentityLinkRepository(self.session).link_group(issuer, group, role, account)
+        target = f"account/{account}" if account is not None else f"role/{role}"
+        self._audit(
+            actor,
+            "identity.link",
+            target,
+            None,
+            {
+                "id": link,
+                "issuer": issuer,
+                "claim": "group",
+                "value": group,
+                "role": role.value,
+                "account": account,
+            },
+        )
+        return link
 
     def grant_role(self, user: str, role: Role, actor: str = "system") -> None:
         self.roles.grant(user, role)
@@ -359,6 +427,16 @@ class Books:
         self.funding.mark_expired(period, self.clock())
         return ids
 
+    def balances_of(self, accounts: Iterable[str], period: str) -> dict[str, AccountBalances]:
+        """``balances`` of several accounts at once, from one read of the ledger."""
+        tree = self.tree(period)
+        wanted = list(accounts)
+        names = set(wanted)
+        for account in wanted:
+            names.update(node.name for node in tree.descendants(account))
+        found = self.ledger.balances(period, names)
+        return {account: found.of_account(tree, account, period) for account in wanted}
+
     def balances(self, account: str, period: str) -> AccountBalances:
         """Settled, in flight and committed credits of ``account``'s subtree, exact."""
         tree = self.tree(period)
@@ -408,11 +486,16 @@ class Books:
         decision: str,
         reason: str,
         awarded: Credits | None = None,
+        vouched: bool = False,
     ) -> AllocationRequest:
-        """A program manager of the project's program approves, adjusts or declines."""
+        """A program manager of the project's program approves, adjusts or declines.
+
+        ``vouched``: the caller has checked that the reviewer manages the program, which may
+        come from an identity-provider group link rather than the program managers table.
+        """
         request = self.allocations.get(request_id)
         program = self.program_of(request.project)
-        if reviewer not in self.people.program_managers(program):
+        if not vouched and reviewer not in self.people.program_managers(program):
             raise Forbidden(f"{reviewer} does not manage program {program}")
         if decision == "approve":
             reviewed = request.approve(reviewer, reason)

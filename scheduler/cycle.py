@@ -7,7 +7,9 @@
               estimated start) or reject, for the whole queue in one pass; backfill within it;
 5. preempt    borrowed or opportunistic work, for under-served jobs that waited too long
               (``quotas.preemption``); victims are stopped, charged for what ran, requeued;
-6. dispatch   launch admitted jobs on their backend, keyed by the job's submission id;
+6. dispatch   launch admitted jobs on their backend, keyed by the job's submission id, after
+              forwarding the packages their runtime_env names (uploaded to gpupool by a Ray
+              client) to that backend;
 7. reconcile  poll what runs: start, charge while running, enforce time limits and GPU
               reservations, settle at the end, release holds, refund system faults; jobs the
               backend lost are requeued.
@@ -21,6 +23,7 @@ once. ``on_step`` is called at each boundary (the crash tests use it).
 from __future__ import annotations
 
 import bisect
+import hashlib
 import itertools
 import logging
 from collections import defaultdict
@@ -33,9 +36,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from quotas.accounts import AccountKind, AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
 from quotas.clock import Clock, utc_now
+from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
-from quotas.errors import BooksError
+from quotas.errors import BooksError, NotFound
 from quotas.fairshare import FairShare
 from quotas.flavors import Flavor
 from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
@@ -46,10 +50,13 @@ from scheduler.backends.base import (
     Backend,
     GpuAccounting,
     LaunchSpec,
+    PackageStore,
     PermanentBackendError,
     RunState,
     RunStatus,
     TransientBackendError,
+    content_digest,
+    uploaded_packages,
 )
 from scheduler.charging import owed_milli
 from scheduler.settings import SchedulerSettings
@@ -277,7 +284,9 @@ class Scheduler:
                 continue
             try:
                 self.on_step("dispatching")
-                await backend.submit(self._launch_spec(job, flavors[job.placed.flavor]))
+                spec = self._launch_spec(job, flavors[job.placed.flavor])
+                await self._forward_packages(job, backend, spec)
+                await backend.submit(spec)
             except TransientBackendError as error:
                 self._retry_later(job, str(error))
                 continue
@@ -287,6 +296,47 @@ class Scheduler:
             self.on_step("dispatched")
             self._mark_starting(job, f"dispatched to {job.placed.cluster} as {job.submission_id}")
             report.dispatched.append(job.id)
+
+    async def _forward_packages(self, job: Job, backend: Backend, spec: LaunchSpec) -> None:
+        """Give the backend each uploaded package the job's runtime_env names, unless it has it.
+
+        A job names a package by the sha256 of its bytes (``content_addressed_uri``), and the
+        bytes forwarded are ones its submitter uploaded, checked against that digest: a name on
+        the cluster then means one content, whoever uploaded it first. The bytes are read in a
+        transaction of their own, closed before the upload.
+        """
+        uris = uploaded_packages(spec.runtime_env)
+        if not uris:
+            return
+        cluster = job.placed.cluster if job.placed else "the cluster"
+        if not isinstance(backend, PackageStore):
+            raise PermanentBackendError(
+                f"{cluster} cannot take uploaded packages; the runtime_env names {', '.join(uris)}"
+            )
+        submitter = job.spec.submitter
+        for uri in uris:
+            digest = content_digest(uri)
+            if digest is None:
+                raise PermanentBackendError(
+                    f"the runtime_env names {uri}, which is not a package gpupool keeps by its "
+                    "content (gcs://_ray_pkg_<sha256>.zip); submit through the Ray Jobs API, "
+                    "which names uploaded packages so"
+                )
+            never = f"package {uri} was never uploaded to gpupool by {submitter}"
+            with transaction(self.factory) as session:
+                uploaded = PackageRepository(session).has_content(submitter, digest)
+            if not uploaded:  # checked even when the cluster has it: it may be another's
+                raise PermanentBackendError(never)
+            if await backend.has_package(uri):
+                continue
+            try:
+                with transaction(self.factory) as session:
+                    content = PackageRepository(session).content(submitter, digest)
+            except NotFound as error:
+                raise PermanentBackendError(never) from error
+            if hashlib.sha256(content).hexdigest() != digest:
+                raise PermanentBackendError(f"the bytes kept for package {uri} do not match it")
+            await backend.upload_package(uri, content)
 
     async def _cancel_admitted(self, job: Job, backend: Backend) -> None:
         """Cancel an admitted job; if an earlier, interrupted dispatch did launch it, let

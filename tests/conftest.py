@@ -4,11 +4,20 @@
 on both backends. Each test gets a session inside an outer transaction that is rolled back, so
 tests never see each other's rows; tests that must commit for real (races, the CLI) ask for
 ``fresh_database_url``: a new SQLite file, or a new PostgreSQL schema dropped afterwards.
+
+``ray_cluster`` is one real local Ray cluster for the whole test session, shared by the scheduler
+and portal tests: gpupool's own embedded one (``scheduler.embedded.EmbeddedRayCluster``) with a
+logical inventory of 4 ``h100-80g`` and 4 ``a100-80g`` GPUs (8 GPUs, no real ones needed). It is
+started once, lazily, by the first test that asks for it, and stopped at the end of the session;
+its temporary directory sits directly under the system temp dir, since Ray's unix socket paths
+must stay short.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,9 +30,11 @@ from sqlalchemy.orm import Session
 
 from quotas.db.migrate import upgrade
 from quotas.db.session import make_engine
+from scheduler.embedded import EmbeddedRayCluster
 
 POSTGRES_URL = os.environ.get("GPUPOOL_TEST_DATABASE_URL")
 BACKENDS = ["sqlite", *(["postgresql"] if POSTGRES_URL else [])]
+INVENTORY = {"h100-80g": 4, "a100-80g": 4}
 
 
 def with_schema(url: str, schema: str) -> str:
@@ -90,3 +101,15 @@ def session(engine: Engine) -> Iterator[Session]:
 def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
     with new_database(backend, tmp_path) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def ray_cluster() -> Iterator[EmbeddedRayCluster]:
+    data_dir = Path(tempfile.mkdtemp(prefix="gpr"))
+    cluster = EmbeddedRayCluster(INVENTORY, data_dir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)

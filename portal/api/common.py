@@ -7,9 +7,9 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
-from fastapi import Query
+from fastapi import Path, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 T = TypeVar("T")
 
@@ -20,10 +20,43 @@ Limit = Annotated[int, Query(ge=1, le=MAX_PAGE, description=f"Page size, 1-{MAX_
 Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")]
 
 
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL characters: input with one is refused (422), never stored."""
+Segment = Annotated[str, Path(max_length=200, pattern=NO_NUL)]
+"""A name in a path: an account, project or user."""
+
+
 class Strict(BaseModel):
-    """A request body: unknown fields are refused, never ignored."""
+    """A request body: unknown fields are refused, never ignored, and only text a database can
+    store is accepted (no NUL characters, no lone surrogates)."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def storable_text(cls, data: Any) -> Any:
+        if _unstorable(data):
+            raise ValueError("text may not contain NUL characters or lone surrogates")
+        return data
+
+
+def _unstorable(value: object) -> bool:
+    """Text a database cannot keep: a NUL character, or a lone surrogate (not UTF-8)."""
+    if isinstance(value, str):
+        return "\x00" in value or (not value.isascii() and not _utf8(value))
+    if isinstance(value, dict):
+        return any(_unstorable(key) or _unstorable(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_unstorable(item) for item in value)
+    return False
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class Page(BaseModel, Generic[T]):

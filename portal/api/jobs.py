@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,18 +11,27 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import Field
 
-from portal.api.common import Limit, Offset, Page, Strict
+from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict
 from portal.deps import PortalDep, PrincipalDep, require, require_scope
 from portal.logs import LogsUnavailable, read_logs
 from portal.problems import Problem
 from quotas.access import Principal, Scope
 from quotas.admission import DataClass, PriorityClass
+from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
 from quotas.errors import NotFound
 from quotas.jobs import Job, JobEvent, JobSpec, JobState
 from quotas.quantities import Credits, Rate, parse_duration
 from quotas.quote import QuoteLine
 from quotas.service import Books
+from scheduler.backends.base import (
+    PermanentBackendError,
+    content_addressed_uri,
+    content_digest,
+    uploaded_packages,
+    with_packages_renamed,
+)
+from scheduler.backends.ray import validate_runtime_env
 from scheduler.queue import request_cancel, submit
 
 router = APIRouter(tags=["jobs"])
@@ -169,8 +178,52 @@ def queue_job(
         raise NotFound(f"no project {project}")
     require_scope(principal, Scope.JOBS)
     require(principal, principal.can_submit_to(project), f"submit jobs to {project}")
-    spec = JobSpec(submitter=principal.user, **spec_fields)
+    fields = dict(spec_fields)
+    fields["runtime_env"] = checked_runtime_env(
+        books, principal.user, fields.get("runtime_env") or {}
+    )
+    spec = JobSpec(submitter=principal.user, **fields)
     return submit(books, spec, max_time_limit_seconds, job_id=job_id)
+
+
+def own_packages(books: Books, owner: str, runtime_env: Mapping[str, object]) -> dict[str, str]:
+    """The content-addressed name of each package the runtime_env names, found among the
+    packages ``owner`` uploaded; refuses one they did not upload."""
+    packages = PackageRepository(books.session)
+    names: dict[str, str] = {}
+    for uri in uploaded_packages(runtime_env):
+        if not uri.endswith(".zip"):
+            raise Problem(
+                400,
+                f"runtime_env names {uri}: gpupool runs uploaded packages that are zips only (a "
+                "local directory or .zip file); a wheel, named by its file name rather than "
+                "its content, cannot be kept apart from another user's of the same name",
+            )
+        digest = packages.digest(owner, uri)
+        if digest is None:
+            named = content_digest(uri)
+            if named is not None and packages.has_content(owner, named):
+                digest = named
+        if digest is None:
+            raise Problem(
+                400,
+                f"runtime_env names {uri}, which you never uploaded here; upload it with "
+                "PUT /api/packages/... first (Ray's client does so for a local working_dir)",
+            )
+        names[uri] = content_addressed_uri(digest)
+    return names
+
+
+def checked_runtime_env(
+    books: Books, owner: str, runtime_env: Mapping[str, object]
+) -> dict[str, object]:
+    """The runtime_env as Ray will take it, with each uploaded package renamed to the
+    content-addressed name of the bytes ``owner`` uploaded; refuses what Ray would refuse."""
+    try:
+        validate_runtime_env("(new)", runtime_env)
+    except PermanentBackendError as error:
+        raise Problem(400, str(error).replace("job (new): ", "", 1)) from error
+    return with_packages_renamed(runtime_env, own_packages(books, owner, runtime_env))
 
 
 @router.post("/jobs", status_code=201, summary="Submit a job; the answer carries its quote")
@@ -195,9 +248,9 @@ def list_jobs(
     principal: PrincipalDep,
     limit: Limit = 50,
     offset: Offset = 0,
-    project: Annotated[str | None, Query(max_length=64)] = None,
+    project: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     state: Annotated[list[JobState] | None, Query()] = None,
-    submitter: Annotated[str | None, Query(max_length=64)] = None,
+    submitter: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> Page[JobOut]:
     with portal.books() as books:
         tree = books.tree()
@@ -222,7 +275,7 @@ def list_jobs(
 @router.get(
     "/jobs/{job_id}", summary="One job: state, wait reason, position, ETA, charges, history"
 )
-def get_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> JobDetail:
+def get_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> JobDetail:
     with portal.books() as books:
         job = readable_job(books, principal, job_id)
         repository = JobRepository(books.session)
@@ -236,7 +289,7 @@ def get_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> JobDetai
 
 
 @router.post("/jobs/{job_id}/cancel", summary="Cancel: at once if queued, else on the next cycle")
-def cancel_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> JobOut:
+def cancel_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> JobOut:
     with portal.books() as books:
         job = readable_job(books, principal, job_id)
         require_scope(principal, Scope.JOBS)
@@ -253,7 +306,9 @@ def cancel_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> JobOu
     summary="The job's output so far",
     response_class=PlainTextResponse,
 )
-async def job_logs(job_id: str, portal: PortalDep, principal: PrincipalDep) -> PlainTextResponse:
+async def job_logs(
+    job_id: Segment, portal: PortalDep, principal: PrincipalDep
+) -> PlainTextResponse:
     job = await asyncio.to_thread(_readable, portal, principal, job_id)
     try:
         text = await read_logs(portal, job)
@@ -272,7 +327,9 @@ def _readable(portal: PortalDep, principal: Principal, job_id: str) -> Job:
     summary="The job's output as it is written, until the job ends",
     response_class=StreamingResponse,
 )
-async def stream_logs(job_id: str, portal: PortalDep, principal: PrincipalDep) -> StreamingResponse:
+async def stream_logs(
+    job_id: Segment, portal: PortalDep, principal: PrincipalDep
+) -> StreamingResponse:
     job = await asyncio.to_thread(_readable, portal, principal, job_id)
 
     async def chunks() -> AsyncIterator[str]:

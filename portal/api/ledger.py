@@ -1,7 +1,159 @@
-"""(being written)"""
+"""The ledger and the audit log, read-only: where every credit went, and who changed what.
+
+Nobody writes the ledger here; entries come only from the books' operations (contributions,
+appropriations, awards through allocation reviews and tranche releases, holds and charges by
+the scheduler). Ledger reads are scoped: admin and auditor see every entry, a program manager
+the entries of their programs' accounts, a pi or researcher those of their projects. The audit
+log is for admin and auditor only.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from pydantic import Field
+
+from portal.api.common import NO_NUL, Limit, Offset, Page, Strict
+from portal.deps import PortalDep, PrincipalDep, require
+from quotas.db.access import AuditEntry
+from quotas.db.repositories import Entry
+from quotas.errors import NotFound
+from quotas.ledger import Bucket, EntryKind, Pocket
+
+router = APIRouter(tags=["ledger"])
+
+Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+
+
+class PocketOut(Strict):
+    bucket: Bucket
+    account: str | None
+    job: str | None
+
+
+class EntryOut(Strict):
+    id: int
+    at: datetime
+    kind: EntryKind
+    period: str
+    funder: str = Field(description="The funder these credits trace back to")
+    source: PocketOut
+    target: PocketOut
+    amount: str
+    actor: str
+    reason: str
+    allocation: int | None = Field(description="The allocation request of an award")
+    reverses: int | None = Field(description="The entry a reversal undoes")
+
+
+class AuditEntryOut(Strict):
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+def pocket_out(pocket: Pocket) -> PocketOut:
+    return PocketOut(bucket=pocket.bucket, account=pocket.account, job=pocket.job)
+
+
+def entry_out(entry: Entry) -> EntryOut:
+    posting = entry.posting
+    return EntryOut(
+        id=entry.id,
+        at=entry.at,
+        kind=posting.kind,
+        period=posting.period,
+        funder=posting.funder,
+        source=pocket_out(posting.source),
+        target=pocket_out(posting.target),
+        amount=str(posting.amount),
+        actor=posting.actor,
+        reason=posting.reason,
+        allocation=posting.allocation,
+        reverses=posting.reverses,
+    )
+
+
+def audit_out(entry: AuditEntry) -> AuditEntryOut:
+    return AuditEntryOut(
+        id=entry.id,
+        at=entry.at,
+        actor=entry.actor,
+        action=entry.action,
+        target=entry.target,
+        before=dict(entry.before) if entry.before is not None else None,
+        after=dict(entry.after) if entry.after is not None else None,
+    )
+
+
+@router.get("/ledger", summary="Ledger entries you may see, newest first")
+def list_entries(
+    portal: PortalDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    account: Annotated[
+        str | None,
+        Query(max_length=64, pattern=NO_NUL, description="Entries into or out of this account"),
+    ] = None,
+    job: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    kind: Annotated[list[EntryKind] | None, Query()] = None,
+    period: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    funder: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+) -> Page[EntryOut]:
+    with portal.books() as books:
+        tree = books.tree()
+        if account is not None and (
+            account not in tree or not principal.can_read_account(tree, account)
+        ):
+            raise NotFound(f"no account {account}")
+        if period is not None:
+            books.funding.period(period)
+        if funder is not None and funder not in {each.name for each in books.funding.funders()}:
+            raise NotFound(f"unknown funder {funder!r}")
+        within = None
+        if not principal.reads_everything:
+            within = principal.readable_accounts(tree) if tree.accounts else []
+        entries, total = books.ledger.search(
+            within=within,
+            account=account,
+            job=job,
+            kinds=kind or (),
+            period=period,
+            funder=funder,
+            limit=limit,
+            offset=offset,
+        )
+    return Page[EntryOut](
+        items=[entry_out(entry) for entry in entries], total=total, limit=limit, offset=offset
+    )
+
+
+@router.get("/audit", summary="The audit log, newest first (admin and auditor)")
+def list_audit(
+    portal: PortalDep,
+    principal: PrincipalDep,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    actor: Filter = None,
+    action: Annotated[
+        str | None, Query(max_length=64, pattern=NO_NUL, examples=["budget.set"])
+    ] = None,
+    target: Annotated[
+        str | None, Query(max_length=200, pattern=NO_NUL, examples=["account/kaist-nlp"])
+    ] = None,
+) -> Page[AuditEntryOut]:
+    require(principal, principal.reads_everything, "read the audit log")
+    with portal.books() as books:
+        entries, total = books.audit.search(
+            actor=actor, action=action, target=target, limit=limit, offset=offset
+        )
+    return Page[AuditEntryOut](
+        items=[audit_out(entry) for entry in entries], total=total, limit=limit, offset=offset
+    )

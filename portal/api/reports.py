@@ -1,7 +1,399 @@
-"""(being written)"""
+"""Reports: fair share, utilisation, spend and wait times; JSON, or CSV with ``?format=csv``.
+
+The CSV holds exactly the JSON's ``rows``, one line each, columns in the same order. The
+arithmetic lives in ``quotas.reports`` and the queries in ``quotas.db.reports``; this module
+reads, scopes and shapes. Scoping follows ``quotas.access``: admin and auditor see everything; a
+program manager the accounts and spend of their programs; a pi or researcher their projects.
+Spend by funder is for admin and auditor only. Cluster utilisation is pool-wide and open to
+every signed-in user: it says how busy the pool is, not who used it.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Annotated, Any
 
-router = APIRouter()
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from portal.api.common import NO_NUL, Strict, csv_response
+from portal.deps import PortalDep, PrincipalDep, require
+from quotas.accounts import AccountKind
+from quotas.db.reports import ReportRepository
+from quotas.errors import InvalidInput
+from quotas.fairshare import fair_share
+from quotas.inventory import ClusterSpec
+from quotas.jobs import JobState
+from quotas.quantities import SECONDS_PER_HOUR
+from quotas.reports import (
+    BURN_WINDOW,
+    DEFAULT_WINDOW,
+    SECONDS_PER_DAY,
+    WAIT_PERCENTILES,
+    Capacity,
+    FairShareRow,
+    SpendBy,
+    SpendRow,
+    UtilisationRow,
+    WaitRow,
+    credits_by_account,
+    fair_share_rows,
+    spend,
+    usage_by_project,
+    usage_since,
+    utilisation,
+    wait_times,
+    window,
+)
+from quotas.service import Books
+
+router = APIRouter(tags=["reports"])
+
+HOURS_DECIMALS = 3
+"""GPU-hours are shown to the GPU-second's order (1/3600 h)."""
+PERCENT_DECIMALS = 2
+HOLDING_STATES = tuple(state for state in JobState if state.holds_capacity)
+
+
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+Format = Annotated[
+    ReportFormat, Query(alias="format", description="json (default) or csv: the same rows")
+]
+PeriodName = Annotated[
+    str | None,
+    Query(max_length=64, pattern=NO_NUL, description="Allocation period; default the current one"),
+]
+Since = Annotated[
+    datetime | None,
+    Query(description="Window start (ISO 8601; UTC if no offset); default 7 days before until"),
+]
+Until = Annotated[
+    datetime | None,
+    Query(description="Window end (ISO 8601; UTC if no offset); default now, never later"),
+]
+
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The rows, as JSON or CSV"}
+}
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """In UTC, as everything is stored (SQLite compares the digits, not the instants)."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{moment.isoformat()} is outside the calendar in UTC") from None
+
+
+def _answer(
+    report: BaseModel,
+    rows: Sequence[BaseModel],
+    columns: Sequence[str],
+    form: ReportFormat,
+    name: str,
+) -> BaseModel | Response:
+    if form is ReportFormat.JSON:
+        return report
+    cells = (row.model_dump(mode="json") for row in rows)
+    return csv_response(columns, ([cell[column] for column in columns] for cell in cells), name)
+
+
+def _period(books: Books, period: str | None) -> str:
+    return period if period is not None else books.current_period(books.clock()).name
+
+
+# -- fair share ------------------------------------------------------------------------------
+
+
+class FairShareRowOut(Strict):
+    name: str
+    kind: AccountKind
+    parent: str | None
+    share: int = Field(description="Raw share weight among siblings")
+    norm_share: float = Field(description="share / sum of sibling shares")
+    usage: float = Field(description="Decayed usage in credits (normalised by exchange rate)")
+    norm_usage: float = Field(description="usage / sum of sibling usage")
+    level_fs: float | None = Field(
+        description="norm_share / norm_usage; null is infinite (a share and no usage yet)"
+    )
+    running_gpus: int = Field(description="GPUs held by admitted, starting and running jobs")
+    pending_gpus: int = Field(description="GPUs asked for by queued jobs")
+    awarded: str = Field(description="Credits that came into the account's subtree this period")
+    used: str = Field(description="Credits charged, net of refunds")
+    left: str = Field(description="Credits not yet charged: held for jobs, or free")
+    burn_per_day: str = Field(description="Credits charged per day over the burn window")
+    exhausted_on: date | None = Field(
+        description="When the credits left run out at this burn rate; null with no burn"
+    )
+
+
+class FairShareReport(Strict):
+    period: str
+    at: datetime
+    half_life_hours: float
+    burn_window_days: float
+    rows: list[FairShareRowOut]
+
+
+def fair_share_out(row: FairShareRow) -> FairShareRowOut:
+    return FairShareRowOut(
+        name=row.name,
+        kind=row.kind,
+        parent=row.parent,
+        share=row.share,
+        norm_share=row.norm_share,
+        usage=row.usage,
+        norm_usage=row.norm_usage,
+        level_fs=None if math.isinf(row.level_fs) else row.level_fs,
+        running_gpus=row.running_gpus,
+        pending_gpus=row.pending_gpus,
+        awarded=str(row.credits.awarded),
+        used=str(row.credits.used),
+        left=str(row.credits.left),
+        burn_per_day=str(row.burn.per_day),
+        exhausted_on=row.burn.exhausted_on,
+    )
+
+
+@router.get(
+    "/reports/fairshare",
+    summary="Per account: share, usage, level fair share, GPUs, credits and burn",
+    response_model=FairShareReport,
+    responses=CSV_ANSWER,
+)
+def fairshare_report(
+    portal: PortalDep,
+    principal: PrincipalDep,
+    period: PeriodName = None,
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
+    """Like Slurm's ``sshare``, with the period's credits: decayed usage orders work, the
+    non-decaying ledger caps it. Rows for the accounts the caller may read, in tree order."""
+    half_life = portal.settings.fair_share_half_life_hours * SECONDS_PER_HOUR
+    with portal.books() as books:
+        now = books.clock()
+        name = _period(books, period)
+        tree = books.tree(name)
+        reports = ReportRepository(books.session)
+        usage = usage_by_project(
+            books.ledger.usage_charges(usage_since(now, half_life)), now, half_life
+        )
+        recent: dict[str, int] = defaultdict(int)
+        for item in reports.spend(name, after=now - BURN_WINDOW, until=now):
+            recent[item.project] += item.milli
+        rows = fair_share_rows(
+            tree,
+            fair_share(tree, usage),
+            credits_by_account(tree, books.ledger.balances(name), name),
+            reports.gpus_by_project(HOLDING_STATES),
+            reports.gpus_by_project([JobState.QUEUED]),
+            recent,
+            now,
+            principal.readable_accounts(tree),
+        )
+    out = [fair_share_out(row) for row in rows]
+    report = FairShareReport(
+        period=name,
+        at=now,
+        half_life_hours=portal.settings.fair_share_half_life_hours,
+        burn_window_days=BURN_WINDOW.total_seconds() / SECONDS_PER_DAY,
+        rows=out,
+    )
+    return _answer(report, out, list(FairShareRowOut.model_fields), form, f"fairshare-{name}.csv")
+
+
+# -- utilisation -----------------------------------------------------------------------------
+
+
+class UtilisationRowOut(Strict):
+    cluster: str
+    flavor: str
+    site: str | None = Field(description="national, domestic_cloud or foreign_cloud")
+    total_gpu_hours: float = Field(description="Declared inventory x the window")
+    allocated_gpu_hours: float = Field(description="Jobs' run time x GPUs, within the window")
+    down_gpu_hours: float = Field(description="Out of service; see the route's description")
+    idle_gpu_hours: float = Field(description="total - allocated - down")
+    utilisation_percent: float | None = Field(
+        description="allocated / (total - down); null with nothing available"
+    )
+
+
+class UtilisationReport(Strict):
+    since: datetime
+    until: datetime
+    rows: list[UtilisationRowOut]
+
+
+def _hours(gpu_seconds: float) -> float:
+    return round(gpu_seconds / SECONDS_PER_HOUR, HOURS_DECIMALS)
+
+
+def utilisation_out(row: UtilisationRow) -> UtilisationRowOut:
+    busy = row.utilisation
+    return UtilisationRowOut(
+        cluster=row.cluster,
+        flavor=row.flavor,
+        site=row.site,
+        total_gpu_hours=_hours(row.total),
+        allocated_gpu_hours=_hours(row.allocated),
+        down_gpu_hours=_hours(row.down),
+        idle_gpu_hours=_hours(row.idle),
+        utilisation_percent=round(busy, PERCENT_DECIMALS) if busy is not None else None,
+    )
+
+
+def _capacities(clusters: Sequence[ClusterSpec]) -> list[Capacity]:
+    return [
+        Capacity(cluster.name, item.flavor, cluster.site.value, item.gpus)
+        for cluster in clusters
+        for item in cluster.inventory
+    ]
+
+
+@router.get(
+    "/reports/utilisation",
+    summary="Per cluster and flavor: total, allocated, down and idle GPU-hours",
+    response_model=UtilisationReport,
+    responses=CSV_ANSWER,
+)
+def utilisation_report(
+    portal: PortalDep,
+    principal: PrincipalDep,
+    since: Since = None,
+    until: Until = None,
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
+    """Like ``sreport cluster Utilization``. Total is each cluster's declared inventory of the
+    flavor (nodes x GPUs per node) over the window; allocated is every job's GPUs x the part of
+    its run (from the start its backend reported to its end, or the window's end while it runs)
+    inside the window. Down is 0: gpupool keeps no record of GPUs out of service (backends
+    report free capacity to each cycle, which is not stored), so a broken node counts as idle."""
+    with portal.books() as books:
+        start, end = window(_utc(since), _utc(until), books.clock(), DEFAULT_WINDOW)
+        rows = utilisation(
+            _capacities(books.clusters.all()),
+            ReportRepository(books.session).runs(start, end),
+            start,
+            end,
+        )
+    out = [utilisation_out(row) for row in rows]
+    report = UtilisationReport(since=start, until=end, rows=out)
+    return _answer(report, out, list(UtilisationRowOut.model_fields), form, "utilisation.csv")
+
+
+# -- spend -----------------------------------------------------------------------------------
+
+
+class SpendRowOut(Strict):
+    name: str | None = Field(
+        description="The funder, program, organization, project, flavor or site; null where the "
+        "jobs charged have no placement recorded"
+    )
+    credits: str = Field(description="Charged, net of refunds")
+    krw: int = Field(description="Those credits in won, at each funder's price per credit")
+    jobs: int = Field(description="Distinct jobs charged")
+
+
+class SpendReport(Strict):
+    period: str
+    by: SpendBy
+    rows: list[SpendRowOut]
+
+
+def spend_out(row: SpendRow) -> SpendRowOut:
+    return SpendRowOut(name=row.key, credits=str(row.credits), krw=row.krw, jobs=row.jobs)
+
+
+@router.get(
+    "/reports/spend",
+    summary="Credits charged (net of refunds) in a period, grouped",
+    response_model=SpendReport,
+    responses=CSV_ANSWER,
+)
+def spend_report(
+    portal: PortalDep,
+    principal: PrincipalDep,
+    by: Annotated[SpendBy, Query(description="How to group the credits")] = SpendBy.PROJECT,
+    period: PeriodName = None,
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
+    """From the ledger: every charge into a job's spent credits, less refunds (and reversals).
+    The funder is the earmark each entry carries; flavor and site are where the job charged
+    was placed. Only the caller's projects count (all of them for admin and auditor)."""
+    if by is SpendBy.FUNDER:
+        require(principal, principal.reads_everything, "see spend by funder")
+    with portal.books() as books:
+        name = _period(books, period)
+        tree = books.tree(name)
+        items = ReportRepository(books.session).spend(name, principal.readable_projects(tree))
+        prices = {funder.name: funder.krw_per_credit for funder in books.funding.funders()}
+        rows = spend(tree, items, by, prices)
+    out = [spend_out(row) for row in rows]
+    report = SpendReport(period=name, by=by, rows=out)
+    return _answer(report, out, list(SpendRowOut.model_fields), form, f"spend-{by}-{name}.csv")
+
+
+# -- wait times ------------------------------------------------------------------------------
+
+
+class WaitRowOut(Strict):
+    program: str
+    jobs: int = Field(description="Jobs first admitted in the window")
+    p50_seconds: float
+    p90_seconds: float
+    p99_seconds: float
+
+
+class WaitReport(Strict):
+    since: datetime
+    until: datetime
+    rows: list[WaitRowOut]
+
+
+def wait_out(row: WaitRow) -> WaitRowOut:
+    seconds = dict(row.percentiles)
+    p50, p90, p99 = (seconds[percent] for percent in WAIT_PERCENTILES)
+    return WaitRowOut(
+        program=row.program, jobs=row.jobs, p50_seconds=p50, p90_seconds=p90, p99_seconds=p99
+    )
+
+
+@router.get(
+    "/reports/wait-times",
+    summary="Per program: jobs admitted and their wait from submission, p50/p90/p99",
+    response_model=WaitReport,
+    responses=CSV_ANSWER,
+)
+def wait_times_report(
+    portal: PortalDep,
+    principal: PrincipalDep,
+    since: Since = None,
+    until: Until = None,
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
+    """Jobs first admitted in the window, per program; the wait is submission to first
+    admission, in seconds (nearest-rank percentiles: each is a wait a job really had). Only
+    the caller's projects count."""
+    with portal.books() as books:
+        start, end = window(_utc(since), _utc(until), books.clock(), DEFAULT_WINDOW)
+        tree = books.tree()
+        waits = ReportRepository(books.session).first_admissions(
+            start, end, principal.readable_projects(tree)
+        )
+        rows = wait_times(tree, waits)
+    out = [wait_out(row) for row in rows]
+    report = WaitReport(since=start, until=end, rows=out)
+    return _answer(report, out, list(WaitRowOut.model_fields), form, "wait-times.csv")

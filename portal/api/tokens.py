@@ -1,7 +1,315 @@
-"""(being written)"""
+"""Who you are and your tokens; for an admin, users, pool-wide roles and identity links.
+
+A personal access token is shown once, when it is made; gpupool keeps only its hash. A token
+carries at most the scopes of the token that made it, and making or revoking one needs the
+``manage`` scope. Users, role grants and identity links are an admin's; an auditor may read
+the list of users. Every change is written to the audit log.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
 
-router = APIRouter()
+from fastapi import APIRouter, Path, Response
+from pydantic import Field, model_validator
+
+from portal.api.common import Limit, Offset, Page, Segment, Strict
+from portal.deps import PortalDep, PrincipalDep, require, require_scope
+from portal.problems import Problem
+from portal.tokens import issue
+from quotas.access import POOL_ROLES, Role, Scope
+from quotas.db.access import ApiToken, ApiTokenRepository
+from quotas.errors import InvalidInput, NotFound
+from quotas.service import Books
+
+router = APIRouter(tags=["people"])
+
+TokenId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+UserName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9._@-]*$",
+        description="Lower-case letters, digits and . _ @ -",
+        examples=["minji.park"],
+    ),
+]
+PoolRole = Literal["admin", "auditor"]
+
+
+class MeOut(Strict):
+    user: str
+    roles: list[Role]
+    projects: dict[str, Role] = Field(description="Project -> your role in it")
+    programs: list[str] = Field(description="Programs you manage")
+    scopes: list[Scope] = Field(description="What the credential of this request allows")
+
+
+class TokenOut(Strict):
+    id: int
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+
+class NewToken(Strict):
+    name: str = Field(min_length=1, max_length=100)
+    scopes: list[Scope] = Field(min_length=1, max_length=3)
+    expires_in_days: int | None = Field(
+        default=None, ge=1, le=3650, description="Default: the token does not expire"
+    )
+
+
+class IssuedTokenOut(Strict):
+    id: int
+    token: str = Field(description="Shown once; keep it secret")
+    name: str
+    scopes: list[Scope]
+    created_at: datetime
+    expires_at: datetime | None
+
+
+class UserOut(Strict):
+    name: str
+    display_name: str
+    email: str
+    roles: list[Role] = Field(description="Pool-wide roles: admin, auditor")
+
+
+class NewUser(Strict):
+    name: UserName
+    display_name: str = Field(default="", max_length=200)
+    email: str = Field(default="", max_length=254, pattern=r"^$|^[^@\s]+@[^@\s]+$")
+
+
+class RoleGrant(Strict):
+    role: PoolRole
+
+
+class NewIdentityLink(Strict):
+    """``sub`` links a subject to ``user``; ``group`` grants ``role`` (in ``account``, for
+    researcher, pi and program_manager) to the group's members."""
+
+    issuer: str = Field(min_length=1, max_length=500)
+    claim: Literal["sub", "group"]
+    value: str = Field(min_length=1, max_length=200)
+    user: str | None = Field(default=None, max_length=64)
+    role: Role | None = None
+    account: str | None = Field(default=None, max_length=64)
+
+    @model_validator(mode="after")
+    def one_kind_of_link(self) -> NewIdentityLink:
+        if self.claim == "sub" and (self.user is None or self.role or self.account):
+            raise ValueError("a sub link names a user, and no role or account")
+        if self.claim == "group" and (self.role is None or self.user):
+            raise ValueError("a group link names a role (and an account for project roles)")
+        if self.role is not None and (self.role in POOL_ROLES) == (self.account is not None):
+            raise ValueError(
+                "admin and auditor are granted pool-wide (no account); other roles in an account"
+            )
+        return self
+
+
+class IdentityLinkOut(Strict):
+    id: int
+    issuer: str
+    claim: str
+    value: str
+    user: str | None
+    role: Role | None
+    account: str | None
+
+
+def token_out(token: ApiToken) -> TokenOut:
+    return TokenOut(
+        id=token.id,
+        name=token.name,
+        scopes=list(token.scopes),
+        created_at=token.created_at,
+        expires_at=token.expires_at,
+        last_used_at=token.last_used_at,
+    )
+
+
+# -- you and your tokens -----------------------------------------------------------------------
+
+
+@router.get("/me", summary="Who you are: roles, projects, programs and this token's scopes")
+def me(principal: PrincipalDep) -> MeOut:
+    return MeOut(
+        user=principal.user,
+        roles=sorted(principal.roles),
+        projects=dict(sorted(principal.projects.items())),
+        programs=sorted(principal.programs),
+        scopes=sorted(principal.scopes),
+    )
+
+
+@router.get("/tokens", summary="Your tokens that are not revoked (never their secrets)")
+def list_tokens(portal: PortalDep, principal: PrincipalDep) -> list[TokenOut]:
+    with portal.books() as books:
+        tokens = ApiTokenRepository(books.session).of_user(principal.user)
+    return [token_out(token) for token in tokens if token.revoked_at is None]
+
+
+@router.post("/tokens", status_code=201, summary="Make a personal access token, shown once")
+def make_token(body: NewToken, portal: PortalDep, principal: PrincipalDep) -> IssuedTokenOut:
+    scopes = sorted(set(body.scopes))
+    require_scope(principal, Scope.MANAGE)
+    beyond = [scope for scope in scopes if not principal.allows(scope)]
+    if beyond:
+        raise Problem(
+            403, f"a token cannot carry scopes its maker lacks: {', '.join(sorted(beyond))}"
+        )
+    with portal.books() as books:
+        now = books.clock()
+        expires_at = now + timedelta(days=body.expires_in_days) if body.expires_in_days else None
+        issued = issue(books.session, principal.user, body.name, scopes, now, expires_at)
+        books.audit.record(
+            now,
+            principal.user,
+            "token.issue",
+            f"user/{principal.user}",
+            None,
+            {
+                "id": issued.id,
+                "name": body.name,
+                "scopes": [scope.value for scope in scopes],
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            },
+        )
+    return IssuedTokenOut(
+        id=issued.id,
+        token=issued.token,
+        name=body.name,
+        scopes=scopes,
+        created_at=now,
+        expires_at=expires_at,
+    )
+
+
+@router.delete(
+    "/tokens/{token_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Revoke a token: your own, or anyone's as admin",
+)
+def revoke_token(token_id: TokenId, portal: PortalDep, principal: PrincipalDep) -> Response:
+    with portal.books() as books:
+        tokens = ApiTokenRepository(books.session)
+        token = tokens.get(token_id)
+        if token.user != principal.user and not principal.is_admin:
+            raise NotFound(f"no token {token_id}")
+        require_scope(principal, Scope.MANAGE)
+        if token.revoked_at is None:
+            now = books.clock()
+            tokens.revoke(token_id, now)
+            books.audit.record(
+                now,
+                principal.user,
+                "token.revoke",
+                f"user/{token.user}",
+                {"id": token.id, "name": token.name},
+                None,
+            )
+    portal.forget_token(token_id)
+    return Response(status_code=204)
+
+
+# -- users, roles and identity links (admin) ----------------------------------------------
+
+
+@router.get("/users", summary="Users with their pool-wide roles (admin and auditor)")
+def list_users(
+    portal: PortalDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0
+) -> Page[UserOut]:
+    require(principal, principal.reads_everything, "list users")
+    with portal.books() as books:
+        found, total = books.people.search_users(limit=limit, offset=offset)
+        roles = books.roles.pool_roles_of([name for name, _, _ in found])
+    items = [
+        UserOut(name=name, display_name=display, email=email, roles=roles.get(name, []))
+        for name, display, email in found
+    ]
+    return Page[UserOut](items=items, total=total, limit=limit, offset=offset)
+
+
+@router.post("/users", status_code=201, summary="Add a user")
+def add_user(body: NewUser, portal: PortalDep, principal: PrincipalDep) -> UserOut:
+    with portal.books() as books:
+        require_scope(principal, Scope.MANAGE)
+        require(principal, principal.can_administer(), "add users")
+        books.add_user(body.name, body.display_name, body.email, actor=principal.user)
+    return UserOut(name=body.name, display_name=body.display_name, email=body.email, roles=[])
+
+
+def user_out(books: Books, name: str) -> UserOut:
+    user, display, email = books.people.user(name)
+    roles = books.roles.pool_roles_of([user]).get(user, [])
+    return UserOut(name=user, display_name=display, email=email, roles=roles)
+
+
+@router.post("/users/{name}/roles", summary="Grant a user a pool-wide role (admin or auditor)")
+def grant_role(
+    name: Segment, body: RoleGrant, portal: PortalDep, principal: PrincipalDep
+) -> UserOut:
+    require_scope(principal, Scope.MANAGE)
+    require(principal, principal.can_administer(), "grant roles")
+    role = Role(body.role)
+    with portal.books() as books:
+        if role not in books.roles.principal(name).pool_roles:
+            books.grant_role(name, role, actor=principal.user)
+        return user_out(books, name)
+
+
+@router.delete(
+    "/users/{name}/roles/{role}",
+    status_code=204,
+    response_class=Response,
+    summary="Revoke a pool-wide role",
+)
+def revoke_role(
+    name: Segment, role: PoolRole, portal: PortalDep, principal: PrincipalDep
+) -> Response:
+    require_scope(principal, Scope.MANAGE)
+    require(principal, principal.can_administer(), "revoke roles")
+    held = Role(role)
+    with portal.books() as books:
+        if held not in books.roles.principal(name).pool_roles:
+            raise NotFound(f"{name} does not hold the {held} role")
+        if held is Role.ADMIN and books.roles.holders(Role.ADMIN) == [name]:
+            raise InvalidInput(f"{name} is the last admin; grant another admin first")
+        books.revoke_role(name, held, actor=principal.user)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/identity-links", status_code=201, summary="Link an identity provider's subject or group"
+)
+def link_identity(
+    body: NewIdentityLink, portal: PortalDep, principal: PrincipalDep
+) -> IdentityLinkOut:
+    require_scope(principal, Scope.MANAGE)
+    require(principal, principal.can_administer(), "link identities")
+    with portal.books() as books:
+        if body.claim == "sub":
+            assert body.user is not None
+            link = books.link_subject(body.issuer, body.value, body.user, actor=principal.user)
+        else:
+            assert body.role is not None
+            link = books.link_group(
+                body.issuer, body.value, body.role, body.account, actor=principal.user
+            )
+    return IdentityLinkOut(
+        id=link,
+        issuer=body.issuer,
+        claim=body.claim,
+        value=body.value,
+        user=body.user,
+        role=body.role,
+        account=body.account,
+    )

@@ -3,6 +3,7 @@ tokens, the audit log, and uploaded ``working_dir`` packages."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -75,6 +76,32 @@ class RoleRepository:
             projects={project: Role(role) for project, role in projects},
             programs=list(programs),
             scopes=scopes if scopes is not None else list(Scope),
+        )
+
+    def pool_roles_of(self, users: Sequence[str]) -> dict[str, list[Role]]:
+        """The pool-wide roles (admin, auditor) each of ``users`` holds; none if not listed."""
+        if not users:
+            return {}
+        rows = self.session.execute(
+            select(UserRow.name, RoleGrantRow.role)
+            .join(RoleGrantRow, RoleGrantRow.user_id == UserRow.id)
+            .where(UserRow.name.in_(list(users)))
+            .order_by(UserRow.name, RoleGrantRow.role)
+        )
+        held: dict[str, list[Role]] = {user: [] for user in users}
+        for user, role in rows:
+            held[user].append(Role(role))
+        return held
+
+    def holders(self, role: Role) -> list[str]:
+        """Users holding a pool-wide role, by name."""
+        return list(
+            self.session.scalars(
+                select(UserRow.name)
+                .join(RoleGrantRow, RoleGrantRow.user_id == UserRow.id)
+                .where(RoleGrantRow.role == role.value)
+                .order_by(UserRow.name)
+            )
         )
 
 
@@ -322,35 +349,93 @@ class AuditRepository:
     def count(self) -> int:
         return self.session.scalar(select(func.count(AuditEntryRow.id))) or 0
 
+    def search(
+        self,
+        *,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[AuditEntry], int]:
+        """A page of entries, newest first, and how many match in all."""
+        query = select(AuditEntryRow)
+        if actor is not None:
+            query = query.where(AuditEntryRow.actor == actor)
+        if action is not None:
+            query = query.where(AuditEntryRow.action == action)
+        if target is not None:
+            query = query.where(AuditEntryRow.target == target)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = query.order_by(AuditEntryRow.id.desc()).offset(offset).limit(limit)
+        found = [
+            AuditEntry(
+                id=row.id,
+                at=as_utc(row.at),
+                actor=row.actor,
+                action=row.action,
+                target=row.target,
+                before=row.before,
+                after=row.after,
+            )
+            for row in self.session.scalars(page)
+        ]
+        return found, total
+
 
 class PackageRepository:
-    """``working_dir`` zips uploaded through the Ray-compatible API, by their ``gcs://`` URI."""
+    """``working_dir`` and ``py_modules`` zips uploaded through the Ray-compatible API.
+
+    Each is kept for its uploader under the name their client gave it (``gcs://<name>``); the
+    same name uploaded by two users is two packages, since a name is easy to forge. A package is
+    found again by its uploader and the sha256 of its bytes, which is how a job names it.
+    """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def exists(self, uri: str) -> bool:
-        return self.session.get(PackageRow, uri) is not None
+    def exists(self, owner: str, uri: str) -> bool:
+        return self.session.get(PackageRow, (owner, uri)) is not None
 
-    def put(self, uri: str, content: bytes, uploaded_by: str, at: datetime) -> None:
-        row = self.session.get(PackageRow, uri)
-        if row is None:
-            self.session.add(
-                PackageRow(
-                    uri=uri,
-                    content=content,
-                    size=len(content),
-                    uploaded_by=uploaded_by,
-                    uploaded_at=at,
-                )
+    def digest(self, owner: str, uri: str) -> str | None:
+        """The sha256 (hex) of ``owner``'s package named ``uri``; None if they uploaded none."""
+        row = self.session.get(PackageRow, (owner, uri))
+        return None if row is None else row.sha256
+
+    def add(self, owner: str, uri: str, content: bytes, at: datetime) -> bool:
+        """Keep ``owner``'s package named ``uri``, unless they have one so named already: it is
+        kept as it is, never overwritten. Whether this one was stored."""
+        if self.exists(owner, uri):
+            return False
+        self.session.add(
+            PackageRow(
+                uploaded_by=owner,
+                uri=uri,
+                sha256=hashlib.sha256(content).hexdigest(),
+                content=content,
+                size=len(content),
+                uploaded_at=at,
             )
-        else:
-            row.content = content
-            row.size = len(content)
+        )
         self.session.flush()
+        return True
 
-    def get(self, uri: str) -> bytes:
-        row = self.session.get(PackageRow, uri)
-        if row is None:
-            raise NotFound(f"no package {uri}")
-        return row.content
+    def has_content(self, owner: str, sha256: str) -> bool:
+        """Whether ``owner`` uploaded bytes whose sha256 (hex) is ``sha256``."""
+        found = self.session.scalar(
+            select(PackageRow.uri)
+            .where(PackageRow.uploaded_by == owner, PackageRow.sha256 == sha256)
+            .limit(1)
+        )
+        return found is not None
+
+    def content(self, owner: str, sha256: str) -> bytes:
+        """The bytes ``owner`` uploaded whose sha256 (hex) is ``sha256``, under whichever name."""
+        found = self.session.scalar(
+            select(PackageRow.content)
+            .where(PackageRow.uploaded_by == owner, PackageRow.sha256 == sha256)
+            .limit(1)
+        )
+        if found is None:
+            raise NotFound(f"{owner} uploaded no package with sha256 {sha256}")
+        return found

@@ -360,13 +360,18 @@ class AuditEntryRow(Base):
 
 
 class PackageRow(Base):
-    """A ``working_dir`` a Ray client uploaded (``gcs://_ray_pkg_<hash>.zip``), kept until dispatch
-    forwards it to the cluster the job runs on."""
+    """A ``working_dir`` or ``py_modules`` zip a Ray client uploaded, kept under the name the
+    client chose (``gcs://_ray_pkg_<hash>.zip``) *for its uploader only*: names are easy to forge,
+    so the same name uploaded by two users is two packages. ``sha256`` addresses the bytes: a job
+    names its packages by it (see ``portal.rayjobs``), and dispatch forwards exactly those bytes."""
 
     __tablename__ = "packages"
 
+    uploaded_by: Mapped[str] = mapped_column(Name, primary_key=True)
     uri: Mapped[str] = mapped_column(String(300), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)
-    uploaded_by: Mapped[str] = mapped_column(Name)
     uploaded_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_packages_uploaded_by_sha256", "uploaded_by", "sha256"),)

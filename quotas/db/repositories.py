@@ -109,6 +109,13 @@ class FlavorRepository:
     def next_rate_card_version(self) -> int:
         return (self.session.scalar(select(func.max(RateCardRow.version))) or 0) + 1
 
+    def rate_card_notes(self) -> dict[int, tuple[str, str]]:
+        """Who published each rate card version, and their note."""
+        rows = self.session.execute(
+            select(RateCardRow.version, RateCardRow.created_by, RateCardRow.note)
+        )
+        return {version: (created_by, note) for version, created_by, note in rows}
+
 
 class FundingRepository:
     """Funders and periods."""
@@ -320,6 +327,43 @@ class PeopleRepository:
             .order_by(UserRow.name)
         )
         return list(self.session.scalars(query))
+
+    def members_of(self, project: str) -> list[Member]:
+        """The members of one project, by name."""
+        query = (
+            select(UserRow.name, MembershipRow.role)
+            .join(UserRow, UserRow.id == MembershipRow.user_id)
+            .join(AccountRow, AccountRow.id == MembershipRow.project_id)
+            .where(AccountRow.name == project)
+            .order_by(UserRow.name)
+        )
+        return [Member(user, project, role) for user, role in self.session.execute(query)]
+
+    def has_user(self, name: str) -> bool:
+        return self.session.scalar(select(UserRow.id).where(UserRow.name == name)) is not None
+
+    def user(self, name: str) -> tuple[str, str, str]:
+        """(name, display name, email) of one user."""
+        found = self.session.execute(
+            select(UserRow.name, UserRow.display_name, UserRow.email).where(UserRow.name == name)
+        ).first()
+        if found is None:
+            raise NotFound(f"unknown user {name!r}")
+        return found[0], found[1], found[2]
+
+    def search_users(
+        self, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[tuple[str, str, str]], int]:
+        """A page of (name, display name, email) by name, and how many users there are."""
+        total = self.session.scalar(select(func.count(UserRow.id))) or 0
+        query = (
+            select(UserRow.name, UserRow.display_name, UserRow.email)
+            .order_by(UserRow.name)
+            .offset(offset)
+            .limit(limit)
+        )
+        found = [(name, display, email) for name, display, email in self.session.execute(query)]
+        return found, total
 
 
 class ClusterRepository:
@@ -539,6 +583,51 @@ class LedgerRepository:
             Entry(row.id, as_utc(row.at), self._posting(row)) for row in self.session.scalars(query)
         ]
 
+    def search(
+        self,
+        *,
+        within: Iterable[str] | None = None,
+        account: str | None = None,
+        job: str | None = None,
+        kinds: Iterable[EntryKind] = (),
+        period: str | None = None,
+        funder: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Entry], int]:
+        """A page of entries, newest first, and how many match in all.
+
+        ``within`` keeps entries that move credits into or out of one of those accounts
+        (``None``: every entry); ``account`` keeps those touching that one account.
+        """
+        query = select(Entries)
+        if within is not None:
+            ids = [self._account_id(name) for name in within]
+            query = query.where(
+                Entries.source_account_id.in_(ids) | Entries.target_account_id.in_(ids)
+            )
+        if account is not None:
+            account_id = self._account_id(account)
+            query = query.where(
+                (Entries.source_account_id == account_id)
+                | (Entries.target_account_id == account_id)
+            )
+        if job is not None:
+            query = query.where((Entries.source_job == job) | (Entries.target_job == job))
+        kind_values = [kind.value for kind in kinds]
+        if kind_values:
+            query = query.where(Entries.kind.in_(kind_values))
+        if period is not None:
+            query = query.where(Entries.period == period)
+        if funder is not None:
+            query = query.where(Entries.funder == funder)
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = query.order_by(Entries.id.desc()).offset(offset).limit(limit)
+        found = [
+            Entry(row.id, as_utc(row.at), self._posting(row)) for row in self.session.scalars(page)
+        ]
+        return found, total
+
     def usage_charges(self, since: datetime) -> list[tuple[str, datetime, int]]:
         """(project, time, milli) of charges and refunds since ``since``, for fair share."""
         query = select(
@@ -557,6 +646,17 @@ class LedgerRepository:
             else:
                 found.append((self._account_name(source) or "", as_utc(at), -amount))
         return found
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRequest:
+    """An allocation request as stored: its id, who filed it and when it last changed."""
+
+    id: int
+    request: AllocationRequest
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
 
 
 class AllocationRepository:
@@ -660,6 +760,47 @@ class AllocationRepository:
         row.released_by = by
         self.session.flush()
 
+    def _stored(self, row: AllocationRequestRow, project: str) -> StoredRequest:
+        return StoredRequest(
+            id=row.id,
+            request=self._request(row, project),
+            created_by=row.created_by,
+            created_at=as_utc(row.created_at),
+            updated_at=as_utc(row.updated_at),
+        )
+
+    def stored(self, request_id: int) -> StoredRequest:
+        """One request with who filed it and when, read without a lock."""
+        found = self.session.execute(
+            select(AllocationRequestRow, AccountRow.name)
+            .join(AccountRow, AccountRow.id == AllocationRequestRow.project_id)
+            .where(AllocationRequestRow.id == request_id)
+        ).first()
+        if found is None:
+            raise NotFound(f"no allocation request {request_id}")
+        return self._stored(found[0], found[1])
+
+    def search(
+        self,
+        *,
+        projects: Sequence[str] | None = None,
+        states: Iterable[RequestState] | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[StoredRequest], int]:
+        """A page of requests, newest first, and how many match; ``projects=None`` is all."""
+        query = select(AllocationRequestRow, AccountRow.name).join(
+            AccountRow, AccountRow.id == AllocationRequestRow.project_id
+        )
+        if projects is not None:
+            query = query.where(AccountRow.name.in_(list(projects)))
+        if states is not None:
+            query = query.where(AllocationRequestRow.state.in_([state.value for state in states]))
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = query.order_by(AllocationRequestRow.id.desc()).offset(offset).limit(limit)
+        found = [self._stored(row, name) for row, name in self.session.execute(page)]
+        return found, total
+
 
 class JobRepository:
     """Jobs and their event history. A state change and its event are written together."""
@@ -687,17 +828,16 @@ class JobRepository:
             submitted_at=job.submitted_at,
         )
         self._fill(row, job)
-        self.session.add(row)
-        self.session.flush()
-        self.session.add(
-            JobEventRow(
-                job_id=job.id,
-                at=job.submitted_at,
-                from_state=None,
-                to_state=job.state.value,
-                reason=job.reason or "submitted",
-            )
+        event = JobEventRow(
+            job_id=job.id,
+            at=job.submitted_at,
+            from_state=None,
+            to_state=job.state.value,
+            reason=job.reason or "submitted",
         )
+        self.session.add(row)
+        self.session.flush()  # the job's row first: the event refers to it
+        self.session.add(event)
         self.session.flush()
 
     def _fill(self, row: JobRow, job: Job) -> None:
@@ -806,6 +946,23 @@ class JobRepository:
             )
         )
         return int(charged or 0) - int(refunded or 0)
+
+    def gpus_in_use(self, states: Iterable[JobState]) -> dict[tuple[str, str], int]:
+        """GPUs held by jobs in ``states``, per (cluster, flavor) they were placed on."""
+        query = (
+            select(JobRow.cluster, JobRow.flavor, func.sum(JobRow.gpus))
+            .where(
+                JobRow.state.in_([state.value for state in states]),
+                JobRow.cluster.is_not(None),
+                JobRow.flavor.is_not(None),
+            )
+            .group_by(JobRow.cluster, JobRow.flavor)
+        )
+        return {
+            (cluster, flavor): int(gpus or 0)
+            for cluster, flavor, gpus in self.session.execute(query)
+            if cluster is not None and flavor is not None
+        }
 
     def news_since(self, since: datetime) -> bool:
         """Whether anything a scheduler should act on soon happened: a job submitted (or

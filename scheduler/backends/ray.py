@@ -162,11 +162,12 @@ class RayBackend:
         *,
         json: Json | None = None,
         params: list[tuple[str, str]] | None = None,
+        content: bytes | None = None,
     ) -> httpx.Response:
         """One HTTP call; transport failures become ``TransientBackendError``."""
         try:
             return await self._client.request(
-                method, self._url(path), json=json, params=tuple(params or ())
+                method, self._url(path), json=json, params=tuple(params or ()), content=content
             )
         except httpx.TransportError as error:
             raise TransientBackendError(
@@ -251,6 +252,21 @@ class RayBackend:
         self._raise_for_status(response, f"reading logs of job {job_id}")
         logs = _as_dict(_decode(response, f"reading logs of job {job_id}")).get("logs")
         return logs if isinstance(logs, str) else ""
+
+    # -- PackageStore -------------------------------------------------------------------------
+
+    async def has_package(self, uri: str) -> bool:
+        """Whether Ray holds the package (asking also pins it in Ray for a while, as the
+        Ray client's own check does, so it is not collected before the job that needs it)."""
+        response = await self._request("GET", _package_path(uri))
+        if response.status_code == httpx.codes.NOT_FOUND:
+            return False
+        self._raise_for_status(response, f"looking for package {uri}")
+        return True
+
+    async def upload_package(self, uri: str, content: bytes) -> None:
+        response = await self._request("PUT", _package_path(uri), content=content)
+        self._raise_for_status(response, f"uploading package {uri}")
 
     async def capacity(self) -> Mapping[str, FlavorCapacity]:
         """Free GPUs per flavor, node by node: ``min(free flavor resource, free GPU)``."""
@@ -455,6 +471,14 @@ def available_resources(usage: object) -> dict[str, float]:
             used += float(match["group_total"]) - float(match["group_used"])
         available[match["name"]] = max(total - used, 0.0)
     return available
+
+
+def _package_path(uri: str) -> str:
+    """``gcs://_ray_pkg_<hash>.zip`` -> ``/api/packages/gcs/_ray_pkg_<hash>.zip``."""
+    protocol, separator, name = uri.partition("://")
+    if not separator or not protocol or not name:
+        raise PermanentBackendError(f"{uri!r} is not a package URI such as gcs://<name>.zip")
+    return f"/api/packages/{quote(protocol, safe='')}/{quote(name, safe='')}"
 
 
 def _is_flavor_resource(name: str) -> bool:

@@ -1,153 +1,160 @@
-"""The gpupool CLI: set up and seed the books, show them, price a job; clear errors, exit codes."""
+"""The gpupool CLI: local set-up, signing in, and the exit codes scripts rely on.
+
+The other ``test_cli_*`` modules drive the real CLI against the real app: ``Cli`` injects the
+demo portal's ``TestClient`` as the CLI's HTTP client, so no network is involved.
+"""
 
 from __future__ import annotations
 
+import json
+import socket
+import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from portal.cli import app
+from tests.portal.conftest import Demo
+
+URL = "http://testserver"
+
+
+class Cli:
+    """``gpupool ...`` as a demo user, through the app in-process."""
+
+    def __init__(self, demo: Demo, home: Path) -> None:
+        self.demo = demo
+        self.home = home
+        self.runner = CliRunner()
+
+    def env(self, user: str | None) -> dict[str, str | None]:
+        token = None if user is None else self.demo.headers(user)["Authorization"][7:]
+        return {
+            "GPUPOOL_URL": None if user is None else URL,
+            "GPUPOOL_TOKEN": token,
+            "GPUPOOL_CONFIG_DIR": str(self.home / "config"),
+            "GPUPOOL_DATA_DIR": str(self.home / "data"),
+        }
+
+    def __call__(
+        self, *args: str, user: str | None = "admin", input: str | None = None, **env: str | None
+    ) -> Result:
+        return self.runner.invoke(
+            app,
+            list(args),
+            env=self.env(user) | env,
+            obj=self.demo.client,
+            input=input,
+        )
+
+    def ok(self, *args: str, user: str | None = "admin") -> str:
+        result = self(*args, user=user)
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    def json(self, *args: str, user: str | None = "admin") -> Any:
+        return json.loads(self.ok(*args, "--json", user=user))
 
 
 @pytest.fixture
-def gpupool(fresh_database_url: str, tmp_path: Path):  # type: ignore[no-untyped-def]
+def gpupool(demo: Demo, tmp_path: Path) -> Cli:
+    return Cli(demo, tmp_path / "home")
+
+
+def test_init_demo_seeds_once_and_reports_what_it_did(
+    fresh_database_url: str, tmp_path: Path
+) -> None:
     runner = CliRunner()
     env = {"GPUPOOL_DATABASE_URL": fresh_database_url, "GPUPOOL_DATA_DIR": str(tmp_path)}
 
-    def invoke(*args: str):  # type: ignore[no-untyped-def]
-        return runner.invoke(app, list(args), env=env)
-
-    return invoke
-
-
-def test_init_demo_seeds_once_and_reports_what_it_did(gpupool) -> None:  # type: ignore[no-untyped-def]
-    first = gpupool("init", "--demo")
-    second = gpupool("init", "--demo")
+    first = runner.invoke(app, ["init", "--demo"], env=env)
+    second = runner.invoke(app, ["init", "--demo"], env=env)
 
     assert first.exit_code == 0, first.output
     assert "contribution: msit 200,000 credits" in first.output
-    assert "kaist-nlp asks 30,000 credits -> adjusted" in first.output
     assert "cluster national-daejeon (ray, national): 2x8 h100-80g, 2x8 a100-80g" in first.output
     assert second.exit_code == 0
     assert "already seeded" in second.output
 
 
-def test_quota_shows_the_tree_with_exact_balances(gpupool) -> None:  # type: ignore[no-untyped-def]
-    gpupool("init", "--demo")
+def test_login_checks_the_token_and_keeps_it_for_the_owner_only(gpupool: Cli) -> None:
+    token = gpupool.demo.tokens["jiwoo.jung"]
 
-    shown = gpupool("quota")
+    signed_in = gpupool("login", "--url", URL, user=None, input=f"{token}\n")
+    listed = gpupool("jobs", user=None)
+    stored = gpupool.home / "config" / "credentials.json"
 
-    assert shown.exit_code == 0, shown.output
-    rows = {line.split()[0]: line.split()[1:] for line in shown.output.splitlines()[2:]}
-    assert rows["national"][-1] == "250000.0"
-    assert rows["kaist"][1:] == ["40000.0", "0.0", "0.0", "32000.0"]
-    assert rows["kaist-nlp"][-1] == "24000.0"
+    assert signed_in.exit_code == 0, signed_in.output
+    assert "as jiwoo.jung" in signed_in.output
+    assert token not in signed_in.output
+    assert json.loads(stored.read_text()) == {"url": URL, "token": token}
+    assert stat.S_IMODE(stored.stat().st_mode) == 0o600
+    assert listed.exit_code == 0, listed.output
+    assert gpupool.ok("whoami", user=None).startswith("user: jiwoo.jung")
 
 
-def test_quote_prices_each_flavor_best_deal_first(gpupool) -> None:  # type: ignore[no-untyped-def]
-    gpupool("init", "--demo")
+def test_logout_forgets_the_token(gpupool: Cli) -> None:
+    gpupool("login", "--url", URL, "--token", gpupool.demo.tokens["jiwoo.jung"], user=None)
 
-    shown = gpupool("quote", "--gpus", "8", "--time-limit", "4h")
+    signed_out = gpupool("logout", user=None)
+    listed = gpupool("jobs", user=None)
 
-    assert shown.exit_code == 0, shown.output
-    lines = shown.output.splitlines()
-    assert [line.split()[:3] for line in lines[2:]] == [
-        ["a100-80g", "0.8", "25.6"],
-        ["h100-80g", "1.0", "32.0"],
-        ["v100-32g", "0.25", "8.0"],
-    ]
+    assert signed_out.exit_code == 0
+    assert not (gpupool.home / "config" / "credentials.json").exists()
+    assert listed.exit_code == 3
+    assert "not signed in: run `gpupool login`" in listed.output
+
+
+def test_a_wrong_token_is_refused_and_not_kept(gpupool: Cli) -> None:
+    result = gpupool("login", "--url", URL, "--token", "gpp_000000000000_wrong", user=None)
+
+    assert result.exit_code == 3
+    assert "sign in again with `gpupool login`" in result.output
+    assert not (gpupool.home / "config" / "credentials.json").exists()
+
+
+def test_the_admin_token_of_a_local_portal_is_used_when_nobody_signed_in(gpupool: Cli) -> None:
+    result = gpupool("whoami", user=None, GPUPOOL_DATA_DIR=str(gpupool.demo.settings.data_dir))
+
+    assert result.exit_code == 0, result.output
+    assert "user: admin" in result.output
+
+
+def closed_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        port: int = listener.getsockname()[1]
+    return port
+
+
+def test_an_unreachable_portal_exits_4_with_a_clear_message(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    env = {"GPUPOOL_URL": url, "GPUPOOL_TOKEN": "gpp_x", "GPUPOOL_CONFIG_DIR": str(tmp_path)}
+
+    result = CliRunner().invoke(app, ["jobs"], env=env)
+
+    assert result.exit_code == 4
+    assert f"cannot reach the portal at {url}: is `gpupool serve` running?" in result.output
+    assert "Traceback" not in result.output
 
 
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (("quote", "--gpus", "0", "--time-limit", "4h"), 1, "at least one GPU"),
-        (("quote", "--gpus", "1", "--time-limit", "4h", "--flavor", "x100"), 1, "unknown flavor"),
         (("quote", "--gpus", "1", "--time-limit", "four hours"), 2, "cannot read duration"),
-        (("quota", "--period", "1999-q1"), 1, "unknown period"),
+        (("quota", "set-budget", "kaist", "lots"), 2, "not an amount of credits"),
+        (("jobs", "--state", "sleeping"), 2, "sleeping"),
+        (("job", "gp-000000000000"), 1, "no job gp-000000000000"),
+        (("quota", "--period", "1999-q1"), 1, "1999-q1"),
     ],
 )
-def test_errors_are_one_clear_line_with_a_scriptable_exit_code(  # type: ignore[no-untyped-def]
-    gpupool, args: tuple[str, ...], code: int, message: str
+def test_errors_are_one_clear_line_with_a_scriptable_exit_code(
+    gpupool: Cli, args: tuple[str, ...], code: int, message: str
 ) -> None:
-    gpupool("init", "--demo")
-
     result = gpupool(*args)
 
-    assert result.exit_code == code
+    assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
-
-
-def test_fairshare_explains_the_order(gpupool) -> None:  # type: ignore[no-untyped-def]
-    gpupool("init", "--demo")
-
-    shown = gpupool("fairshare")
-
-    assert shown.exit_code == 0, shown.output
-    assert "universities" in shown.output
-    assert shown.output.splitlines()[-1].startswith("order: kaist-nlp, kaist-protein")
-
-
-def test_submit_shows_the_quote_and_the_job_waits_in_the_queue(gpupool) -> None:  # type: ignore[no-untyped-def]
-    gpupool("init", "--demo")
-
-    submitted = gpupool(
-        "submit",
-        "--project",
-        "kaist-nlp",
-        "--gpus",
-        "8",
-        "--flavor",
-        "h100-80g",
-        "--time-limit",
-        "4h",
-        "--name",
-        "sft",
-        "--submitter",
-        "seoyeon.lee",
-        "python train.py",
-    )
-    job_id = submitted.output.split()[1]
-    listed = gpupool("jobs", "--project", "kaist-nlp")
-    shown = gpupool("job", job_id)
-
-    assert submitted.exit_code == 0, submitted.output
-    assert "quote: h100-80g 32.0 credits" in submitted.output
-    assert job_id in listed.output
-    assert "queued" in listed.output
-    assert "asked: 8 GPUs, time limit 4h, flavors h100-80g" in shown.output
-    assert "- -> queued  submitted" in shown.output
-
-
-def test_cancel_of_a_queued_job_takes_effect_at_once(gpupool) -> None:  # type: ignore[no-untyped-def]
-    gpupool("init", "--demo")
-    submitted = gpupool("submit", "--project", "kaist-nlp", "echo hi")
-    job_id = submitted.output.split()[1]
-
-    cancelled = gpupool("cancel", job_id, "--as", "seoyeon.lee")
-
-    assert cancelled.exit_code == 0, cancelled.output
-    assert f"{job_id} is cancelled" in cancelled.output
-    assert "queued -> cancelled  cancelled by seoyeon.lee" in gpupool("job", job_id).output
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (("submit", "--project", "kaist-nlp", "  "), "needs an entrypoint"),
-        (("submit", "--project", "kaist", "echo"), "not a project"),
-        (("submit", "--project", "kaist-nlp", "--time-limit", "100h", "echo"), "over the cap"),
-        (("job", "gp-000000000000"), "no job gp-000000000000"),
-    ],
-)
-def test_bad_submissions_are_refused_with_a_reason(  # type: ignore[no-untyped-def]
-    gpupool, args: tuple[str, ...], message: str
-) -> None:
-    gpupool("init", "--demo")
-
-    result = gpupool(*args)
-
-    assert result.exit_code == 1
-    assert message in result.output

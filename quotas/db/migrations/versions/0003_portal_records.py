@@ -38,13 +38,19 @@ def upgrade() -> None:
 
     op.create_table(
         "packages",
+        sa.Column("uploaded_by", sa.String(length=64), nullable=False),
         sa.Column("uri", sa.String(length=300), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
         sa.Column("content", sa.LargeBinary(), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
-        sa.Column("uploaded_by", sa.String(length=64), nullable=False),
         sa.Column("uploaded_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("uri", name=op.f("pk_packages")),
+        sa.PrimaryKeyConstraint("uploaded_by", "uri", name=op.f("pk_packages")),
     )
+    with op.batch_alter_table("packages", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_packages_uploaded_by_sha256", ["uploaded_by", "sha256"], unique=False
+        )
+
     op.create_table(
         "api_tokens",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -122,6 +128,9 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_api_tokens_user_id"))
 
     op.drop_table("api_tokens")
+    with op.batch_alter_table("packages", schema=None) as batch_op:
+        batch_op.drop_index("ix_packages_uploaded_by_sha256")
+
     op.drop_table("packages")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_target"))

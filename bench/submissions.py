@@ -1,0 +1,169 @@
+"""Benchmark: job submissions through the REST API, on PostgreSQL, with two portal workers.
+
+A fresh PostgreSQL schema gets the demo pool and a personal access token for each researcher.
+``uvicorn portal.app:create_app --factory --workers 2`` serves it (no scheduler: this measures
+the front door). A load generator keeps ``--concurrency`` requests in flight, each a
+``POST /api/v1/jobs`` by a researcher into one of their projects with a 1-3 flavor choice, and
+times every request from send to answer. After a warm-up, ``--submissions`` requests are timed.
+Every answer must be 201; anything else is counted and printed.
+
+Run from the repository root (``make bench`` does it)::
+
+    python -m bench.submissions [--submissions 3000] [--concurrency 16]
+                                [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
+
+It prints ``BENCH submissions_per_second=...``, ``BENCH submit_p50_ms=...``,
+``BENCH submit_p99_ms=...``. The load generator runs on the same machine as the two workers and
+PostgreSQL, so on a 2-core box all three share the cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.cycle import postgres_database
+from portal.tokens import issue
+from quotas.access import Scope
+from quotas.clock import utc_now
+from quotas.db.migrate import upgrade
+from quotas.db.session import make_engine, session_factory, transaction
+from quotas.demo import demo_pool
+from quotas.seed import seed_demo
+from quotas.service import Books
+from scheduler.embedded import free_port
+
+DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+FLAVOR_CHOICES = (["h100-80g"], ["h100-80g", "a100-80g"], ["a100-80g", "v100-32g", "h100-80g"])
+
+
+def seed(url: str) -> list[tuple[str, str]]:
+    """The demo pool; returns (token, project) for each researcher membership."""
+    engine = make_engine(url)
+    upgrade(engine)
+    pairs: list[tuple[str, str]] = []
+    with transaction(session_factory(engine)) as session:
+        books = Books(session)
+        pool = demo_pool(utc_now())
+        seed_demo(books, pool)
+        for user, project, _ in pool.members:
+            token = issue(session, user, "bench", [Scope.READ, Scope.JOBS], utc_now()).token
+            pairs.append((token, project))
+    engine.dispose()
+    return pairs
+
+
+async def load(
+    base: str, pairs: list[tuple[str, str]], count: int, concurrency: int
+) -> tuple[list[float], dict[int, int], float]:
+    latencies: list[float] = []
+    failures: dict[int, int] = {}
+    remaining = count
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as client:
+
+        async def worker(seed: int) -> None:
+            nonlocal remaining
+            rng = random.Random(seed)
+            while remaining > 0:
+                remaining -= 1
+                token, project = rng.choice(pairs)
+                body = {
+                    "project": project,
+                    "entrypoint": "python train.py --epochs 3",
+                    "gpus": rng.choice((1, 2, 4, 8)),
+                    "time_limit": rng.choice(("30m", "2h", "8h")),
+                    "flavors": rng.choice(FLAVOR_CHOICES),
+                }
+                started = time.perf_counter()
+                answer = await client.post(
+                    "/api/v1/jobs", json=body, headers={"Authorization": f"Bearer {token}"}
+                )
+                latencies.append(time.perf_counter() - started)
+                if answer.status_code != 201:
+                    failures[answer.status_code] = failures.get(answer.status_code, 0) + 1
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker(n) for n in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    return latencies, failures, elapsed
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise SystemExit("the portal exited during start-up")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit("the portal did not start")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.submissions", description=__doc__)
+    parser.add_argument("--submissions", type=int, default=3000)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--database-url", default=os.environ.get("GPUPOOL_BENCH_DATABASE_URL", DEFAULT_DATABASE)
+    )
+    args = parser.parse_args()
+    with postgres_database(args.database_url) as url, tempfile.TemporaryDirectory() as data:
+        pairs = seed(url)
+        port = free_port()
+        env = {
+            **os.environ,
+            "GPUPOOL_DATABASE_URL": url,
+            "GPUPOOL_DATA_DIR": data,
+            "GPUPOOL_SESSION_SECRET": "bench",
+        }
+        portal = subprocess.Popen(
+            [
+                sys.executable, "-m", "uvicorn", "portal.app:create_app", "--factory",
+                "--workers", str(args.workers), "--port", str(port), "--log-level", "warning",
+                "--no-access-log",
+            ],
+            env=env,
+            cwd=Path(__file__).resolve().parent.parent,
+        )  # fmt: skip
+        base = f"http://127.0.0.1:{port}"
+        try:
+            wait_ready(base, portal)
+            asyncio.run(load(base, pairs, args.warmup, args.concurrency))
+            latencies, failures, elapsed = asyncio.run(
+                load(base, pairs, args.submissions, args.concurrency)
+            )
+        finally:
+            portal.send_signal(signal.SIGINT)
+            portal.wait(timeout=30)
+    print(
+        f"{args.submissions} submissions, {args.concurrency} in flight, {args.workers} workers, "
+        f"PostgreSQL; failures: {failures or 'none'}"
+    )
+    print(f"BENCH submissions_per_second={len(latencies) / elapsed:.0f} 1/s")
+    print(f"BENCH submit_p50_ms={percentile(latencies, 0.50) * 1000:.1f} ms")
+    print(f"BENCH submit_p99_ms={percentile(latencies, 0.99) * 1000:.1f} ms")
+
+
+if __name__ == "__main__":
+    main()

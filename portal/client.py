@@ -1,0 +1,236 @@
+"""A small typed client of gpupool's REST API, and where it finds its URL and token.
+
+``Api`` sends ``Authorization: Bearer <token>`` to ``<url>/api/v1``; an error answer becomes
+``ApiError(status, detail)`` read from the problem document, and a portal that does not answer
+becomes ``Unreachable``. The ``httpx.Client`` is injectable: tests pass a starlette
+``TestClient`` (an ``httpx.Client`` over the app) instead of a network connection.
+
+Credentials come from, in order: ``GPUPOOL_URL``/``GPUPOOL_TOKEN``; what ``gpupool login``
+stored in ``$GPUPOOL_CONFIG_DIR/credentials.json`` (default ``~/.config/gpupool``, mode 0600);
+else, for ``make run`` on this machine, the admin token that ``gpupool serve`` keeps in
+``<data dir>/admin.token`` with ``http://127.0.0.1:8000``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+API_PREFIX = "/api/v1"
+DEFAULT_URL = "http://127.0.0.1:8000"
+CREDENTIALS_FILE = "credentials.json"
+TIMEOUT = httpx.Timeout(30.0)
+STREAM_TIMEOUT = httpx.Timeout(30.0, read=None)
+
+Params = Mapping[str, str | int | Sequence[str] | None]
+
+
+class ApiError(Exception):
+    """The portal answered with an error; ``detail`` is its problem document's explanation."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+class Unreachable(Exception):
+    """No answer from the portal at all: not running, wrong URL, or the network is down."""
+
+    def __init__(self, url: str, cause: str) -> None:
+        super().__init__(f"cannot reach the portal at {url}: is `gpupool serve` running? ({cause})")
+        self.url = url
+
+
+class NotSignedIn(Exception):
+    """No token to send: nothing in the environment, no stored credentials, no admin token."""
+
+
+class ClientSettings(BaseSettings):
+    """Where the client looks for its portal and token (env prefix ``GPUPOOL_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="GPUPOOL_", extra="ignore")
+
+    url: str | None = Field(default=None, description="The portal's address")
+    token: str | None = Field(default=None, description="A personal access token")
+    config_dir: Path = Field(default_factory=lambda: Path.home() / ".config" / "gpupool")
+    data_dir: Path = Path(".gpupool")
+
+    @property
+    def credentials_file(self) -> Path:
+        return self.config_dir / CREDENTIALS_FILE
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin.token"
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    url: str
+    token: str
+    source: str
+    """Where they came from, to say so when the portal refuses them."""
+
+
+def stored_credentials(settings: ClientSettings) -> Credentials | None:
+    path = settings.credentials_file
+    try:
+        found = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as error:
+        raise NotSignedIn(f"cannot read {path}: {error}; run `gpupool login` again") from error
+    if not isinstance(found, dict) or not found.get("url") or not found.get("token"):
+        raise NotSignedIn(f"{path} holds no url and token; run `gpupool login` again")
+    return Credentials(str(found["url"]), str(found["token"]), str(path))
+
+
+def store_credentials(settings: ClientSettings, url: str, token: str) -> Path:
+    """Write ``{url, token}`` readable by the owner only (0600, in a 0700 directory)."""
+    path = settings.credentials_file
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        json.dump({"url": url, "token": token}, file)
+    temporary.chmod(0o600)
+    temporary.replace(path)
+    return path
+
+
+def forget_credentials(settings: ClientSettings) -> bool:
+    """Remove the stored credentials; False if there were none."""
+    try:
+        settings.credentials_file.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
+def resolve_credentials(settings: ClientSettings) -> Credentials:
+    """The URL and token to use, in the documented order; raises ``NotSignedIn``."""
+    if settings.token:
+        stored = stored_credentials(settings)
+        url = settings.url or (stored.url if stored else DEFAULT_URL)
+        return Credentials(url, settings.token, "GPUPOOL_TOKEN")
+    stored = stored_credentials(settings)
+    if stored is not None and (settings.url is None or same_url(settings.url, stored.url)):
+        return stored
+    admin = settings.admin_token_file
+    if admin.is_file():
+        token = admin.read_text().strip()
+        if token:
+            return Credentials(settings.url or DEFAULT_URL, token, str(admin))
+    raise NotSignedIn("not signed in: run `gpupool login` (or set GPUPOOL_URL and GPUPOOL_TOKEN)")
+
+
+def same_url(one: str, other: str) -> bool:
+    return one.rstrip("/") == other.rstrip("/")
+
+
+def problem_detail(response: httpx.Response) -> str:
+    """What went wrong, from a problem document, else from the body or the status line."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        detail = body.get("detail") or body.get("title")
+        if isinstance(detail, str) and detail:
+            return detail
+        if detail:
+            return json.dumps(detail)
+    text = response.text.strip()
+    return text[:500] if text else f"{response.status_code} {response.reason_phrase}"
+
+
+class Api:
+    """gpupool's REST API for one principal: JSON in, JSON (or text) out, errors raised."""
+
+    def __init__(self, url: str, token: str, http: httpx.Client | None = None) -> None:
+        self.url = url.rstrip("/")
+        self.token = token
+        self._owned = http is None
+        self.http = http if http is not None else httpx.Client(base_url=self.url, timeout=TIMEOUT)
+
+    def __enter__(self) -> Api:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owned:
+            self.http.close()
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        params: Params | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> httpx.Response:
+        try:
+            response = self.http.request(
+                method,
+                API_PREFIX + path,
+                params=_query(params),
+                json=body,
+                headers=self._headers,
+            )
+        except httpx.TransportError as error:
+            raise Unreachable(self.url, str(error) or type(error).__name__) from error
+        if response.is_error:
+            raise ApiError(response.status_code, problem_detail(response))
+        return response
+
+    def get(self, path: str, params: Params | None = None) -> Any:
+        return self._send("GET", path, params).json()
+
+    def get_text(self, path: str, params: Params | None = None) -> str:
+        return self._send("GET", path, params).text
+
+    def post(self, path: str, body: Mapping[str, Any] | None = None) -> Any:
+        return self._send("POST", path, body=body if body is not None else {}).json()
+
+    def patch(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self._send("PATCH", path, body=body).json()
+
+    def put(self, path: str, body: Mapping[str, Any]) -> Any:
+        return self._send("PUT", path, body=body).json()
+
+    def stream_text(self, path: str) -> Iterator[str]:
+        """The body as it arrives, for answers that stay open (a job's logs while it runs)."""
+        try:
+            with self.http.stream(
+                "GET", API_PREFIX + path, headers=self._headers, timeout=STREAM_TIMEOUT
+            ) as response:
+                if response.is_error:
+                    response.read()
+                    raise ApiError(response.status_code, problem_detail(response))
+                yield from response.iter_text()
+        except httpx.TransportError as error:
+            raise Unreachable(self.url, str(error) or type(error).__name__) from error
+
+
+def _query(params: Params | None) -> dict[str, str | int | list[str]]:
+    """Query parameters without the unset ones; a sequence repeats its key."""
+    query: dict[str, str | int | list[str]] = {}
+    for key, value in (params or {}).items():
+        if value is None:
+            continue
+        query[key] = value if isinstance(value, str | int) else list(value)
+    return query

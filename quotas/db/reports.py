@@ -1,0 +1,148 @@
+"""The reports' queries: the plain values ``quotas.reports`` computes on, read in one session.
+
+Read-only. Spend is read from the ledger itself (every movement into or out of a job's spent
+credits), joined to the job it paid for and the cluster that job was placed on; run intervals
+and waits from the jobs and their event history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, union_all
+from sqlalchemy.orm import Session
+
+from quotas.db.models import AccountRow, ClusterRow, JobEventRow, JobRow, LedgerEntryRow
+from quotas.db.repositories import as_utc
+from quotas.jobs import JobState
+from quotas.ledger import Bucket
+from quotas.reports import RunInterval, SpendItem
+
+Entries = LedgerEntryRow
+
+
+class ReportRepository:
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def spend(
+        self,
+        period: str,
+        projects: Sequence[str] | None = None,
+        after: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[SpendItem]:
+        """Net movements into (+) and out of (-) jobs' spent credits in ``period`` (charges,
+        refunds, their reversals), summed per project, funder and job; ``projects=None`` reads
+        every project. ``after`` and ``until`` keep the entries made in ``(after, until]``."""
+        sides = (
+            (
+                Entries.target_bucket,
+                Entries.target_account_id,
+                Entries.target_job,
+                Entries.amount_milli,
+            ),
+            (
+                Entries.source_bucket,
+                Entries.source_account_id,
+                Entries.source_job,
+                -Entries.amount_milli,
+            ),
+        )
+        filtered = []
+        for bucket, account, job, amount in sides:
+            moves = select(
+                Entries.funder.label("funder"),
+                account.label("account_id"),
+                job.label("job"),
+                amount.label("amount"),
+            ).where(bucket == Bucket.SPENT.value, Entries.period == period)
+            if after is not None:
+                moves = moves.where(Entries.at > after)
+            if until is not None:
+                moves = moves.where(Entries.at <= until)
+            filtered.append(moves)
+        moved = union_all(*filtered).subquery()
+        spent = (
+            select(
+                moved.c.account_id,
+                moved.c.funder,
+                moved.c.job,
+                func.sum(moved.c.amount).label("amount"),
+            )
+            .group_by(moved.c.account_id, moved.c.funder, moved.c.job)
+            .subquery()
+        )
+        query = (
+            select(
+                AccountRow.name,
+                spent.c.funder,
+                spent.c.job,
+                spent.c.amount,
+                JobRow.flavor,
+                ClusterRow.site,
+            )
+            .join(AccountRow, AccountRow.id == spent.c.account_id)
+            .outerjoin(JobRow, JobRow.id == spent.c.job)
+            .outerjoin(ClusterRow, ClusterRow.name == JobRow.cluster)
+            .order_by(AccountRow.name, spent.c.funder, spent.c.job)
+        )
+        if projects is not None:
+            query = query.where(AccountRow.name.in_(list(projects)))
+        return [
+            SpendItem(project, funder, job, int(amount), flavor, site)
+            for project, funder, job, amount, flavor, site in self.session.execute(query)
+        ]
+
+    def gpus_by_project(self, states: Iterable[JobState]) -> dict[str, int]:
+        """GPUs of the jobs in ``states``, per project."""
+        query = (
+            select(AccountRow.name, func.sum(JobRow.gpus))
+            .join(AccountRow, AccountRow.id == JobRow.project_id)
+            .where(JobRow.state.in_([state.value for state in states]))
+            .group_by(AccountRow.name)
+        )
+        return {project: int(gpus or 0) for project, gpus in self.session.execute(query)}
+
+    def runs(self, since: datetime, until: datetime) -> list[RunInterval]:
+        """Run intervals of jobs placed on a cluster that overlap ``[since, until)``: from the
+        start the backend reported to the end (``None`` while running)."""
+        query = select(
+            JobRow.cluster, JobRow.flavor, JobRow.gpus, JobRow.started_at, JobRow.ended_at
+        ).where(
+            JobRow.cluster.is_not(None),
+            JobRow.flavor.is_not(None),
+            JobRow.started_at.is_not(None),
+            JobRow.started_at < until,
+            JobRow.ended_at.is_(None) | (JobRow.ended_at > since),
+        )
+        return [
+            RunInterval(cluster, flavor, gpus, as_utc(started), as_utc(ended) if ended else None)
+            for cluster, flavor, gpus, started, ended in self.session.execute(query)
+            if cluster is not None and flavor is not None and started is not None
+        ]
+
+    def first_admissions(
+        self, since: datetime, until: datetime, projects: Sequence[str] | None = None
+    ) -> list[tuple[str, datetime, datetime]]:
+        """``(project, submitted, first admitted)`` of jobs first admitted in ``[since, until)``;
+        a job preempted and admitted again counts once, with its first wait."""
+        first = (
+            select(JobEventRow.job_id, func.min(JobEventRow.at).label("admitted_at"))
+            .where(JobEventRow.to_state == JobState.ADMITTED.value)
+            .group_by(JobEventRow.job_id)
+            .subquery()
+        )
+        query = (
+            select(AccountRow.name, JobRow.submitted_at, first.c.admitted_at)
+            .join(JobRow, JobRow.id == first.c.job_id)
+            .join(AccountRow, AccountRow.id == JobRow.project_id)
+            .where(first.c.admitted_at >= since, first.c.admitted_at < until)
+        )
+        if projects is not None:
+            query = query.where(AccountRow.name.in_(list(projects)))
+        return [
+            (project, as_utc(submitted), as_utc(admitted))
+            for project, submitted, admitted in self.session.execute(query)
+        ]

@@ -1,0 +1,282 @@
+"""The catalogue API: flavors, rate cards, clusters with utilisation, periods, funders, quotes."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from quotas.db.repositories import JobRepository
+from quotas.jobs import JobState, Placed
+from tests.portal.conftest import Demo
+
+API = "/api/v1"
+RATES = {"h100-80g": "1.0", "a100-80g": "0.8", "v100-32g": "0.25"}
+
+
+def audited(demo: Demo, action: str) -> list[Any]:
+    with demo.books() as books:
+        return books.audit.search(action=action)[0]
+
+
+def audit_total(demo: Demo) -> int:
+    with demo.books() as books:
+        return books.audit.search(limit=1)[1]
+
+
+def test_everyone_reads_flavors_with_the_rates_in_force(demo: Demo) -> None:
+    response = demo.client.get(f"{API}/flavors", headers=demo.headers("jiwoo.jung"))
+
+    flavors = {flavor["name"]: flavor for flavor in response.json()}
+    assert {name: flavor["rate"] for name, flavor in flavors.items()} == RATES
+    assert flavors["a100-80g"]["relative_throughput"] == 0.81
+    assert flavors["h100-80g"]["ray_resource"] == "h100-80g"
+
+
+def test_an_admin_adds_a_flavor_and_prices_it_on_a_new_rate_card(demo: Demo) -> None:
+    flavor = {"name": "npu-rbln", "memory_gb": 64, "relative_throughput": 0.6}
+
+    added = demo.client.post(f"{API}/flavors", json=flavor, headers=demo.headers())
+    card = demo.client.post(
+        f"{API}/rate-cards",
+        json={"rates": {**RATES, "npu-rbln": "0.5"}, "note": "domestic NPU joins"},
+        headers=demo.headers(),
+    )
+    current = demo.client.get(f"{API}/rate-cards/current", headers=demo.headers("jiwoo.jung"))
+    versions = demo.client.get(f"{API}/rate-cards", headers=demo.headers("jiwoo.jung"))
+
+    assert added.status_code == 201, added.text
+    assert added.json()["rate"] is None
+    assert card.status_code == 201, card.text
+    assert card.json()["version"] == 2
+    assert card.json()["created_by"] == "admin"
+    assert current.json()["rates"]["npu-rbln"] == "0.5"
+    assert current.json()["note"] == "domestic NPU joins"
+    assert [each["version"] for each in versions.json()] == [1, 2]
+    published = audited(demo, "rate_card.publish")[0]
+    assert published.before is not None
+    assert published.before["version"] == 1
+    assert published.after is not None
+    assert published.after["rates"]["npu-rbln"] == "0.5"
+    assert audited(demo, "flavor.add")[0].after["name"] == "npu-rbln"
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status"),
+    [
+        ("minji.park", {"name": "x1", "memory_gb": 8, "relative_throughput": 0.1}, 403),
+        ("auditor.kim", {"name": "x1", "memory_gb": 8, "relative_throughput": 0.1}, 403),
+        ("admin", {"name": "h100-80g", "memory_gb": 80, "relative_throughput": 1.0}, 422),
+        ("admin", {"name": "x1", "memory_gb": 0, "relative_throughput": 0.1}, 422),
+        ("admin", {"name": "x1", "memory_gb": 8, "relative_throughput": 0}, 422),
+        ("admin", {"name": "X 1", "memory_gb": 8, "relative_throughput": 0.1}, 422),
+        ("admin", {"name": "x1", "memory_gb": 8, "relative_throughput": 0.1, "cost": 1}, 422),
+    ],
+)
+def test_bad_or_unauthorised_flavors_are_refused(
+    demo: Demo, user: str, body: dict[str, Any], status: int
+) -> None:
+    before = audit_total(demo)
+
+    response = demo.client.post(f"{API}/flavors", json=body, headers=demo.headers(user))
+
+    assert response.status_code == status, response.text
+    assert audit_total(demo) == before
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status"),
+    [
+        ("jaehyun.kim", {"rates": RATES}, 403),
+        ("admin", {"rates": {"h100-80g": "1.0"}}, 422),  # every flavor is priced
+        ("admin", {"rates": {**RATES, "tpu-v9": "2"}}, 422),
+        ("admin", {"rates": {**RATES, "h100-80g": "0"}}, 422),
+        ("admin", {"rates": {**RATES, "h100-80g": "-1"}}, 422),
+        ("admin", {"rates": {**RATES, "h100-80g": 1}}, 422),
+        ("admin", {"rates": RATES, "effective_from": "2001-01-01T00:00:00Z"}, 422),
+        ("admin", {"rates": RATES, "effective_from": "2099-01-01T00:00:00"}, 422),  # naive
+        ("admin", {"rates": RATES, "version": 9}, 422),
+    ],
+)
+def test_bad_or_unauthorised_rate_cards_are_refused(
+    demo: Demo, user: str, body: dict[str, Any], status: int
+) -> None:
+    before = audit_total(demo)
+
+    response = demo.client.post(f"{API}/rate-cards", json=body, headers=demo.headers(user))
+
+    assert response.status_code == status, response.text
+    assert audit_total(demo) == before
+    versions = demo.client.get(f"{API}/rate-cards", headers=demo.headers()).json()
+    assert len(versions) == 1
+
+
+def test_a_future_rate_card_waits_for_its_time(demo: Demo) -> None:
+    later = datetime.now(UTC) + timedelta(days=30)
+
+    published = demo.client.post(
+        f"{API}/rate-cards",
+        json={"rates": {**RATES, "h100-80g": "1.2"}, "effective_from": later.isoformat()},
+        headers=demo.headers(),
+    )
+    current = demo.client.get(f"{API}/rate-cards/current", headers=demo.headers())
+
+    assert published.status_code == 201, published.text
+    assert current.json()["version"] == 1
+
+
+def test_clusters_show_inventory_allocated_and_idle(demo: Demo) -> None:
+    job = demo.client.post(
+        f"{API}/jobs",
+        json={"project": "kaist-nlp", "entrypoint": "python train.py", "gpus": 4},
+        headers=demo.headers("jiwoo.jung"),
+    ).json()["job"]["id"]
+    with demo.books() as books:
+        jobs = JobRepository(books.session)
+        placed = Placed("national-daejeon", "h100-80g", 1000, 1, "2026-q1", 4000)
+        jobs.save(replace(jobs.get(job), state=JobState.RUNNING, placed=placed))
+
+    response = demo.client.get(f"{API}/clusters", headers=demo.headers("jiwoo.jung"))
+
+    clusters = {cluster["name"]: cluster for cluster in response.json()}
+    daejeon = clusters["national-daejeon"]
+    groups = {group["flavor"]: group for group in daejeon["node_groups"]}
+    assert daejeon["backend"] == "ray"
+    assert daejeon["site"] == "national"
+    assert daejeon["price_multiplier"] == "1.0"
+    assert groups["h100-80g"] == {
+        "flavor": "h100-80g",
+        "nodes": 2,
+        "gpus_per_node": 8,
+        "total": 16,
+        "allocated": 4,
+        "idle": 12,
+    }
+    assert groups["a100-80g"]["allocated"] == 0
+    assert clusters["national-gwangju"]["node_groups"][0]["total"] == 32
+
+
+def test_periods_and_funders_are_listed_and_added_by_an_admin(demo: Demo) -> None:
+    periods = demo.client.get(f"{API}/periods", headers=demo.headers("jiwoo.jung")).json()
+    ends = datetime.fromisoformat(periods[0]["ends_at"])
+    next_period = {
+        "name": "next-quarter",
+        "starts_at": ends.isoformat(),
+        "ends_at": (ends + timedelta(days=90)).isoformat(),
+    }
+
+    added = demo.client.post(f"{API}/periods", json=next_period, headers=demo.headers())
+    funder = demo.client.post(
+        f"{API}/funders",
+        json={"name": "busan", "display_name": "Busan City", "kind": "local_government"},
+        headers=demo.headers(),
+    )
+    funders = demo.client.get(f"{API}/funders", headers=demo.headers("jiwoo.jung")).json()
+
+    assert len(periods) == 1
+    assert periods[0]["current"] is True
+    assert periods[0]["expired_at"] is None
+    assert added.status_code == 201, added.text
+    assert added.json()["current"] is False
+    assert funder.status_code == 201, funder.text
+    assert [each["name"] for each in funders] == ["busan", "gyeonggi", "msit"]
+    assert audited(demo, "period.add")[0].actor == "admin"
+    assert audited(demo, "funder.add")[0].after == {
+        "name": "busan",
+        "display_name": "Busan City",
+        "kind": "local_government",
+        "krw_per_credit": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status"),
+    [
+        ("minji.park", {}, 403),
+        ("admin", {"name": "Bad Name"}, 422),
+        ("admin", {"ends_at": "2098-01-01T00:00:00Z"}, 422),  # ends before it starts
+        ("admin", {"starts_at": "2099-01-01T00:00:00"}, 422),  # naive
+        ("admin", {"starts_at": "2000-01-01T00:00:00Z", "ends_at": "2100-01-01T00:00:00Z"}, 422),
+        ("admin", {"name": "x", "weeks": 12}, 422),
+    ],
+)
+def test_bad_periods_are_refused(demo: Demo, user: str, body: dict[str, Any], status: int) -> None:
+    base = {"name": "p-2099", "starts_at": "2099-01-01T00:00:00Z", "ends_at": "2099-04-01T00:00Z"}
+    before = audit_total(demo)
+
+    response = demo.client.post(f"{API}/periods", json=base | body, headers=demo.headers(user))
+
+    assert response.status_code == status, response.text
+    assert audit_total(demo) == before
+
+
+@pytest.mark.parametrize(
+    ("user", "body", "status"),
+    [
+        ("auditor.kim", {}, 403),
+        ("admin", {"name": "msit"}, 422),
+        ("admin", {"kind": "bank"}, 422),
+        ("admin", {"krw_per_credit": -1}, 422),
+        ("admin", {"display_name": ""}, 422),
+    ],
+)
+def test_bad_funders_are_refused(demo: Demo, user: str, body: dict[str, Any], status: int) -> None:
+    base = {"name": "busan", "display_name": "Busan City", "kind": "local_government"}
+    before = audit_total(demo)
+
+    response = demo.client.post(f"{API}/funders", json=base | body, headers=demo.headers(user))
+
+    assert response.status_code == status, response.text
+    assert audit_total(demo) == before
+
+
+def test_a_quote_prices_each_acceptable_flavor_best_deal_first(demo: Demo) -> None:
+    response = demo.client.post(
+        f"{API}/quote",
+        json={"gpus": 2, "time_limit": "2h", "flavors": ["h100-80g", "a100-80g"]},
+        headers=demo.headers("jiwoo.jung"),
+    )
+    by_memory = demo.client.post(
+        f"{API}/quote", json={"gpus": 1, "min_memory_gb": 80}, headers=demo.headers("jiwoo.jung")
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["rate_card_version"] == 1
+    lines = [(line["flavor"], line["rate"], line["credits"]) for line in response.json()["lines"]]
+    assert lines == [("a100-80g", "0.8", "3.2"), ("h100-80g", "1.0", "4.0")]  # 0.81 / 0.8 > 1
+    assert {line["flavor"] for line in by_memory.json()["lines"]} == {"h100-80g", "a100-80g"}
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ({"gpus": 0}, 422),
+        ({"time_limit": "2 weeks"}, 422),
+        ({"time_limit": "9999h"}, 422),
+        ({"flavors": ["tpu-v9"]}, 404),
+        ({"min_memory_gb": 1000}, 422),
+        ({"gpu": 2}, 422),
+    ],
+)
+def test_bad_quotes_are_refused(demo: Demo, body: dict[str, Any], status: int) -> None:
+    response = demo.client.post(f"{API}/quote", json=body, headers=demo.headers("jiwoo.jung"))
+
+    assert response.status_code == status, response.text
+
+
+def test_times_with_any_offset_are_kept_as_the_same_moment_in_utc(demo: Demo) -> None:
+    body = {
+        "name": "p-2099",
+        "starts_at": "2099-01-01T09:00:00+09:00",
+        "ends_at": "2099-01-01T08:00:00-01:00",
+    }
+
+    added = demo.client.post(f"{API}/periods", json=body, headers=demo.headers())
+    listed = demo.client.get(f"{API}/periods", headers=demo.headers()).json()
+
+    assert added.status_code == 201, added.text
+    stored = next(period for period in listed if period["name"] == "p-2099")
+    assert datetime.fromisoformat(stored["starts_at"]) == datetime(2099, 1, 1, tzinfo=UTC)
+    assert datetime.fromisoformat(stored["ends_at"]) == datetime(2099, 1, 1, 9, tzinfo=UTC)
