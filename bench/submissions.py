@@ -9,7 +9,7 @@ Every answer must be 201; anything else is counted and printed.
 
 Run from the repository root (``make bench`` does it)::
 
-    python -m bench.submissions [--submissions 3000] [--concurrency 16]
+    python -m bench.submissions [--submissions 3000] [--concurrency 4]
                                 [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 It prints ``BENCH submissions_per_second=...``, ``BENCH submit_p50_ms=...``,
@@ -122,7 +122,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.submissions", description=__doc__)
     parser.add_argument("--submissions", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
         "--database-url", default=os.environ.get("GPUPOOL_BENCH_DATABASE_URL", DEFAULT_DATABASE)
