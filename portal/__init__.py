@@ -1,4 +1,10 @@
-"""The front door: the ``gpupool`` CLI today; the REST API and web pages build on it.
+"""The front door: the REST API, the Ray-compatible job API, sign-in, and the ``gpupool`` CLI.
 
-The portal writes desired state and reads the books; it never calls a backend itself.
+The portal writes desired state and reads the books; it starts and stops nothing on a backend
+(the one thing it reads from a cluster is a job's output).
 """
+
+import warnings
+
+# Authlib nudges its httpx users towards httpx2 at import; httpx is what gpupool depends on.
+warnings.filterwarnings("ignore", message="The httpx module is deprecated", module="authlib")

@@ -82,12 +82,17 @@ async def _serve(
     )
     server = QuietServer(config)
     api = asyncio.create_task(server.serve())
-    print(
-        f"gpupool portal: {settings.base_url} (API docs {settings.base_url}/docs); "
-        f"scheduler: {len(backends)} clusters; Ctrl-C stops",
-        flush=True,
-    )
     try:
+        while not server.started and not api.done():  # announce the portal once it listens
+            await asyncio.sleep(0.05)
+        if api.done():
+            await api  # it could not start (e.g. the port is taken): uvicorn logged why
+            raise SystemExit(f"the portal could not listen on {settings.host}:{settings.port}")
+        print(
+            f"gpupool portal: {settings.base_url} (API docs {settings.base_url}/docs); "
+            f"scheduler: {len(backends)} clusters; Ctrl-C stops",
+            flush=True,
+        )
         waiters = [asyncio.create_task(stop.wait()), api]
         if scheduler is not None:
             waiters.append(scheduler)
