@@ -238,6 +238,20 @@ class Books:
         )
         return link
 
+    def unlink(self, link_id: int, actor: str = "system") -> None:
+        """Remove an identity link; sign-ins it mapped no longer act as its user or role."""
+        links = IdentityLinkRepository(self.session)
+        link = links.get(link_id)
+        links.remove(link_id)
+        target = (
+            f"user/{link.user}"
+            if link.user is not None
+            else f"account/{link.account}"
+            if link.account is not None
+            else f"role/{link.role}"
+        )
+        self._audit(actor, "identity.unlink", target, _record(link), None)
+
     def link_group(
         self,
         issuer: str,

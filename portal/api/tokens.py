@@ -19,7 +19,7 @@ from portal.deps import PortalDep, PrincipalDep, require, require_scope
 from portal.problems import Problem
 from portal.tokens import issue
 from quotas.access import POOL_ROLES, Role, Scope
-from quotas.db.access import ApiToken, ApiTokenRepository
+from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepository
 from quotas.errors import InvalidInput, NotFound
 from quotas.service import Books
 
@@ -313,3 +313,38 @@ def link_identity(
         role=body.role,
         account=body.account,
     )
+
+
+@router.get("/identity-links", summary="How identity-provider subjects and groups map here")
+def list_identity_links(portal: PortalDep, principal: PrincipalDep) -> list[IdentityLinkOut]:
+    require(principal, principal.reads_everything, "read identity links")
+    with portal.books() as books:
+        links = IdentityLinkRepository(books.session).all()
+    return [
+        IdentityLinkOut(
+            id=link.id,
+            issuer=link.issuer,
+            claim=link.claim,
+            value=link.value,
+            user=link.user,
+            role=link.role,
+            account=link.account,
+        )
+        for link in links
+    ]
+
+
+@router.delete(
+    "/identity-links/{link_id}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove an identity link",
+)
+def unlink_identity(
+    link_id: Annotated[int, Path(ge=1, le=2**31 - 1)], portal: PortalDep, principal: PrincipalDep
+) -> Response:
+    require_scope(principal, Scope.MANAGE)
+    require(principal, principal.can_administer(), "remove identity links")
+    with portal.books() as books:
+        books.unlink(link_id, actor=principal.user)
+    return Response(status_code=204)

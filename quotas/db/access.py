@@ -149,6 +149,39 @@ class IdentityLinkRepository:
         self.session.flush()
         return row.id
 
+    def all(self) -> list[IdentityLink]:
+        rows = self.session.execute(
+            select(IdentityLinkRow, UserRow.name, AccountRow.name)
+            .outerjoin(UserRow, UserRow.id == IdentityLinkRow.user_id)
+            .outerjoin(AccountRow, AccountRow.id == IdentityLinkRow.account_id)
+            .order_by(IdentityLinkRow.id)
+        )
+        return [
+            IdentityLink(
+                id=row.id,
+                issuer=row.issuer,
+                claim=row.claim,
+                value=row.value,
+                user=user,
+                role=Role(row.role) if row.role is not None else None,
+                account=account,
+            )
+            for row, user, account in rows
+        ]
+
+    def get(self, link_id: int) -> IdentityLink:
+        for link in self.all():
+            if link.id == link_id:
+                return link
+        raise NotFound(f"no identity link {link_id}")
+
+    def remove(self, link_id: int) -> None:
+        row = self.session.get(IdentityLinkRow, link_id)
+        if row is None:
+            raise NotFound(f"no identity link {link_id}")
+        self.session.delete(row)
+        self.session.flush()
+
     def user_for_subject(self, issuer: str, subject: str) -> str | None:
         return self.session.scalar(
             select(UserRow.name)

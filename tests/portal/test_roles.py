@@ -61,6 +61,7 @@ class Ids:
     submitted: int = 0
     awarded: int = 0
     period: str = ""
+    link: int = 0
     spare_token: int = 0
     own_token: int = 0
     ended: dict[str, str] = field(default_factory=dict)
@@ -82,6 +83,7 @@ def setup(demo: Demo) -> Ids:
             books.add_member(user, "kaist-nlp", Role.RESEARCHER)
         for user in ("new.admin", "new.pm", "new.pi", "new.other"):
             PeopleRepository(books.session).add_user(user)
+        ids.link = books.link_subject("https://id.example", "s-0", "jiwoo.jung")
         period = ids.period = books.current_period().name
         ask = AllocationRequest("kaist-nlp", period, Credits.of(9_000), "more epochs")
         ids.draft = books.request_allocation(ask, "seoyeon.lee")
@@ -381,6 +383,14 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
             },
         ),
         row(POOL_ADMIN_ONLY.format(ok=201)),
+    ),
+    ("GET", "/api/v1/identity-links"): (
+        call("GET", "/api/v1/identity-links"),
+        row("admin=200 auditor=200 pm=403 other_pm=403 pi=403 researcher=403 outsider=403"),
+    ),
+    ("DELETE", "/api/v1/identity-links/{link_id}"): (
+        call("DELETE", "/api/v1/identity-links/{link}"),
+        row(POOL_ADMIN_ONLY.format(ok=204)),
     ),
     # the Ray Jobs-compatible API
     ("GET", "/api/version"): (call("GET", "/api/version"), row(ALL_READ + " anonymous=200")),

@@ -310,3 +310,34 @@ def test_a_subject_links_to_one_user_only(demo: Demo) -> None:
     assert first.status_code == 201
     assert second.status_code == 422
     assert "already linked" in second.json()["detail"]
+
+
+def test_an_identity_link_is_listed_and_removed_with_an_audit_entry(demo: Demo) -> None:
+    created = demo.client.post(
+        f"{API}/identity-links",
+        json={
+            "issuer": "https://id.example.kr",
+            "claim": "sub",
+            "value": "u-9",
+            "user": "jiwoo.jung",
+        },
+        headers=demo.headers(),
+    ).json()
+
+    listed = demo.client.get(f"{API}/identity-links", headers=demo.headers("auditor.kim")).json()
+    removed = demo.client.delete(f"{API}/identity-links/{created['id']}", headers=demo.headers())
+    again = demo.client.delete(f"{API}/identity-links/{created['id']}", headers=demo.headers())
+
+    assert [link["value"] for link in listed] == ["u-9"]
+    assert removed.status_code == 204
+    assert again.status_code == 404
+    with demo.books() as books:
+        assert (
+            IdentityLinkRepository(books.session).user_for_subject("https://id.example.kr", "u-9")
+            is None
+        )
+    (entry,) = audited(demo, "identity.unlink")
+    assert entry.target == "user/jiwoo.jung"
+    assert entry.before is not None
+    assert entry.before["value"] == "u-9"
+    assert entry.after is None
