@@ -69,7 +69,7 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import Field
 
 from portal.api.common import Strict
-from portal.api.jobs import queue_job, readable_job
+from portal.api.jobs import queue_job, readable_job, require_cancel
 from portal.deps import Portal, PortalDep, PrincipalDep, authenticate, require, require_scope
 from portal.logs import LogsUnavailable, read_logs
 from portal.problems import Problem
@@ -506,12 +506,7 @@ def get_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> RayJobDe
 def stop_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Stopped:
     with portal.books() as books:
         job = visible_job(books, principal, job_id)
-        require_scope(principal, Scope.JOBS)
-        require(
-            principal,
-            principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter),
-            f"stop job {job_id}",
-        )
+        require_cancel(books, principal, job, "stop")
         if job.state.is_terminal:
             return Stopped(stopped=False)
         request_cancel(books, job_id, principal.user)
@@ -522,12 +517,7 @@ def stop_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Stopped
 def delete_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Deleted:
     with portal.books() as books:
         job = visible_job(books, principal, job_id)
-        require_scope(principal, Scope.JOBS)
-        require(
-            principal,
-            principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter),
-            f"delete job {job_id}",
-        )
+        require_cancel(books, principal, job, "delete")
         if not job.state.is_terminal:
             raise Problem(
                 400, f"job {job_id} is {job.state}, not finished; stop it before deleting it"

@@ -16,12 +16,13 @@ from datetime import datetime, timedelta
 from quotas.accounts import AccountTree
 from quotas.admission import Cluster, NodeGroup, Snapshot
 from quotas.db.repositories import JobRepository
-from quotas.fairshare import FairShare, decayed_usage, fair_share
+from quotas.fairshare import FairShare, fair_share
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec
 from quotas.jobs import Job, JobState
 from quotas.ledger import Balances, Bucket
 from quotas.quantities import Credits
+from quotas.reports import usage_by_project, usage_since
 from quotas.service import Books
 
 HOLDING = (JobState.ADMITTED, JobState.STARTING, JobState.RUNNING)
@@ -100,14 +101,8 @@ def _credits(
 
 
 def _usage(books: Books, now: datetime, half_life_seconds: float) -> dict[str, float]:
-    since = now - timedelta(seconds=half_life_seconds * 10)
-    charges: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
-    for project, at, milli in books.ledger.usage_charges(since):
-        charges[project].append((at, milli))
-    return {
-        project: max(0.0, decayed_usage(items, now, half_life_seconds))
-        for project, items in charges.items()
-    }
+    since = usage_since(now, half_life_seconds)
+    return usage_by_project(books.ledger.usage_charges(since), now, half_life_seconds)
 
 
 def releases(holding: Iterable[Job], now: datetime) -> dict[str, tuple[tuple[datetime, int], ...]]:

@@ -164,6 +164,17 @@ def readable_job(books: Books, principal: Principal, job_id: str) -> Job:
     return job
 
 
+def require_cancel(books: Books, principal: Principal, job: Job, verb: str) -> None:
+    """403 unless ``principal`` may stop ``job`` (its submitter, the project's pi, the
+    program's manager or an admin, with a token that carries the jobs scope)."""
+    require_scope(principal, Scope.JOBS)
+    require(
+        principal,
+        principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter),
+        f"{verb} job {job.id}",
+    )
+
+
 def queue_job(
     books: Books,
     principal: Principal,
@@ -292,12 +303,7 @@ def get_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> JobD
 def cancel_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> JobOut:
     with portal.books() as books:
         job = readable_job(books, principal, job_id)
-        require_scope(principal, Scope.JOBS)
-        require(
-            principal,
-            principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter),
-            f"cancel job {job_id}",
-        )
+        require_cancel(books, principal, job, "cancel")
         return job_out(request_cancel(books, job_id, principal.user))
 
 
