@@ -1,5 +1,8 @@
 # gpupool: `make run` starts it on embedded defaults, `make test` runs the whole suite.
-PYTHON ?= python3
+# The embedded Ray cluster runs jobs as an unprivileged user (when gpupool runs as root), who must
+# be able to run the virtualenv's interpreter: prefer the system's Python 3.11+ to one kept under
+# a private home directory (pyenv's under /root).
+PYTHON ?= $(shell for p in /usr/bin/python3 python3; do $$p -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 11)' 2>/dev/null && { echo $$p; break; }; done)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

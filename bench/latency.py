@@ -68,7 +68,7 @@ from quotas.service import Books
 from scheduler.backends.base import LaunchSpec, RunState
 from scheduler.backends.ray import RayBackend
 from scheduler.backends.registry import build_backends, close_backends
-from scheduler.embedded import EmbeddedRayCluster
+from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
 from scheduler.loop import run_scheduler
 from scheduler.queue import request_cancel, submit
 from scheduler.settings import SchedulerSettings
@@ -150,13 +150,13 @@ class SchedulerThread:
         url: str,
         clusters: list[ClusterSpec],
         flavors: dict[str, Flavor],
-        address: str,
+        ray: RayEndpoint,
         settings: SchedulerSettings,
     ) -> None:
         self.url = url
         self.clusters = clusters
         self.flavors = flavors
-        self.address = address
+        self.ray = ray
         self.settings = settings
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -183,7 +183,7 @@ class SchedulerThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         engine = make_engine(self.url)
-        backends = build_backends(self.clusters, self.flavors, self.address)
+        backends = build_backends(self.clusters, self.flavors, self.ray)
         self._ready.set()
         try:
             await run_scheduler(engine, backends, self.settings, self._stop)
@@ -316,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         with transaction(factory) as session:
             books = Books(session)
             clusters, flavors = books.clusters.all(), books.flavors.all()
-        scheduler = SchedulerThread(url, clusters, flavors, cluster.address, settings)
+        scheduler = SchedulerThread(url, clusters, flavors, cluster.endpoint, settings)
         resources = {name: flavor.ray_resource for name, flavor in flavors.items()}
         print(
             f"scheduler: run_scheduler with cycle_seconds={settings.cycle_seconds:g} "
@@ -327,7 +327,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         direct: list[float] = []
         through: list[GpupoolRound] = []
         with asyncio.Runner() as runner:
-            backend = RayBackend(cluster.address, flavor_resources=resources)
+            backend = RayBackend(
+                cluster.address, auth_token=cluster.auth_token, flavor_resources=resources
+            )
             try:
                 for round_number in range(args.warmup + args.runs):
                     seconds = runner.run(direct_round(backend, args.poll))

@@ -7,17 +7,27 @@ errors, body limits and browser sessions; ``gpupool serve`` runs it beside the s
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from portal import health, problems
-from portal.api import accounts, allocations, catalog, jobs, ledger, reports, tokens
+from portal import health, problems, sessions
+from portal.api import (
+    accounts,
+    allocations,
+    catalog,
+    jobs,
+    ledger,
+    packages,
+    priorities,
+    reports,
+    tokens,
+)
 from portal.deps import BearerVerifier, Portal
 from portal.problems import problem
 from portal.settings import PortalSettings
@@ -81,9 +91,11 @@ def session_secret(settings: PortalSettings) -> str:
     key_file = Path(settings.data_dir) / "session.key"
     if key_file.exists():
         return key_file.read_text().strip()
-    key_file.parent.mkdir(parents=True, exist_ok=True)
+    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_urlsafe(32)
-    key_file.write_text(key)
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     key_file.chmod(0o600)
     return key
 
@@ -105,6 +117,8 @@ def create_app(
         version="1",
         description=API_DESCRIPTION,
         openapi_url="/openapi.json",
+        docs_url=None,  # FastAPI's pages load from a CDN: portal.docs serves its own
+        redoc_url=None,
     )
     app.state.portal = Portal(
         settings=settings,
@@ -115,18 +129,19 @@ def create_app(
     )
     problems.install(app)
     app.include_router(health.router)
-    for module in (jobs, accounts, allocations, catalog, reports, ledger, tokens):
+    routers = (jobs, accounts, packages, priorities, allocations, catalog, reports, ledger, tokens)
+    for module in routers:
         app.include_router(module.router, prefix="/api/v1")
-    from portal import rayjobs, signin
+    from portal import docs, rayjobs, signin
 
     app.include_router(rayjobs.router)
     app.include_router(signin.router)
-    app.add_middleware(
-        SessionMiddleware,
+    app.include_router(docs.router)
+    sessions.install(
+        app,
         secret_key=session_secret(settings),
-        session_cookie="gpupool_session",
-        same_site="lax",
         https_only=settings.base_url.startswith("https://"),
+        clock=lambda: app.state.portal.clock(),
     )
     app.add_middleware(
         BodyLimit, limit=settings.max_body_bytes, package_limit=settings.max_package_bytes

@@ -224,7 +224,9 @@ def init(
 
 def _init(demo: bool, data_dir: Path | None) -> None:
     settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # The database, the admin token and the session key live here: the service's alone.
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.data_dir.chmod(0o700)
     engine = make_engine(settings.database)
     try:
         upgrade(engine)
@@ -611,6 +613,78 @@ def set_budget(
         typer.echo(f"{account}: no budget in {name}")
     else:
         typer.echo(f"{account}: budget {budget} credits in {name}")
+
+
+GrantedPriority = Annotated[PriorityClass, typer.Option(help="A priority class above normal.")]
+
+
+def _moment(text: str, hint: str) -> str:
+    """An ISO 8601 instant with its offset, as the API takes it."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not an ISO 8601 time", param_hint=hint) from None
+    if moment.tzinfo is None:
+        raise typer.BadParameter(f"{text!r} needs an offset, e.g. +09:00 or Z", param_hint=hint)
+    return moment.isoformat()
+
+
+@quota_app.command("priority-grants")
+def priority_grants(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    as_json: AsJson = False,
+) -> None:
+    """The priority classes above normal (urgent) a project may submit, and who granted them."""
+    answer = _api(ctx).get(f"/accounts/{project}/priority-grants")
+    if as_json:
+        _print_json(answer)
+        return
+    if not answer:
+        typer.echo(f"{project}: no priority grants; its work runs as normal or opportunistic")
+        return
+    rows = [
+        [
+            grant["priority"],
+            grant["granted_by"],
+            _when(grant["granted_at"]),
+            _when(grant["expires_at"]) if grant["expires_at"] else "until revoked",
+            "yes" if grant["in_force"] else "no (lapsed)",
+        ]
+        for grant in answer
+    ]
+    _table(["priority", "granted by", "granted at", "expires", "in force"], rows)
+
+
+@quota_app.command("grant-priority")
+def grant_priority(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    priority: GrantedPriority = PriorityClass.URGENT,
+    expires: Annotated[
+        str | None,
+        typer.Option(
+            help="When it lapses, ISO 8601 with an offset, e.g. 2026-12-31T00:00:00+09:00 "
+            "(default: until revoked)."
+        ),
+    ] = None,
+) -> None:
+    """Let a project submit work of a class above normal (program manager or admin)."""
+    body = {"expires_at": _moment(expires, "--expires") if expires is not None else None}
+    grant = _api(ctx).put(f"/accounts/{project}/priority-grants/{priority.value}", body)
+    until = f"until {grant['expires_at']}" if grant["expires_at"] else "until revoked"
+    typer.echo(f"{project}: may submit {grant['priority']} work {until}")
+
+
+@quota_app.command("revoke-priority")
+def revoke_priority(
+    ctx: typer.Context,
+    project: Annotated[str, typer.Argument(help="Project name.")],
+    priority: GrantedPriority = PriorityClass.URGENT,
+) -> None:
+    """Withdraw a project's priority grant; its queued jobs keep their class."""
+    _api(ctx).delete(f"/accounts/{project}/priority-grants/{priority.value}")
+    typer.echo(f"{project}: may no longer submit {priority.value} work")
 
 
 # -- allocation requests --------------------------------------------------------------------

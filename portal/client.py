@@ -212,6 +212,9 @@ class Api:
     def put(self, path: str, body: Mapping[str, Any]) -> Any:
         return self._send("PUT", path, body=body).json()
 
+    def delete(self, path: str) -> None:
+        self._send("DELETE", path)
+
     def stream_text(self, path: str) -> Iterator[str]:
         """The body as it arrives, for answers that stay open (a job's logs while it runs)."""
         try:

@@ -2,6 +2,11 @@
 
 A route opens its own unit of work (``with portal.books() as books``) so the commit happens
 before the response is sent: a client never sees success for something that was not stored.
+
+The principal comes from a bearer credential (a gpupool token or the identity provider's JWT)
+or a browser session (``portal.sessions``): a session signed in with a token re-checks that
+token on every request and is signed out once it is revoked or expired. Every credential is
+held to the scope its operation needs (``portal.scopes``).
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol
 
 from fastapi import Depends, Request
@@ -18,12 +23,14 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.requests import HTTPConnection
 
+from portal import sessions
 from portal.problems import Problem
+from portal.scopes import require_operation_scope
 from portal.settings import PortalSettings
-from portal.tokens import InvalidToken, verify
+from portal.tokens import InvalidToken, verify, verify_id
 from quotas.access import Principal, Role, Scope, principal
 from quotas.clock import Clock, utc_now
-from quotas.db.access import ApiTokenRepository, IdentityLinkRepository, RoleRepository
+from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepository, RoleRepository
 from quotas.db.session import transaction
 from quotas.errors import NotFound
 from quotas.service import Books
@@ -117,58 +124,97 @@ def with_group_grants(
 
 
 def authenticate(request: HTTPConnection, portal: Portal) -> Principal | None:
-    """The principal behind this request's bearer token or browser session, if any."""
+    """The principal behind this request's bearer credential or browser session, if any, once
+    the credential's scopes allow the operation the request is routed to (``portal.scopes``)."""
+    found = _bearer_principal(request, portal)
+    if found is None:
+        found = session_principal(request, portal)
+    if found is not None:
+        require_operation_scope(request, found)
+    return found
+
+
+def _bearer_principal(request: HTTPConnection, portal: Portal) -> Principal | None:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
     credential = credential.strip()
     if header and scheme.lower() != "bearer":
         raise Problem(401, "use 'Authorization: Bearer <token>'", UNAUTHORIZED)
-    if credential:
-        now = utc_now()
-        if credential.startswith("gpp_"):
-            cached = portal.verified.get(credential)
-            if cached is not None and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS:
-                return cached[2]
-            with transaction(portal.sessions) as session:
-                try:
-                    token, found = verify(session, credential, now)
-                except (InvalidToken, NotFound) as error:
-                    raise Problem(401, str(error), UNAUTHORIZED) from error
-                if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
-                    ApiTokenRepository(session).touch(token.id, now)
-            if len(portal.verified) > MAX_CACHED_TOKENS:
-                portal.verified.clear()
-            portal.verified[credential] = (time.monotonic(), token.id, found)
-            return found
-        if portal.verifier is None:
-            raise Problem(401, "unknown token", UNAUTHORIZED)
-        try:
-            claims = portal.verifier.verify(credential)
-        except InvalidBearer as error:
-            raise Problem(401, f"invalid token: {error}", UNAUTHORIZED) from error
+    if not credential:
+        return None
+    now = portal.clock()
+    if credential.startswith("gpp_"):
+        cached = portal.verified.get(credential)
+        if (
+            cached is not None
+            and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS
+            and not _expired(cached[2], now)
+        ):
+            return cached[2]
         with transaction(portal.sessions) as session:
-            return principal_from_claims(
-                session, portal.verifier.issuer, claims, portal.settings.oidc_groups_claim
-            )
-    if "session" in request.scope:
-        user = request.session.get("user")
-        if isinstance(user, str):
-            with transaction(portal.sessions) as session:
-                try:
-                    found = RoleRepository(session).principal(user)
-                except NotFound:
-                    request.session.clear()
-                    return None
-                identity = request.session.get("identity")
-                if isinstance(identity, dict) and isinstance(identity.get("groups"), list):
-                    found = with_group_grants(
-                        session,
-                        found,
-                        str(identity.get("issuer", "")),
-                        [str(group) for group in identity["groups"]],
-                    )
+            try:
+                token, found = verify(session, credential, now)
+            except (InvalidToken, NotFound) as error:
+                raise Problem(401, str(error), UNAUTHORIZED) from error
+            _touch(session, token, now)
+        if len(portal.verified) > MAX_CACHED_TOKENS:
+            portal.verified.clear()
+        portal.verified[credential] = (time.monotonic(), token.id, found)
+        return found
+    if portal.verifier is None:
+        raise Problem(401, "unknown token", UNAUTHORIZED)
+    try:
+        claims = portal.verifier.verify(credential)
+    except InvalidBearer as error:
+        raise Problem(401, f"invalid token: {error}", UNAUTHORIZED) from error
+    with transaction(portal.sessions) as session:
+        return principal_from_claims(
+            session, portal.verifier.issuer, claims, portal.settings.oidc_groups_claim
+        )
+
+
+def session_principal(connection: HTTPConnection, portal: Portal) -> Principal | None:
+    """The principal of this browser session while it holds; a session that ended, whose token
+    was revoked or expired, or whose user is gone is signed out (cleared) and gives ``None``."""
+    if "session" not in connection.scope:
+        return None
+    stored = connection.session
+    user = stored.get(sessions.USER)
+    if not isinstance(user, str):
+        return None
+    now = portal.clock()
+    end = sessions.ends_at(stored)
+    token_id = sessions.token_of(stored)
+    identity = stored.get(sessions.IDENTITY)
+    if end is None or end <= now or (token_id is None and not isinstance(identity, dict)):
+        stored.clear()  # ended, or made before sessions were tied to their credential
+        return None
+    with transaction(portal.sessions) as session:
+        try:
+            if token_id is not None:
+                token, found = verify_id(session, token_id, user, now)
+                _touch(session, token, now)
                 return found
-    return None
+            found = RoleRepository(session).principal(user)
+        except (InvalidToken, NotFound):
+            stored.clear()
+            return None
+        assert isinstance(identity, dict)
+        groups = identity.get("groups")
+        if isinstance(groups, list):
+            found = with_group_grants(
+                session, found, str(identity.get("issuer", "")), [str(g) for g in groups]
+            )
+        return found
+
+
+def _expired(found: Principal, now: datetime) -> bool:
+    return found.token_expires_at is not None and found.token_expires_at <= now
+
+
+def _touch(session: Session, token: ApiToken, now: datetime) -> None:
+    if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
+        ApiTokenRepository(session).touch(token.id, now)
 
 
 def current_principal(request: Request, portal: PortalDep) -> Principal:
@@ -188,5 +234,16 @@ def require(principal: Principal, allowed: bool, what: str) -> None:
 
 
 def require_scope(principal: Principal, scope: Scope) -> None:
+    """Answer 403 unless the credential carries ``scope`` (beside the table in ``portal.scopes``,
+    for a route whose check depends on more than the operation)."""
     if not principal.allows(scope):
-        raise Problem(403, f"this token lacks the '{scope}' scope")
+        raise Problem(403, f"this token lacks the '{scope}' scope", needs=[scope.value])
+
+
+def sole_project(principal: Principal, how_to_name_one: str) -> str:
+    """The caller's only project, for a request that names none; else a 400 that says how to
+    name one and lists the caller's projects."""
+    if len(principal.projects) == 1:
+        return next(iter(principal.projects))
+    mine = ", ".join(sorted(principal.projects)) or "none"
+    raise Problem(400, f"{how_to_name_one}; your projects: {mine}")

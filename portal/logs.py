@@ -15,7 +15,7 @@ from quotas.inventory import ClusterSpec
 from quotas.jobs import Job
 from scheduler.backends.base import BackendError
 from scheduler.backends.registry import build_backends, close_backends
-from scheduler.embedded import embedded_address
+from scheduler.embedded import embedded_endpoint
 
 
 class LogsUnavailable(Exception):
@@ -33,7 +33,12 @@ async def read_logs(portal: Portal, job: Job) -> str:
             return books.clusters.all(), books.flavors.all()
 
     clusters, flavors = await asyncio.to_thread(catalogue)
-    backends = build_backends(clusters, flavors, embedded_address(portal.settings.data_dir))
+    backends = build_backends(
+        clusters,
+        flavors,
+        embedded_endpoint(portal.settings.data_dir),
+        portal.settings.ray_tokens(),
+    )
     try:
         backend = backends.get(cluster)
         if backend is None:

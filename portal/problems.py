@@ -19,8 +19,11 @@ from quotas.errors import (
     Forbidden,
     InsufficientCredits,
     InvalidInput,
+    InvalidRuntimeEnv,
     InvalidTransition,
     NotFound,
+    PoolStorageFull,
+    ProjectStorageFull,
     TreeError,
 )
 
@@ -35,6 +38,9 @@ STATUS_OF: list[tuple[type[BooksError], int]] = [
     (InvalidTransition, 409),
     (TreeError, 422),
     (InvalidInput, 422),
+    (InvalidRuntimeEnv, 400),
+    (ProjectStorageFull, 413),
+    (PoolStorageFull, 507),
 ]
 
 

@@ -10,8 +10,15 @@ whichever pooled Ray cluster the scheduler chooses. Roles and scopes apply exact
 
 How Ray's submission maps onto a gpupool job:
 
-* ``submission_id`` is the gpupool job id (a taken one is refused with 409, so a retried submit
-  never runs twice); without it gpupool picks one. ``job_id`` in answers is the same id.
+* ``submission_id`` is the submitter's own name for the job: ids are namespaced per
+  submitter, so the job is kept under the gpupool job id ``<submission_id>.<owner tag>`` (the
+  tag is the start of the sha256 of the submitter's name; see ``own_job_id``), and this API
+  shows the submitter their job by the id they chose, everyone else (a pi, an admin) by the
+  gpupool job id. One the submitter already uses, or that names a job they can see, is refused
+  with 409, so a retried submit never runs twice; another user's job of the same name is not
+  theirs and is never mentioned: the submit answers as for a fresh id. A submission id is 1-48
+  letters, digits, '.', '_' or '-'. Without one gpupool picks the id. ``job_id`` in answers is
+  the same id.
 * ``entrypoint_num_gpus`` is the job's GPU count, a whole number of at least 1; **without it
   the job gets 1 GPU** (Ray's own default of 0 GPUs is not a job gpupool runs).
 * ``entrypoint_resources`` keys name acceptable flavors, by flavor name or by the flavor's Ray
@@ -20,23 +27,30 @@ How Ray's submission maps onto a gpupool job:
   charge (needed unless the caller is in exactly one project), ``metadata["time_limit"]`` the
   time limit (e.g. ``4h``; default ``settings.default_time_limit``), ``metadata["name"]`` the
   job's name (default ``ray-job``), and three keys set how the job is scheduled:
-  ``metadata["priority"]`` is ``urgent``, ``normal`` (the default) or ``opportunistic``;
+  ``metadata["priority"]`` is ``urgent``, ``normal`` (the default) or ``opportunistic``
+  (``urgent`` only in a project holding a priority grant, else 403 as on ``/api/v1/jobs``);
   ``metadata["data_class"]`` is ``public`` (the default), ``sensitive`` (national and domestic
   sites only) or ``restricted`` (national sites only); ``metadata["preemptible"]`` is ``true``
   or ``false`` (the default). Any other value is refused with 400.
-* ``runtime_env`` is passed to Ray as given, but for the packages it names. A local
+* ``runtime_env`` is passed to Ray as given, once it is known to hold only what a tenant may set
+  (``quotas.runtime_env``: uploaded packages, requirement specifiers, an inline conda environment,
+  env_vars that do not steer Ray or the GPUs; anything else, or any path, is refused with 400 that
+  quotes nothing from the request or the host), but for the packages it names. A local
   ``working_dir`` (or ``py_modules``) is zipped by the client, named ``gcs://_ray_pkg_<hash>.zip``
   after the directory, looked for with ``GET /api/packages/gcs/<name>`` and uploaded with ``PUT``
-  if missing. Packages belong to their uploader: both routes answer for the caller's own
-  uploads only, so a package another user uploaded under the same name (names are easy to
-  forge) is not the caller's, answers 404, and the client uploads its own. At submit each
-  ``gcs://`` URI is looked up among the submitter's own uploads (400 if missing) and replaced,
-  in the job's runtime_env, by ``gcs://_ray_pkg_<sha256 of the zip>.zip``; at dispatch the
-  scheduler forwards exactly those bytes, uploaded by the submitter, to the cluster the job runs
-  on. A name on a cluster then means one content: two tenants share one only when their bytes
-  are the same. A runtime_env may also name such a content-addressed package directly, if the
-  submitter uploaded those bytes. Uploaded wheels (``py_modules`` ``.whl`` files, named by file
-  name rather than content) are refused at submit.
+  if missing. Packages belong to their uploader: both routes answer for the caller's own uploads
+  only, so a package another user uploaded under the same name (names are easy to forge) is not
+  the caller's, answers 404, and the client uploads its own. At submit each ``gcs://`` URI is
+  looked up among the submitter's own uploads (400 if missing) and replaced, in the job's
+  runtime_env, by ``gcs://_ray_pkg_<sha256 of the zip>.zip``; at dispatch the scheduler forwards
+  exactly those bytes, uploaded by the submitter, to the cluster the job runs on. A name on a
+  cluster then means one content: two tenants share one only when their bytes are the same. A
+  runtime_env may also name such a content-addressed package directly, if the submitter uploaded
+  those bytes. Uploaded wheels (``py_modules`` ``.whl`` files, named by file name rather than
+  content) are refused at submit. Each upload is charged to a project's package storage quota: the
+  one the ``X-Gpupool-Project`` header names, else the uploader's only project (see
+  ``portal.api.packages``); past the quota it is refused with 413 (507 when the pool's storage is
+  full), and packages no job needs any more are removed by the scheduler.
 * ``entrypoint_num_cpus``, ``entrypoint_memory`` and ``entrypoint_label_selector`` are refused:
   gpupool reserves GPUs, and places jobs itself.
 
@@ -50,6 +64,11 @@ job was accepted), ``end_time`` when it ended, both in Unix milliseconds.
 are the books (charges, history) and stay; the deletion is written to the audit log (action
 ``job.ray_delete``), and a job deleted so answers 404 here and leaves the Ray job list, while
 ``/api/v1/jobs`` still shows it. Its id stays taken.
+
+The log WebSocket (``/api/jobs/{id}/logs/tail``) refuses an upgrade whose ``Origin`` is not the
+portal's own (``settings.base_url``), so a page on another site cannot read logs with a
+signed-in browser's session; Ray's client sends no ``Origin`` and is let in. Ids in paths, like
+all text here, may not hold NUL characters (422, as in ``/api/v1``).
 """
 
 from __future__ import annotations
@@ -57,6 +76,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import hashlib
 import io
 import math
 import re
@@ -64,13 +84,23 @@ import zipfile
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import Field
 
-from portal.api.common import Strict
+from portal.api.common import Segment, Strict
 from portal.api.jobs import queue_job, readable_job, require_cancel
-from portal.deps import Portal, PortalDep, PrincipalDep, authenticate, require, require_scope
+from portal.api.packages import PROJECT_HEADER, charged_project, store_package
+from portal.deps import (
+    Portal,
+    PortalDep,
+    PrincipalDep,
+    authenticate,
+    require,
+    require_scope,
+    sole_project,
+)
 from portal.logs import LogsUnavailable, read_logs
 from portal.problems import Problem
 from quotas.access import Principal, Scope
@@ -80,6 +110,7 @@ from quotas.db.repositories import JobRepository
 from quotas.errors import BooksError, NotFound
 from quotas.jobs import Job, JobState
 from quotas.quantities import parse_duration
+from quotas.runtime_env import PACKAGE_NAME
 from quotas.service import Books
 from scheduler.queue import request_cancel
 
@@ -95,10 +126,13 @@ DELETE_ACTION = "job.ray_delete"
 LIST_LIMIT = 1000
 """``GET /api/jobs/`` (unpaged in Ray) answers at most this many jobs, newest first."""
 LOG_POLL_SECONDS = 1.0
-PACKAGE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,250}")
 PACKAGE_PROTOCOL = "gcs"
 TRUTH = {"true": True, "false": False}
 WS_POLICY_VIOLATION = 1008
+SUBMISSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,47}")
+"""A client's own name for its job: with the owner tag it must fit a gpupool job id (64)."""
+OWNER_TAG_LENGTH = 12
+DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
 
 
 # -- request and answer shapes (Ray's) --------------------------------------------------------
@@ -212,11 +246,14 @@ def exit_code(job: Job) -> int | None:
     return None
 
 
-def job_details(job: Job) -> RayJobDetails:
+def job_details(job: Job, viewer: str | None = None) -> RayJobDetails:
+    """Ray's ``JobDetails`` for ``job`` as ``viewer`` sees it (their own job by the submission
+    id they chose; see ``ray_id``)."""
     status, message, error_type = ray_status(job)
+    shown = job.id if viewer is None else ray_id(job, viewer)
     return RayJobDetails(
-        job_id=job.id,
-        submission_id=job.id,
+        job_id=shown,
+        submission_id=shown,
         status=status,
         entrypoint=job.spec.entrypoint,
         message=message,
@@ -289,13 +326,10 @@ def project_of(principal: Principal, metadata: Mapping[str, str]) -> str:
     named = metadata.get("project", "").strip()
     if named:
         return named
-    if len(principal.projects) == 1:
-        return next(iter(principal.projects))
-    mine = ", ".join(sorted(principal.projects)) or "none"
-    raise Problem(
-        400,
+    return sole_project(
+        principal,
         'say which project to charge with metadata {"project": "<name>"} '
-        f'(e.g. --metadata-json \'{{"project": "..."}}\'); your projects: {mine}',
+        '(e.g. --metadata-json \'{"project": "..."}\')',
     )
 
 
@@ -368,6 +402,65 @@ def spec_fields(
     }
 
 
+# -- submission ids, namespaced per submitter ---------------------------------------------------
+
+
+def owner_tag(user: str) -> str:
+    """A short, fixed-length tag of ``user`` that fits a job id, whatever their name holds."""
+    return hashlib.sha256(user.encode()).hexdigest()[:OWNER_TAG_LENGTH]
+
+
+def own_job_id(user: str, submission_id: str) -> str:
+    """The gpupool job id of the job ``user`` submits under ``submission_id``.
+
+    Submission ids are namespaced per submitter rather than global: with a global id, a 409
+    for an id taken by a job the caller cannot see would tell them that job exists. Each user's
+    ids live under their own tag, so another user's job of the same name is simply not in the
+    caller's way, and the submit answers exactly as for a fresh id.
+    """
+    return f"{submission_id}.{owner_tag(user)}"
+
+
+def ray_id(job: Job, viewer: str) -> str:
+    """The id this API shows ``viewer`` for ``job``: the submission id they chose for a job of
+    their own, else the gpupool job id (which ``named_job`` finds for anyone who may read it)."""
+    suffix = f".{owner_tag(viewer)}"
+    chosen = job.id.removesuffix(suffix)
+    if job.spec.submitter == viewer and chosen != job.id and SUBMISSION_ID.fullmatch(chosen):
+        return chosen
+    return job.id
+
+
+def named_job(books: Books, principal: Principal, name: str) -> Job:
+    """The job ``name`` means to ``principal`` in this API: their own job of that submission
+    id, else the job of that gpupool id if they may read it; "not found" otherwise."""
+    if SUBMISSION_ID.fullmatch(name):
+        with contextlib.suppress(NotFound):
+            own = readable_job(books, principal, own_job_id(principal.user, name))
+            if own.spec.submitter == principal.user:
+                return own
+    return readable_job(books, principal, name)
+
+
+def chosen_job_id(books: Books, principal: Principal, submission_id: str) -> str:
+    """The job id for a submit with a client-chosen ``submission_id``; 409 when it already
+    names a job the caller can see (their own, or one of a project they may read, even if
+    deleted from this API), so a retried submit never runs twice."""
+    if not SUBMISSION_ID.fullmatch(submission_id):
+        raise Problem(
+            400,
+            "submission_id must be 1-48 letters, digits, '.', '_' or '-', starting with a "
+            "letter or digit",
+        )
+    try:
+        named_job(books, principal, submission_id)
+    except NotFound:
+        return own_job_id(principal.user, submission_id)
+    raise Problem(
+        409, f"a job with submission_id {submission_id} already exists; use a different one"
+    )
+
+
 # -- what was deleted from this API --------------------------------------------------------------
 
 
@@ -393,9 +486,10 @@ def deleted_since(books: Books, since: datetime) -> set[str]:
 
 
 def visible_job(books: Books, principal: Principal, job_id: str) -> Job:
-    """The job, or 404 when the principal may not read it or it was deleted from this API."""
-    job = readable_job(books, principal, job_id)
-    if is_deleted(books, job_id):
+    """The job ``job_id`` names for the principal (``named_job``), or 404 when they may not
+    read it or it was deleted from this API."""
+    job = named_job(books, principal, job_id)
+    if is_deleted(books, job.id):
         raise NotFound(f"no job {job_id}")
     return job
 
@@ -435,7 +529,9 @@ def _package_uri(protocol: str, name: str) -> str:
     "/api/packages/{protocol}/{name}",
     summary="Whether you uploaded a working_dir package so named (200) or not (404)",
 )
-def package_exists(protocol: str, name: str, portal: PortalDep, principal: PrincipalDep) -> None:
+def package_exists(
+    protocol: Segment, name: Segment, portal: PortalDep, principal: PrincipalDep
+) -> None:
     """Answers for the caller's own uploads only: another user's package of the same name is
     not theirs, so the client uploads its own."""
     uri = _package_uri(protocol, name)
@@ -446,11 +542,12 @@ def package_exists(protocol: str, name: str, portal: PortalDep, principal: Princ
 
 @router.put("/api/packages/{protocol}/{name}", summary="Upload a working_dir package (zip)")
 async def upload_package(
-    protocol: str, name: str, request: Request, portal: PortalDep, principal: PrincipalDep
+    protocol: Segment, name: Segment, request: Request, portal: PortalDep, principal: PrincipalDep
 ) -> None:
     """Keep the caller's package, for the caller only. Names are hashes chosen by the client,
     so the caller's package already here under the name is kept as it is, never overwritten;
-    another user's of the same name is another package."""
+    another user's of the same name is another package. The upload is charged to one of the
+    caller's projects and refused whole past its storage quota (``portal.api.packages``)."""
     uri = _package_uri(protocol, name)
     require_scope(principal, Scope.JOBS)
     require(
@@ -458,31 +555,37 @@ async def upload_package(
         principal.is_admin or bool(principal.projects),
         "upload packages: only members of a project submit jobs",
     )
+    named = request.headers.get(PROJECT_HEADER, "").strip() or None
+
+    def charged() -> str:
+        with portal.books() as books:
+            return charged_project(books, principal, named)
+
+    project = await asyncio.to_thread(charged)
     content = await request.body()
     if not zipfile.is_zipfile(io.BytesIO(content)):
         raise Problem(400, f"package {uri} is not a zip archive")
 
     def store() -> None:
         with portal.books() as books:
-            PackageRepository(books.session).add(principal.user, uri, content, books.clock())
+            quota = portal.settings.package_quota
+            store_package(books, principal.user, project, uri, content, quota)
 
     await asyncio.to_thread(store)
 
 
 @router.post("/api/jobs/", summary="Submit a job as Ray's client does; gpupool queues it")
 def submit_job(body: RaySubmission, portal: PortalDep, principal: PrincipalDep) -> Submitted:
-    job_id = body.submission_id or body.job_id
+    chosen = body.submission_id or body.job_id
     settings = portal.settings
     with portal.books() as books:
         fields = spec_fields(books, principal, body, settings.default_time_limit)
-        if job_id is not None and JobRepository(books.session).exists(job_id):
-            raise Problem(
-                409, f"a job with submission_id {job_id} already exists; use a different one"
-            )
+        job_id = None if chosen is None else chosen_job_id(books, principal, chosen)
         job, _ = queue_job(
             books, principal, fields, int(settings.max_time_limit_hours * 3600), job_id=job_id
         )
-    return Submitted(job_id=job.id, submission_id=job.id)
+    shown = ray_id(job, principal.user)
+    return Submitted(job_id=shown, submission_id=shown)
 
 
 @router.get("/api/jobs/", summary="Jobs you may see, newest first, as Ray's JobDetails")
@@ -493,28 +596,28 @@ def list_jobs(portal: PortalDep, principal: PrincipalDep) -> list[RayJobDetails]
         if not jobs:
             return []
         deleted = deleted_since(books, min(job.submitted_at for job in jobs))
-    return [job_details(job) for job in jobs if job.id not in deleted]
+    return [job_details(job, principal.user) for job in jobs if job.id not in deleted]
 
 
 @router.get("/api/jobs/{job_id}", summary="One job as Ray's JobDetails")
-def get_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> RayJobDetails:
+def get_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> RayJobDetails:
     with portal.books() as books:
-        return job_details(visible_job(books, principal, job_id))
+        return job_details(visible_job(books, principal, job_id), principal.user)
 
 
 @router.post("/api/jobs/{job_id}/stop", summary="Stop a job; stopped is false if it had ended")
-def stop_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Stopped:
+def stop_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Stopped:
     with portal.books() as books:
         job = visible_job(books, principal, job_id)
         require_cancel(books, principal, job, "stop")
         if job.state.is_terminal:
             return Stopped(stopped=False)
-        request_cancel(books, job_id, principal.user)
+        request_cancel(books, job.id, principal.user)
     return Stopped(stopped=True)
 
 
 @router.delete("/api/jobs/{job_id}", summary="Remove a finished job from this API (not the books)")
-def delete_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Deleted:
+def delete_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Deleted:
     with portal.books() as books:
         job = visible_job(books, principal, job_id)
         require_cancel(books, principal, job, "delete")
@@ -526,7 +629,7 @@ def delete_job(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Delet
             books.clock(),
             principal.user,
             DELETE_ACTION,
-            _target(job_id),
+            _target(job.id),
             {"state": job.state.value},
             {"hidden_from": "the Ray Jobs API"},
         )
@@ -538,8 +641,44 @@ def _visible(portal: Portal, principal: Principal, job_id: str) -> Job:
         return visible_job(books, principal, job_id)
 
 
+def _refreshed(portal: Portal, principal: Principal, job: Job) -> Job:
+    """``job`` read again by its gpupool id, while the principal may still see it."""
+    with portal.books() as books:
+        current = readable_job(books, principal, job.id)
+        if is_deleted(books, job.id):
+            raise NotFound(f"no job {job.id}")
+        return current
+
+
+def allowed_origin(origin: str | None, base_url: str) -> bool:
+    """Whether a WebSocket upgrade with this ``Origin`` may read logs.
+
+    Browsers send ``Origin`` on every WebSocket upgrade and attach the portal's session
+    cookie whatever page opened it, so a page on another site must be refused; only the
+    portal's own origin (``settings.base_url``) is let in. A request without ``Origin`` comes
+    from no browser (Ray's client, the CLI) and carries its own credentials.
+    """
+    if origin is None:
+        return True
+    seen = _origin(origin)
+    return seen is not None and seen == _origin(base_url)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, host, port)`` of an origin or URL, default ports filled in; None if not one."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if scheme not in DEFAULT_PORTS or not parts.hostname:
+        return None
+    return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
+
+
 @router.get("/api/jobs/{job_id}/logs", summary="The job's output so far")
-async def job_logs(job_id: str, portal: PortalDep, principal: PrincipalDep) -> Logs:
+async def job_logs(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Logs:
     job = await asyncio.to_thread(_visible, portal, principal, job_id)
     try:
         return Logs(logs=await read_logs(portal, job))
@@ -548,13 +687,19 @@ async def job_logs(job_id: str, portal: PortalDep, principal: PrincipalDep) -> L
 
 
 @router.websocket("/api/jobs/{job_id}/logs/tail")
-async def tail_logs(websocket: WebSocket, job_id: str) -> None:
+async def tail_logs(websocket: WebSocket, job_id: Segment) -> None:
     """The job's output as text frames while it is written, closed when the job ends.
 
     The upgrade request carries the same ``Authorization`` header as every other call; one
-    that is refused is closed before it is accepted (the client sees HTTP 403).
+    that is refused, or that comes from a page of another origin (``allowed_origin``), is
+    closed before it is accepted (the client sees HTTP 403).
     """
     portal: Portal = websocket.app.state.portal
+    if not allowed_origin(websocket.headers.get("origin"), portal.settings.base_url):
+        await websocket.close(
+            code=WS_POLICY_VIOLATION, reason="a page of another origin may not read job logs"
+        )
+        return
     try:
         # authenticate reads only what HTTP requests and WebSockets share (headers, session)
         principal = await asyncio.to_thread(authenticate, websocket, portal)
@@ -594,7 +739,7 @@ async def _follow(
         if job.state.is_terminal:
             return
         await asyncio.wait({gone}, timeout=LOG_POLL_SECONDS)
-        job = await asyncio.to_thread(_visible, portal, principal, job.id)
+        job = await asyncio.to_thread(_refreshed, portal, principal, job)
 
 
 async def _until_disconnected(websocket: WebSocket) -> None:

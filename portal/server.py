@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import pwd
 import signal
 from collections.abc import Iterator, Mapping, Sequence
 
@@ -15,9 +17,9 @@ from portal.app import create_app
 from portal.settings import PortalSettings
 from quotas.db.session import make_engine
 from quotas.flavors import Flavor
-from quotas.inventory import ClusterSpec
+from quotas.inventory import BackendKind, ClusterSpec, Tenancy
 from scheduler.backends.registry import build_backends, close_backends, embedded_inventory
-from scheduler.embedded import EmbeddedRayCluster, address_file
+from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
 from scheduler.loop import run_scheduler
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,12 @@ class QuietServer(uvicorn.Server):
 def run_service(
     settings: PortalSettings, clusters: Sequence[ClusterSpec], flavors: Mapping[str, Flavor]
 ) -> None:
+    """Serve until Ctrl-C or SIGTERM, with the embedded Ray cluster when a cluster needs it.
+
+    A cluster a killed server left running on this data dir is adopted, so its jobs run on.
+    """
     inventory = embedded_inventory(clusters, flavors)
     embedded = None
-    where = address_file(settings.data_dir)
     if inventory:
         embedded = EmbeddedRayCluster(inventory, settings.data_dir / "ray")
         log.info(
@@ -45,30 +50,48 @@ def run_service(
             ", ".join(f"{n} {r}" for r, n in inventory.items()),
         )
         embedded.start()
-        where.parent.mkdir(parents=True, exist_ok=True)
-        where.write_text(embedded.address)
-        print(f"Ray cluster: {embedded.address}", flush=True)
+        served = [c.name for c in clusters if c.backend is BackendKind.RAY and not c.address]
+        adopted = " (adopted: it outlived the last server; its jobs ran on)"
+        print(f"Ray cluster: {embedded.address}{adopted if embedded.adopted else ''}", flush=True)
+        print(_tenancy_line(served, clusters, embedded.user), flush=True)
     try:
-        asyncio.run(_serve(settings, clusters, flavors, embedded.address if embedded else None))
+        asyncio.run(_serve(settings, clusters, flavors, embedded.endpoint if embedded else None))
     finally:
         if embedded is not None:
             print("stopping the local Ray cluster ...", flush=True)
-            where.unlink(missing_ok=True)
             embedded.stop()
+
+
+def _tenancy_line(served: Sequence[str], clusters: Sequence[ClusterSpec], user: str) -> str:
+    """One line on who shares the embedded cluster and whose credentials its jobs have."""
+    shared = [c.name for c in clusters if c.name in served and c.tenancy is Tenancy.SHARED]
+    tenancy = (
+        f"tenancy: shared ({', '.join(shared)}): every tenant's jobs run side by side and can "
+        "see each other's env_vars and logs; dedicate clusters or run one per job for tenants "
+        "who do not trust each other"
+        if shared
+        else "tenancy: dedicated"
+    )
+    if user == pwd.getpwuid(os.geteuid()).pw_name:
+        return (
+            f"{tenancy}; jobs run as {user}, this service's own user, and can read its data "
+            "dir: run gpupool serve as root to run them as an unprivileged user"
+        )
+    return f"{tenancy}; jobs run as the unprivileged user {user}"
 
 
 async def _serve(
     settings: PortalSettings,
     clusters: Sequence[ClusterSpec],
     flavors: Mapping[str, Flavor],
-    embedded_address: str | None,
+    embedded: RayEndpoint | None,
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     engine = make_engine(settings.database)
-    backends = build_backends(clusters, flavors, embedded_address)
+    backends = build_backends(clusters, flavors, embedded, settings.ray_tokens())
     scheduler: asyncio.Task[None] | None = None
     if settings.run_scheduler:
         scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop))

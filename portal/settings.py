@@ -11,6 +11,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
+from quotas.packages import StorageQuota
 from quotas.quantities import parse_duration
 from scheduler.settings import SchedulerSettings
 
@@ -43,8 +44,15 @@ class PortalSettings(SchedulerSettings):
         default=None, description="Signs browser sessions; default a key kept in the data directory"
     )
     max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest JSON request body")
+    # uploaded packages (working_dir zips through the Ray API): size, and storage quotas
     max_package_bytes: int = Field(
         default=100 << 20, gt=0, description="Largest working_dir upload through the Ray API"
+    )
+    package_quota_bytes: int = Field(
+        default=1 << 30, gt=0, description="Bytes of packages each project may keep in all"
+    )
+    package_pool_bytes: int = Field(
+        default=20 << 30, gt=0, description="Bytes of packages the whole pool may keep in all"
     )
     run_scheduler: bool = Field(default=True, description="serve also runs the scheduler loop")
     default_time_limit: Annotated[str, AfterValidator(_duration)] = Field(
@@ -52,6 +60,10 @@ class PortalSettings(SchedulerSettings):
         description="Time limit of a job submitted through the Ray Jobs API without "
         "metadata['time_limit'], e.g. 1h, 90m",
     )
+
+    @property
+    def package_quota(self) -> StorageQuota:
+        return StorageQuota(self.package_quota_bytes, self.package_pool_bytes)
 
     @property
     def accepts_token_sign_in(self) -> bool:

@@ -5,16 +5,18 @@ the authorization-code flow (PKCE S256, a ``state`` and a ``nonce``, kept in the
 by authlib's Starlette client); ``GET /auth/callback`` exchanges the code, has the id token
 checked (signature against the provider's keys, issuer, audience = our client id, nonce,
 expiry), maps its subject and groups onto a gpupool user through the identity links, and
-stores that user in the session. An identity nobody linked gets a 403 page saying whom to ask.
-``POST /auth/token`` signs in with a personal access token or the admin token; it is offered
-only while ``settings.accepts_token_sign_in`` and guarded by a per-session CSRF value.
-``POST /auth/logout`` forgets the session.
+stores that user in the session until the ID token expires. An identity nobody linked gets a
+403 page saying whom to ask. ``POST /auth/token`` signs in with a personal access token or the
+admin token; it is offered only while ``settings.accepts_token_sign_in`` and guarded by a
+per-session CSRF value, and the session is tied to that token: revoked or expired, the browser
+is signed out (``portal.sessions``). ``POST /auth/logout`` forgets the session.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import UTC, datetime
 from html import escape
 from typing import Annotated, Any
 
@@ -29,23 +31,22 @@ from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
 from starlette.concurrency import run_in_threadpool
 
-from portal.deps import Portal, PortalDep, principal_from_claims
+from portal.deps import Portal, PortalDep, principal_from_claims, session_principal
 from portal.identity import ALGORITHMS, HTTP_TIMEOUT, LEEWAY, discovery_url
 from portal.problems import Problem
+from portal.sessions import CSRF as SESSION_CSRF
+from portal.sessions import IDENTITY as SESSION_IDENTITY
+from portal.sessions import open_session
 from portal.settings import PortalSettings
 from portal.tokens import InvalidToken, verify
 from quotas.access import ALL_SCOPES, Principal
-from quotas.clock import utc_now
+from quotas.db.access import ApiToken
 from quotas.db.session import transaction
 from quotas.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
 CLIENT_NAME = "national"
-SESSION_USER = "user"
-SESSION_CSRF = "csrf"
-SESSION_IDENTITY = "identity"
-"""Issuer, subject and groups of an OIDC sign-in, for reads that apply group links."""
 
 
 def csrf_token(request: Request) -> str:
@@ -93,7 +94,8 @@ def redirect_uri(settings: PortalSettings) -> str:
 
 @router.get("/signin")
 def signin_page(request: Request, portal: PortalDep) -> HTMLResponse:
-    return _signin(request, portal.settings)
+    signed_in = session_principal(request, portal)  # signs out a session that no longer holds
+    return _signin(request, portal.settings, user=signed_in.user if signed_in else None)
 
 
 @router.get("/auth/login")
@@ -127,6 +129,7 @@ async def callback(request: Request, portal: PortalDep) -> Response:
             leeway=int(LEEWAY.total_seconds()),
         )
         claims = _checked_id_token(token)
+        expires = _id_token_expiry(claims)
     except OAuthError as error:
         reason = error.description or error.error
         return _notice(400, "Sign-in did not complete", f"{reason}. Please start again.")
@@ -147,7 +150,7 @@ async def callback(request: Request, portal: PortalDep) -> Response:
             f"You signed in as {claims.get('sub')!r}, but that identity is not linked to a "
             "gpupool user. Ask a gpupool administrator to link it, then sign in again.",
         )
-    _start_session(request, found.user)
+    open_session(request.session, found.user, portal.clock(), expires)
     groups = claims.get(settings.oidc_groups_claim)
     request.session[SESSION_IDENTITY] = {
         "issuer": settings.oidc_issuer,
@@ -167,8 +170,9 @@ def token_signin(
     if not portal.settings.accepts_token_sign_in:
         raise Problem(403, "token sign-in is turned off; sign in with the identity provider")
     check_csrf(request, csrf)
+    now = portal.clock()
     try:
-        found = _principal_for_token(portal, token.strip())
+        record, found = _principal_for_token(portal, token.strip(), now)
     except (InvalidToken, NotFound) as error:
         return _signin(request, portal.settings, error=f"{error}.", status=401)
     if found.scopes != ALL_SCOPES:
@@ -178,7 +182,7 @@ def token_signin(
             error="Signing in needs a token with every scope (read, jobs, manage).",
             status=403,
         )
-    _start_session(request, found.user)
+    open_session(request.session, found.user, now, record.expires_at, token_id=record.id)
     return RedirectResponse("/", status_code=303)
 
 
@@ -205,17 +209,18 @@ def _principal_for(portal: Portal, issuer: str, claims: dict[str, Any]) -> Princ
         return principal_from_claims(session, issuer, claims, portal.settings.oidc_groups_claim)
 
 
-def _principal_for_token(portal: Portal, token: str) -> Principal:
+def _principal_for_token(portal: Portal, token: str, now: datetime) -> tuple[ApiToken, Principal]:
     with transaction(portal.sessions) as session:
-        _, found = verify(session, token, utc_now())
-        return found
+        return verify(session, token, now)
 
 
-def _start_session(request: Request, user: str) -> None:
-    """A fresh session for ``user``: nothing from before sign-in carries over."""
-    request.session.clear()
-    request.session[SESSION_USER] = user
-    request.session[SESSION_CSRF] = secrets.token_urlsafe(32)
+def _id_token_expiry(claims: dict[str, Any]) -> datetime:
+    """When the provider's ID token expires: the session through the provider ends then (authlib
+    has checked ``exp`` is there and in the future)."""
+    exp = claims.get("exp")
+    if isinstance(exp, bool) or not isinstance(exp, int | float):
+        raise OAuthError(description="the id token carries no expiry")
+    return datetime.fromtimestamp(exp, UTC)
 
 
 # pages
@@ -273,12 +278,15 @@ def _notice(status: int, title: str, message: str) -> HTMLResponse:
 
 
 def _signin(
-    request: Request, settings: PortalSettings, error: str | None = None, status: int = 200
+    request: Request,
+    settings: PortalSettings,
+    error: str | None = None,
+    status: int = 200,
+    user: str | None = None,
 ) -> HTMLResponse:
     csrf = escape(csrf_token(request))
     parts = ["<h1>Sign in</h1>", "<p>The national GPU pool: jobs, quotas and reports.</p>"]
-    user = request.session.get(SESSION_USER)
-    if isinstance(user, str):
+    if user is not None:
         parts.append(
             f"<p>Signed in as <strong>{escape(user)}</strong>.</p>"
             '<form method="post" action="/auth/logout">'

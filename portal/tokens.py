@@ -3,6 +3,13 @@
 A token reads ``gpp_<lookup>_<secret>``: ``lookup`` finds the row, only the SHA-256 of the secret
 is stored and compared in constant time. The secret holds 256 random bits, so a plain hash is
 as strong as a slow one here (there is no low-entropy password to guess).
+
+A token made with a token never outgrows it (``mint``): it carries a subset of the maker's
+scopes and expires no later than the maker. Asking for more is refused (403), never trimmed;
+leaving the expiry out means "when the maker expires" (or never, for a maker that never does).
+A browser session signed in with a token makes tokens as that token. The identity provider's
+credentials (a bearer JWT, a browser session opened through the provider) are the person
+themselves, not a gpupool token: what they make is bounded only by the request.
 """
 
 from __future__ import annotations
@@ -11,8 +18,9 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -20,7 +28,7 @@ from sqlalchemy.orm import Session
 from quotas.access import Principal, Role, Scope
 from quotas.db.access import ApiToken, ApiTokenRepository, RoleRepository
 from quotas.db.repositories import PeopleRepository
-from quotas.errors import InvalidInput, NotFound
+from quotas.errors import Forbidden, InvalidInput, NotFound
 from quotas.service import Books
 
 PREFIX = "gpp_"
@@ -50,6 +58,7 @@ class IssuedToken:
     id: int
     token: str
     """Shown once; gpupool keeps only its hash."""
+    expires_at: datetime | None = None
 
 
 def issue(
@@ -72,7 +81,40 @@ def issue(
     lookup = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     token_id = tokens.add(lookup, _digest(secret), user, name, list(scopes), now, expires_at)
-    return IssuedToken(token_id, f"{PREFIX}{lookup}_{secret}")
+    return IssuedToken(token_id, f"{PREFIX}{lookup}_{secret}", expires_at)
+
+
+def mint(
+    session: Session,
+    maker: Principal,
+    name: str,
+    scopes: Sequence[Scope],
+    now: datetime,
+    lifetime: timedelta | None = None,
+) -> IssuedToken:
+    """A token for ``maker.user`` that does not outgrow the credential making it.
+
+    Scopes beyond the maker's are refused. Made with a gpupool token that expires, the new token
+    expires with it when ``lifetime`` is left out, and a ``lifetime`` reaching past it is
+    refused; both raise ``Forbidden`` and write nothing.
+    """
+    beyond = sorted(set(scopes) - maker.scopes)
+    if beyond:
+        raise Forbidden(
+            f"a token cannot carry scopes the credential making it lacks: {', '.join(beyond)}"
+        )
+    expires_at = now + lifetime if lifetime is not None else None
+    limit = maker.token_expires_at if maker.token_id is not None else None
+    if limit is not None:
+        if expires_at is None:
+            expires_at = limit
+        elif expires_at > limit:
+            raise Forbidden(
+                f"the token making this one expires at {limit.isoformat(timespec='seconds')}, "
+                "and a token cannot outlive the token that makes it: ask for an earlier "
+                "expiry, or leave expires_in_days out to expire with it"
+            )
+    return issue(session, maker.user, name, list(scopes), now, expires_at)
 
 
 def verify(session: Session, token: str, now: datetime) -> tuple[ApiToken, Principal]:
@@ -81,11 +123,29 @@ def verify(session: Session, token: str, now: datetime) -> tuple[ApiToken, Princ
     found = ApiTokenRepository(session).by_lookup(lookup)
     if found is None or not hmac.compare_digest(found.secret_sha256, _digest(secret)):
         raise InvalidToken("unknown token")
+    return found, _principal(session, found, now)
+
+
+def verify_id(
+    session: Session, token_id: int, user: str, now: datetime
+) -> tuple[ApiToken, Principal]:
+    """The token a browser session was signed in with, checked again; raises ``InvalidToken``."""
+    try:
+        found = ApiTokenRepository(session).get(token_id)
+    except NotFound as error:
+        raise InvalidToken("the token this session was signed in with is gone") from error
+    if found.user != user:
+        raise InvalidToken("the token this session was signed in with is not this user's")
+    return found, _principal(session, found, now)
+
+
+def _principal(session: Session, found: ApiToken, now: datetime) -> Principal:
     if found.revoked_at is not None:
         raise InvalidToken("this token was revoked")
     if found.expires_at is not None and found.expires_at <= now:
         raise InvalidToken("this token has expired")
-    return found, RoleRepository(session).principal(found.user, found.scopes)
+    held = RoleRepository(session).principal(found.user, found.scopes)
+    return replace(held, token_id=found.id, token_expires_at=found.expires_at)
 
 
 def ensure_admin(books: Books, token_file: Path) -> str | None:

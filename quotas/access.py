@@ -9,7 +9,11 @@ The rules, one place for every interface (REST, Ray-compatible API, pages, CLI):
 - a program manager reads and manages the accounts inside their programs and reviews their
   requests; a pi manages their project's members and requests allocations for it; a researcher
   submits, watches and cancels jobs in their projects;
-- a token carries scopes (``read``, ``jobs``, ``manage``) that narrow what its holder may do.
+- a token carries scopes that narrow what its holder may do: ``read`` sees the books (accounts,
+  jobs, requests, the catalogue, reports, the ledger, the audit log, users), ``jobs`` submits,
+  follows (state and logs) and cancels jobs, ``manage`` changes accounts, members, quotas,
+  allocation requests, the catalogue, tokens, users and roles. ``portal/scopes.py`` names the
+  scope each operation of the API needs.
 
 A read outside a principal's scope answers "not found", so names do not leak; an action on
 something the principal may read but not change answers "forbidden".
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from quotas.accounts import AccountKind, AccountTree
@@ -37,6 +42,8 @@ PROJECT_ROLES = frozenset({Role.RESEARCHER, Role.PI})
 
 
 class Scope(StrEnum):
+    """What a token may be used for, whatever its holder's roles allow (see the module doc)."""
+
     READ = "read"
     JOBS = "jobs"
     MANAGE = "manage"
@@ -56,6 +63,12 @@ class Principal:
     programs: frozenset[str] = frozenset()
     """Programs the person manages."""
     scopes: frozenset[Scope] = ALL_SCOPES
+    """What the credential of this request allows."""
+    token_id: int | None = None
+    """The gpupool token behind this request: the bearer token, or the one a browser session was
+    signed in with. ``None`` for a credential of the identity provider."""
+    token_expires_at: datetime | None = None
+    """When that token expires; ``None`` when it never does (or there is no token)."""
 
     @property
     def roles(self) -> frozenset[Role]:
@@ -74,6 +87,9 @@ class Principal:
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+    def allows_any(self, scopes: Iterable[Scope]) -> bool:
+        return not self.scopes.isdisjoint(scopes)
 
     def manages_program_of(self, tree: AccountTree, account: str) -> bool:
         return any(node.name in self.programs for node in tree.path(account))

@@ -19,9 +19,11 @@ foreign cloud, where credits cost the cluster's price multiplier), then the flav
 the most training per credit (relative throughput / exchange rate), then the cluster where the
 job fits most tightly (best fit keeps large contiguous blocks free), then the name. A job with
 at most one node's worth of GPUs takes one node; a larger (gang) job takes whole free nodes.
-Backfill: the first job blocked on a flavor for want of capacity reserves the earliest time
-enough of it is free (from running jobs' time limits); later jobs may use that flavor only if
-they end before then or fit in what is spare then, so large jobs are never starved by small ones.
+Backfill: a job blocked for want of capacity reserves one (cluster, flavor), the one open to it
+where it can start earliest (from running jobs' time limits there, counting free GPUs split
+across nodes for what they are worth to it); later jobs may use that cluster's flavor only if
+they end before then or fit in what is spare then, so large jobs are never starved by small
+ones, and every other cluster stays free to use.
 Data class restricts sites: restricted -> national only; sensitive -> national or domestic
 cloud; public -> any site.
 """
@@ -105,6 +107,8 @@ class Cluster:
     """Whether one job may span several nodes here (gang jobs); Ray clusters: not yet."""
     price_multiplier_milli: int = 1000
     """Credits here cost this much more (1500: 1.5x), e.g. at a cloud burst target."""
+    dedicated_to: str | None = None
+    """Only jobs of this account's subtree (an organization or a program) run here."""
 
     def group(self, flavor: str) -> NodeGroup | None:
         return next((group for group in self.groups if group.flavor == flavor), None)
@@ -143,9 +147,11 @@ class Snapshot:
     running_gpus: Mapping[str, int] = field(default_factory=dict)
     """Per account (its whole subtree): GPUs held by admitted or running jobs."""
     fair_share: FairShare | None = None
-    releases: Mapping[str, tuple[tuple[datetime, int], ...]] = field(default_factory=dict)
-    """Per flavor: when GPUs in use are released at the latest (start + time limit), and how
-    many. Backfill reserves capacity for a blocked job from these."""
+    releases: Mapping[tuple[str, str], tuple[tuple[datetime, int], ...]] = field(
+        default_factory=dict
+    )
+    """Per (cluster, flavor): when GPUs in use there are released at the latest (start + time
+    limit), and how many. Backfill reserves capacity for a blocked job from these."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +193,30 @@ class Reject:
 Decision = Admit | Wait | Reject
 
 
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """Backfill: a job blocked on capacity is promised one cluster's flavor from ``start``.
+
+    Later jobs in the cycle may run there only if they end by ``start`` or fit in ``spare``.
+    """
+
+    job: str
+    cluster: str
+    flavor: str
+    start: datetime
+    spare: int
+    """GPUs there still free at ``start`` once the job has its share and the backfilled jobs
+    that run past ``start`` have theirs."""
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePlan:
+    """A cycle's decisions, in queue order, and the reservations they were made under."""
+
+    decisions: list[Decision]
+    reservations: tuple[Reservation, ...]
+
+
 def decide(snapshot: Snapshot, job: JobRequest) -> Decision:
     """The decision for one job against the snapshot as it stands."""
     return _Cycle(snapshot).decide(job)
@@ -212,33 +242,50 @@ def order_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[JobReque
 
 def decide_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[Decision]:
     """Decide a whole queue in one cycle, in order; admissions consume the working copy."""
+    return plan_queue(snapshot, jobs).decisions
+
+
+def plan_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> QueuePlan:
+    """``decide_queue``, with the backfill reservations left standing at the end of the cycle."""
     cycle = _Cycle(snapshot)
-    return [cycle.decide(job, commit=True) for job in order_queue(snapshot, jobs)]
+    decisions = [cycle.decide(job, commit=True) for job in order_queue(snapshot, jobs)]
+    return QueuePlan(decisions, cycle.reservations())
 
 
 class _Capacity:
-    """Free GPUs of one flavor in one cluster, as a histogram of nodes by free GPUs."""
+    """Free GPUs of one flavor in one cluster, as a histogram of nodes by free GPUs, with
+    when GPUs in use there are released and the backfill reservation on it, if any."""
 
     __slots__ = (
         "cluster",
+        "dedicated_to",
+        "flavor",
         "gpus_per_node",
         "histogram",
         "multi_node",
         "multiplier",
         "nodes",
+        "releases",
+        "reservation",
         "site",
     )
 
-    def __init__(self, cluster: Cluster, group: NodeGroup) -> None:
+    def __init__(
+        self, cluster: Cluster, group: NodeGroup, releases: Iterable[tuple[datetime, int]]
+    ) -> None:
         self.cluster = cluster.name
         self.site = cluster.site
         self.multi_node = cluster.multi_node
         self.multiplier = cluster.price_multiplier_milli
+        self.dedicated_to = cluster.dedicated_to
+        self.flavor = group.flavor
         self.gpus_per_node = group.gpus_per_node
         self.nodes = group.nodes
         self.histogram = [0] * (group.gpus_per_node + 1)
         for free in group.free:
             self.histogram[max(0, min(free, group.gpus_per_node))] += 1
+        self.releases = sorted(releases)
+        self.reservation: _Reservation | None = None
 
     def fit(self, gpus: int) -> int | None:
         """Free GPUs of the node the job would take (best fit), or None if it does not fit."""
@@ -270,6 +317,55 @@ class _Capacity:
             return whole * self.gpus_per_node
         return max((free for free, count in enumerate(self.histogram) if count), default=0)
 
+    def taken(self, gpus: int) -> int:
+        """The GPUs a job of ``gpus`` occupies here: its own, or its whole nodes if larger."""
+        if gpus <= self.gpus_per_node:
+            return gpus
+        return -(-gpus // self.gpus_per_node) * self.gpus_per_node
+
+    def shortfall(self, gpus: int) -> int | None:
+        """The fewest GPUs in use here that must be released before a job of ``gpus`` fits, or
+        None if it never can.
+
+        A lower bound: the released GPUs are taken to be on the nodes the job needs (the node
+        with the most free GPUs, or the least busy nodes for a job of whole nodes).
+        """
+        per_node = self.gpus_per_node
+        if gpus <= per_node:
+            most = max((free for free, count in enumerate(self.histogram) if count), default=0)
+            return max(0, gpus - most)
+        if not self.multi_node or self.nodes * per_node < gpus:
+            return None
+        missing_nodes = -(-gpus // per_node) - self.histogram[per_node]
+        shortfall = 0
+        for free in range(per_node - 1, -1, -1):
+            if missing_nodes <= 0:
+                break
+            nodes = min(self.histogram[free], missing_nodes)
+            shortfall += nodes * (per_node - free)
+            missing_nodes -= nodes
+        return shortfall
+
+    def earliest(self, gpus: int) -> tuple[datetime, int] | None:
+        """When a job of ``gpus`` that does not fit now could start here at the earliest, and
+        the GPUs spare then once it has its share; None if it fits now, or never could from
+        the releases known.
+
+        Free GPUs split across nodes count for what they are worth to this job: a job of whole
+        nodes waits for the least busy nodes to empty even when enough GPUs are free in total.
+        """
+        shortfall = self.shortfall(gpus)
+        if not shortfall:
+            return None
+        released = 0
+        releases = self.releases
+        for index, (at, count) in enumerate(releases):
+            released += count
+            more_at_once = index + 1 < len(releases) and releases[index + 1][0] == at
+            if released >= shortfall and not more_at_once:
+                return at, self.free_gpus() + released - self.taken(gpus)
+        return None
+
 
 class _Cycle:
     """A working copy of the snapshot that admissions consume, with the checks in order."""
@@ -283,21 +379,37 @@ class _Cycle:
         self.capacity: dict[str, list[_Capacity]] = {}
         for cluster in snapshot.clusters:
             for group in cluster.groups:
-                self.capacity.setdefault(group.flavor, []).append(_Capacity(cluster, group))
+                releases = snapshot.releases.get((cluster.name, group.flavor), ())
+                self.capacity.setdefault(group.flavor, []).append(
+                    _Capacity(cluster, group, releases)
+                )
         self.largest = {flavor: self._largest(flavor) for flavor in self.capacity}
         self.ahead: dict[str, int] = {}
-        self.releases = {flavor: sorted(items) for flavor, items in snapshot.releases.items()}
-        self.reservations: dict[str, _Reservation] = {}
+        self.reserved: list[_Capacity] = []
+        """The capacities with a reservation, in the order they were made."""
         self.paths: dict[str, list[str]] = {}
         self.flavor_choices: dict[tuple[tuple[str, ...], int | None], list[Flavor]] = {}
         # Sizes of clusters never change within a cycle, so what a kind of job could ever run
         # on is worked out once per (flavors, min memory, data class, GPUs).
         self.runnable: dict[
-            tuple[tuple[str, ...], int | None, DataClass, int], tuple[list[Flavor], str | None]
+            tuple[tuple[str, ...], int | None, DataClass, int, frozenset[str]],
+            tuple[list[Flavor], str | None],
         ] = {}
+        # Dedicated clusters take only their owner's jobs; most pools have few or none.
+        self.owners = frozenset(
+            cap.dedicated_to for caps in self.capacity.values() for cap in caps if cap.dedicated_to
+        )
+        self.owners_of: dict[str, frozenset[str]] = {}
 
     def _largest(self, flavor: str) -> int:
         return max((cap.largest_fit() for cap in self.capacity.get(flavor, [])), default=0)
+
+    def reservations(self) -> tuple[Reservation, ...]:
+        return tuple(
+            Reservation(r.job, cap.cluster, cap.flavor, r.start, r.spare)
+            for cap in self.reserved
+            if (r := cap.reservation) is not None
+        )
 
     def _path(self, project: str) -> list[str]:
         path = self.paths.get(project)
@@ -305,6 +417,20 @@ class _Cycle:
             path = [account.name for account in self.tree.path(project)]
             self.paths[project] = path
         return path
+
+    def _owners(self, project: str) -> frozenset[str]:
+        """The owners of dedicated clusters among the project's accounts (usually none)."""
+        owners = self.owners_of.get(project)
+        if owners is None:
+            owners = self.owners_of[project] = self.owners.intersection(self._path(project))
+        return owners
+
+    def _open(self, cap: _Capacity, job: JobRequest, allowed: frozenset[SiteKind]) -> bool:
+        """Whether the job may run on this capacity: its site suits the job's data class, and
+        it is not dedicated to someone else."""
+        return cap.site in allowed and (
+            cap.dedicated_to is None or cap.dedicated_to in self._owners(job.project)
+        )
 
     def _flavors(self, job: JobRequest) -> list[Flavor]:
         key = (job.flavors, job.min_memory_gb)
@@ -346,7 +472,7 @@ class _Cycle:
                 (
                     cap.nodes * cap.gpus_per_node if cap.multi_node else cap.gpus_per_node
                     for cap in self.capacity.get(flavor.name, [])
-                    if cap.site in allowed
+                    if self._open(cap, job, allowed)
                 ),
                 default=0,
             )
@@ -355,6 +481,8 @@ class _Cycle:
         largest = max(sizes.values())
         if not largest:
             names = ", ".join(flavor.name for flavor in flavors)
+            if any(cap.site in allowed for f in flavors for cap in self.capacity.get(f.name, [])):
+                return [], f"no cluster open to {job.project} has {names}"
             return [], f"no {job.data_class} site has {names}"
         if job.gpus > largest:
             single = not any(
@@ -377,7 +505,7 @@ class _Cycle:
         if account.kind is not AccountKind.PROJECT:
             article = "an" if account.kind[0] in "aeiou" else "a"
             return Reject(job.id, f"{job.project} is {article} {account.kind}, not a project")
-        key = (job.flavors, job.min_memory_gb, job.data_class, job.gpus)
+        key = (job.flavors, job.min_memory_gb, job.data_class, job.gpus, self._owners(job.project))
         runnable = self.runnable.get(key)
         if runnable is None:
             runnable = self.runnable[key] = self._runnable(job, self._flavors(job))
@@ -460,19 +588,22 @@ class _Cycle:
             fits = [
                 (free, cap)
                 for cap in self.capacity.get(flavor.name, [])
-                if cap.site in allowed and (free := cap.fit(job.gpus)) is not None
+                if self._open(cap, job, allowed) and (free := cap.fit(job.gpus)) is not None
             ]
             if not fits:
                 continue
-            reservation = self.reservations.get(flavor.name)
-            if reservation is not None and not reservation.allows(job, self.snapshot.now):
-                reserved_wait = reserved_wait or (
-                    f"{flavor.name} is reserved for a larger job waiting since earlier, from "
-                    f"{reservation.start:%Y-%m-%d %H:%M} UTC; this job would still run then"
-                )
-                continue
             rate = self._rate(flavor.name)
             for free, cap in fits:
+                reservation = cap.reservation
+                if reservation is not None and not reservation.allows(
+                    self.snapshot.now, job.time_limit_seconds, cap.taken(job.gpus)
+                ):
+                    reserved_wait = reserved_wait or (
+                        f"{flavor.name} on {cap.cluster} is reserved for a larger job waiting "
+                        f"since earlier, from {reservation.start:%Y-%m-%d %H:%M} UTC; this job "
+                        "would still run then"
+                    )
+                    continue
                 priced = rate if cap.multiplier == 1000 else _multiplied(rate, cap.multiplier)
                 hold = priced.cost(job.gpus, job.time_limit_seconds)
                 if hold > left:
@@ -498,36 +629,37 @@ class _Cycle:
         return f"no {names} free for {_gpus(job.gpus)}; {_gpus(ahead)} ahead of you"
 
     def _reserve(self, job: JobRequest, flavors: Sequence[Flavor]) -> None:
-        """Backfill: hold back the flavor where this blocked job can start soonest.
+        """Backfill: hold back the one cluster's flavor where this blocked job starts soonest.
 
-        The earliest time enough GPUs of a flavor are free (now free + released by running
-        jobs' time limits) becomes the job's reserved start. Later jobs in the order may use
-        that flavor only if they end before it, or fit in the GPUs left over at that time, so
-        smaller jobs fill the gap without ever delaying the large one. One reservation per
-        flavor and cycle, for the first job blocked on it (EASY backfill).
+        Among the clusters open to the job (data class, dedication) that have an acceptable
+        flavor not reserved yet, the earliest time the job could start there (from the GPUs
+        free now and those released by running jobs' time limits there) becomes its reserved
+        start; ties go to the placement order (site, flavor, cluster name). Later jobs in the
+        order may use that cluster's flavor only if they end before then, or fit in the GPUs
+        left over at that time, so smaller jobs fill the gap without ever delaying the large
+        one; every other cluster stays theirs. One reservation per cluster's flavor and cycle,
+        for the first job blocked on it (EASY backfill).
         """
         allowed = ALLOWED_SITES[job.data_class]
-        best: _Reservation | None = None
-        best_flavor = ""
-        for flavor in flavors:
-            if flavor.name in self.reservations:
-                continue
-            free = sum(
-                cap.free_gpus() for cap in self.capacity.get(flavor.name, []) if cap.site in allowed
-            )
-            for at, spare in _release_times(self.releases.get(flavor.name, []), free, job.gpus):
-                if best is None or at < best.start:
-                    best, best_flavor = _Reservation(at, spare), flavor.name
-                break
-        if best is not None:
-            self.reservations[best_flavor] = best
+        best: tuple[datetime, int, int, str] | None = None
+        chosen: tuple[_Capacity, int] | None = None
+        for index, flavor in enumerate(flavors):
+            for cap in self.capacity.get(flavor.name, []):
+                if cap.reservation is not None or not self._open(cap, job, allowed):
+                    continue
+                earliest = cap.earliest(job.gpus)
+                if earliest is None:
+                    continue
+                key = (earliest[0], SITE_ORDER[cap.site], index, cap.cluster)
+                if best is None or key < best:
+                    best, chosen = key, (cap, earliest[1])
+        if best is not None and chosen is not None:
+            cap, spare = chosen
+            cap.reservation = _Reservation(job.id, best[0], spare)
+            self.reserved.append(cap)
 
     def _commit(self, job: JobRequest, placement: Placement, path: list[str]) -> None:
         ends = self.snapshot.now + timedelta(seconds=job.time_limit_seconds)
-        bisect.insort(self.releases.setdefault(placement.flavor, []), (ends, job.gpus))
-        reservation = self.reservations.get(placement.flavor)
-        if reservation is not None and ends > reservation.start:
-            reservation.spare -= job.gpus
         self.committed[job.project] = self.committed.get(job.project, Credits.zero()) - (
             placement.hold
         )
@@ -540,6 +672,12 @@ class _Cycle:
                 free = cap.fit(job.gpus)
                 assert free is not None
                 cap.take(job.gpus, free)
+                taken = cap.taken(job.gpus)
+                bisect.insort(cap.releases, (ends, taken))
+                reservation = cap.reservation
+                if reservation is not None and ends > reservation.start:
+                    reservation.spare -= taken
+                break
         self.largest[placement.flavor] = self._largest(placement.flavor)
 
 
@@ -549,32 +687,15 @@ def _gpus(count: int) -> str:
 
 @dataclass(slots=True)
 class _Reservation:
+    job: str
     start: datetime
     spare: int
-    """GPUs of the flavor still free at ``start`` once the blocked job has its share."""
+    """GPUs of the cluster's flavor still free at ``start`` once the blocked job has its
+    share (and the jobs admitted after it that run past ``start`` have theirs)."""
 
-    def allows(self, job: JobRequest, now: datetime) -> bool:
-        ends = now + timedelta(seconds=job.time_limit_seconds)
-        return ends <= self.start or job.gpus <= self.spare
-
-
-def _release_times(
-    releases: Sequence[tuple[datetime, int]], free: int, needed: int
-) -> Iterable[tuple[datetime, int]]:
-    """The first moment ``needed`` GPUs are free, with what is spare then.
-
-    Nothing when they never are, or when enough are free already: then the job is blocked by
-    how free GPUs are split across nodes and clusters, and holding capacity back would only
-    leave it idle.
-    """
-    if free >= needed:
-        return
-    available = free
-    for at, gpus in releases:
-        available += gpus
-        if available >= needed:
-            yield at, available - needed
-            return
+    def allows(self, now: datetime, seconds: int, taken: int) -> bool:
+        """Whether a job of ``seconds`` that occupies ``taken`` GPUs would not delay it."""
+        return now + timedelta(seconds=seconds) <= self.start or taken <= self.spare
 
 
 def _multiplied(rate: Rate, multiplier_milli: int) -> Rate:

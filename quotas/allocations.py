@@ -7,20 +7,25 @@ One transition table says which moves are allowed::
     approved, adjusted -> expired        (the period ended)
     declined, withdrawn, expired         (final)
 
-Tiers, as the national programmes do it: a request up to the program's auto-approval threshold
-is approved on submission by the system; a larger one waits for a program manager, who approves
-it, adjusts it (awards a different amount) or declines it, always with a reason. An award may be
-split into tranches: the first is released at approval, later ones when a program manager
-releases them (e.g. after a progress report). Tranche amounts always add up to the award exactly.
+Tiers, as the national programmes do it: the program's auto-approval tier caps what the system
+approves on its own for one project in one period, counted cumulatively: a request is approved
+on submission only while the project's auto-approved credits in the period, this request
+included, stay within the tier. Anything else waits for a review: a program manager approves it,
+adjusts it (awards a different amount) or declines it, always with a reason. An award may be
+split into tranches: the first is released at approval, later ones when a reviewer releases
+them (e.g. after a progress report). Tranche amounts always add up to the award exactly.
+
+Nobody reviews a request they made or a request of a project they belong to: such a request goes
+to another manager of the program or to an admin (``Reviewers``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from quotas.errors import InvalidInput, InvalidTransition
+from quotas.errors import ConflictOfInterest, Forbidden, InvalidInput, InvalidTransition
 from quotas.quantities import Credits
 
 AUTO_APPROVER = "system:auto-approval"
@@ -92,17 +97,26 @@ class AllocationRequest:
             raise InvalidTransition(f"a {self.state} request cannot become {to}")
         return replace(self, state=to, **changes)  # type: ignore[arg-type]
 
-    def submit(self, auto_approve_up_to: Credits | None) -> AllocationRequest:
-        """Submit; approve at once if the program's threshold allows it."""
+    def submit(
+        self, tier: Credits | None, auto_approved: Credits | None = None
+    ) -> AllocationRequest:
+        """Submit; approve at once if the project's auto-approved credits in the period, this
+        request included, stay within the program's ``tier`` (``auto_approved``: before it)."""
         submitted = self._move(RequestState.SUBMITTED)
-        if auto_approve_up_to is not None and self.requested <= auto_approve_up_to:
+        check = self.tier_check(tier, auto_approved)
+        if check.approves:
             return submitted._move(
                 RequestState.APPROVED,
                 awarded=self.requested,
                 reviewer=AUTO_APPROVER,
-                reason=f"within the program's auto-approval tier ({auto_approve_up_to} credits)",
+                reason=check.why,
             )
         return submitted
+
+    def tier_check(self, tier: Credits | None, auto_approved: Credits | None = None) -> TierCheck:
+        """This request against the program's ``tier``, given what was auto-approved before."""
+        before = auto_approved if auto_approved is not None else Credits.zero()
+        return TierCheck(tier, before, self.requested, self.project, self.period)
 
     def approve(self, reviewer: str, reason: str) -> AllocationRequest:
         return self._review(RequestState.APPROVED, reviewer, reason, self.requested)
@@ -140,3 +154,119 @@ class AllocationRequest:
 def split(amount: Credits, percents: Sequence[int]) -> list[Credits]:
     parts = [Credits(amount.milli * percent // 100) for percent in percents[:-1]]
     return [*parts, Credits(amount.milli - sum(part.milli for part in parts))]
+
+
+@dataclass(frozen=True, slots=True)
+class TierCheck:
+    """Whether the system may approve a request on its own: the program's auto-approval tier
+    against the project's cumulative auto-approved credits in the period, this request included.
+    """
+
+    tier: Credits | None
+    """The program's auto-approval tier; ``None``: the program has none."""
+    auto_approved: Credits
+    """What the system already approved for the project in the period."""
+    requested: Credits
+    project: str
+    period: str
+
+    @property
+    def cumulative(self) -> Credits:
+        return self.auto_approved + self.requested
+
+    @property
+    def approves(self) -> bool:
+        return self.tier is not None and self.cumulative <= self.tier
+
+    @property
+    def why(self) -> str:
+        """The decision in words, for the request and the audit log."""
+        if self.tier is None:
+            return "waiting for review: the program has no auto-approval tier"
+        totals = (
+            f"{self.project}'s auto-approved credits in {self.period} would be "
+            f"{self.cumulative} ({self.auto_approved} before this request)"
+        )
+        if self.approves:
+            return (
+                f"auto-approved within the program's auto-approval tier ({self.tier} credits): "
+                + totals.replace("would be", "are now")
+            )
+        return (
+            f"waiting for review: {totals}, over the program's auto-approval tier "
+            f"({self.tier} credits)"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Authority:
+    """Why a person may review a request (or release its tranches), for the audit log."""
+
+    role: str
+    """``program manager`` or ``admin``."""
+    why: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewers:
+    """Who may review one request: a manager of its program or an admin, but never a person who
+    made the request or belongs to its project (a conflict of interest)."""
+
+    program: str
+    project: str
+    requested_by: str
+    managers: Collection[str]
+    """The program's managers."""
+    members: Collection[str]
+    """The project's members, whatever their role."""
+
+    def conflict(self, person: str, member: bool = False) -> str | None:
+        """Why ``person`` may not review, or ``None``; ``member``: they belong to the project
+        by a grant ``members`` does not list (e.g. an identity-provider group)."""
+        if person == self.requested_by:
+            return f"{person} made this request"
+        if member or person in self.members:
+            return f"{person} is a member of {self.project}"
+        return None
+
+    @property
+    def free_managers(self) -> list[str]:
+        """The program's managers without a conflict of interest."""
+        return sorted(name for name in self.managers if self.conflict(name) is None)
+
+    def authority(
+        self, reviewer: str, *, manages: bool, admin: bool, member: bool = False
+    ) -> Authority:
+        """Why ``reviewer`` may review; refused with a conflict of interest or for lack of a
+        role. ``manages``: they manage the program; ``admin``: they run the pool."""
+        conflict = self.conflict(reviewer, member)
+        if conflict is not None:
+            raise ConflictOfInterest(
+                f"conflict of interest: {conflict}; the review goes to "
+                + self.waiting_for(exclude=reviewer)
+            )
+        if manages:
+            return Authority("program manager", f"{reviewer} manages program {self.program}")
+        if admin:
+            free = self.free_managers
+            if free:
+                return Authority("admin", f"an admin reviewed ({', '.join(free)} could have too)")
+            return Authority("admin", "conflict of interest: " + self._no_free_manager())
+        raise Forbidden(f"{reviewer} does not manage program {self.program}")
+
+    def waiting_for(self, exclude: str | None = None) -> str:
+        """Who may review, in words: the free managers of the program or an admin."""
+        free = [name for name in self.free_managers if name != exclude]
+        if free:
+            return f"a manager of {self.program} ({', '.join(free)}) or an admin"
+        return "an admin (" + self._no_free_manager() + ")"
+
+    def _no_free_manager(self) -> str:
+        if not self.managers:
+            return f"program {self.program} has no managers"
+        names = ", ".join(sorted(self.managers))
+        return (
+            f"the program's managers ({names}) made the request or belong to {self.project}"
+            if len(self.managers) > 1
+            else f"the program's manager ({names}) made the request or belongs to {self.project}"
+        )

@@ -2,9 +2,10 @@
 
 Two funders (the Ministry of Science and ICT and Gyeonggi Province) pay into one pool; two
 programs ("Startup Growth" and "University Research") share it; five organizations run six
-projects on two national Ray clusters. ``quotas.seed`` writes it through the real operations of
-the books (contributions, appropriations, allocation requests and reviews), so the demo ledger
-is an honest one. Rates: see ``quotas.flavors`` for where the throughput numbers come from.
+projects on two national Ray clusters; the chest X-ray project holds a grant for urgent work.
+``quotas.seed`` writes it through the real operations of the books (contributions,
+appropriations, allocation requests and reviews), so the demo ledger is an honest one. Rates:
+see ``quotas.flavors`` for where the throughput numbers come from.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from quotas.accounts import Account, AccountKind
-from quotas.admission import SiteKind
+from quotas.admission import PriorityClass, SiteKind
 from quotas.flavors import Flavor
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
@@ -68,6 +69,8 @@ class DemoPool:
     clusters: tuple[ClusterSpec, ...]
     flavors: tuple[Flavor, ...] = FLAVORS
     rates: dict[str, Rate] = field(default_factory=lambda: dict(RATES))
+    priority_grants: tuple[tuple[str, PriorityClass], ...] = ()
+    """(project, class above normal), granted by a program manager of the project's program."""
 
 
 def quarter_of(at: datetime) -> Period:
@@ -165,6 +168,7 @@ def demo_pool(now: datetime) -> DemoPool:
             ("eunji.han", "postech-materials", "pi"),
         ),
         program_managers=(("minji.park", "startups"), ("jaehyun.kim", "universities")),
+        priority_grants=(("snu-medical-imaging", PriorityClass.URGENT),),
         requests=(
             DemoRequest(
                 "hanbit-robot-policy",

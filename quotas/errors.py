@@ -47,5 +47,37 @@ class InvalidTransition(BooksError):
     """A state machine was asked for a move its transition table does not allow."""
 
 
+class InvalidRuntimeEnv(BooksError):
+    """A job's runtime_env asks for something a tenant may not set, or in a form that names a
+    path or an option (``quotas.runtime_env``); the message never quotes the value."""
+
+
+class StorageFull(BooksError):
+    """An uploaded package does not fit the storage left for packages (``quotas.packages``)."""
+
+
+class ProjectStorageFull(StorageFull):
+    """The upload would take the project it is charged to past its package storage quota."""
+
+
+class PoolStorageFull(StorageFull):
+    """The upload would take the pool's package storage past its total."""
+
+
 class Forbidden(BooksError):
     """The actor may not do this (e.g. reviewing a request outside their program)."""
+
+
+class ConflictOfInterest(Forbidden):
+    """A person reviews (or releases tranches of) an allocation request they made or whose
+    project they belong to; the review goes to another manager of the program or to an admin."""
+
+
+class PriorityNotGranted(Forbidden):
+    """Work of a priority class above ``normal`` was submitted to a project without a grant in
+    force for that class (see ``quotas.priorities``)."""
+
+    def __init__(self, project: str, priority: str, why: str) -> None:
+        super().__init__(why)
+        self.project = project
+        self.priority = priority

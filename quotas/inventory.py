@@ -1,4 +1,5 @@
-"""Clusters and what they hold: nodes of each flavor, the site kind, the backend behind them."""
+"""Clusters and what they hold: nodes of each flavor, the site kind, the backend behind them,
+and whose jobs may share them (tenancy)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,23 @@ class BackendKind(StrEnum):
     RAY = "ray"
     KUBERNETES = "kubernetes"
     CLOUD = "cloud"
+
+
+class Tenancy(StrEnum):
+    """Whose jobs may run side by side on a cluster.
+
+    Ray has no access control between the jobs of one cluster: any job can list the others,
+    read their ``env_vars`` and logs, and use the cluster's control plane. So isolation comes
+    from where jobs run.
+    """
+
+    SHARED = "shared"
+    """Jobs of any tenant run here together: an admin's explicit choice for mutually trusting
+    tenants, shown on every placement here."""
+    DEDICATED = "dedicated"
+    """Only jobs of one organization or program (``dedicated_to``, and the accounts under it)."""
+    PER_JOB = "per_job"
+    """A fresh cluster per job (KubeRay's RayJob), torn down when it ends."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +60,22 @@ class ClusterSpec:
     address: str = ""
     price_multiplier_milli: int = 1000
     """Cloud targets cost more: 1500 means credits there cost 1.5x."""
+    tenancy: Tenancy = Tenancy.SHARED
+    dedicated_to: str = ""
+    """The organization or program a ``dedicated`` cluster belongs to; empty otherwise."""
 
     def __post_init__(self) -> None:
         check_name(self.name)
+        if (self.tenancy is Tenancy.DEDICATED) != bool(self.dedicated_to):
+            raise InvalidInput(
+                f"cluster {self.name}: a dedicated cluster names the organization or program it "
+                "is dedicated to, and only a dedicated one does"
+            )
+        if self.tenancy is Tenancy.PER_JOB and self.backend is BackendKind.RAY:
+            raise InvalidInput(
+                f"cluster {self.name}: a Ray cluster cannot start a cluster per job; per_job "
+                "tenancy needs a Kubernetes backend (KubeRay's RayJob)"
+            )
         flavors = [item.flavor for item in self.inventory]
         if len(set(flavors)) != len(flavors):
             raise InvalidInput(f"cluster {self.name} lists a flavor twice")
@@ -62,6 +93,7 @@ class ClusterSpec:
             ),
             multi_node=self.multi_node,
             price_multiplier_milli=self.price_multiplier_milli,
+            dedicated_to=self.dedicated_to or None,
         )
 
     @property

@@ -8,6 +8,8 @@ so the numbers an admin or an auditor reads can be checked by hand:
   awarded (everything that came into the subtree, net of what left it: what it has spent, holds,
   has free and let expire), used (charged net of refunds), left (held or free, not yet charged),
   the burn rate over the last ``BURN_WINDOW`` and the day the credits left run out at that rate;
+  and who used a priority class above normal (``urgent``, granted per project): the jobs of
+  that class that ran in the period, their GPU-time and the credits charged to them;
 - utilisation, like ``sreport cluster Utilization``: per cluster and flavor, total GPU-time
   (inventory x window), allocated GPU-time (job run intervals clipped to the window), down and
   idle GPU-time and the busy share of the available time;
@@ -27,6 +29,7 @@ from datetime import date, datetime, timedelta
 from enum import StrEnum
 
 from quotas.accounts import AccountKind, AccountTree
+from quotas.admission import PriorityClass
 from quotas.errors import InvalidInput
 from quotas.fairshare import FairShare, decayed_usage
 from quotas.ledger import Balances, Bucket
@@ -249,6 +252,71 @@ def fair_share_rows(
     return rows
 
 
+# -- priority use ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityRun:
+    """A job of a class above normal that held ``gpus`` from ``start`` until ``end``
+    (``None``: still running)."""
+
+    project: str
+    job: str
+    priority: PriorityClass
+    gpus: int
+    start: datetime
+    end: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityUse:
+    """What an account's subtree ran at one priority class in a window."""
+
+    jobs: int
+    """Distinct jobs of the class that ran in the window."""
+    gpu_seconds: float
+    """Their GPUs x run time inside the window."""
+    used: Credits
+    """Charged to jobs of the class, net of refunds."""
+
+
+NO_PRIORITY_USE = PriorityUse(0, 0.0, Credits.zero())
+
+
+def priority_use(
+    tree: AccountTree,
+    priority: PriorityClass,
+    runs: Iterable[PriorityRun],
+    spent: Iterable[SpendItem],
+    since: datetime,
+    until: datetime,
+) -> dict[str, PriorityUse]:
+    """Per account, over its whole subtree: the jobs of ``priority`` that ran in ``[since,
+    until)`` and their GPU-seconds there, and the credits ``spent`` (a period's spend items)
+    charged to jobs of that class. Accounts without any are left out: ``NO_PRIORITY_USE``."""
+    jobs: dict[str, set[str]] = defaultdict(set)
+    seconds: dict[str, list[float]] = defaultdict(list)
+    for run in runs:
+        end = run.end if run.end is not None else until
+        ran = overlap_seconds(run.start, end, since, until)
+        if run.priority is not priority or ran <= 0:
+            continue
+        for step in tree.path(run.project):
+            jobs[step.name].add(run.job)
+            seconds[step.name].append(run.gpus * ran)
+    charged: dict[str, int] = defaultdict(int)
+    for item in spent:
+        if item.priority is priority:
+            charged[item.project] += item.milli
+    milli = roll_up(tree, charged)
+    return {
+        name: PriorityUse(
+            len(jobs.get(name, ())), math.fsum(seconds.get(name, ())), Credits(milli.get(name, 0))
+        )
+        for name in sorted(set(jobs) | set(milli))
+    }
+
+
 # -- utilisation -----------------------------------------------------------------------------
 
 
@@ -363,6 +431,8 @@ class SpendItem:
     flavor: str | None
     """Where the job ran, as recorded on it; ``None`` if no placement is recorded."""
     site: str | None
+    priority: PriorityClass | None = None
+    """The job's priority class; ``None`` where the entry names no job."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -71,6 +71,10 @@ def seed_demo(books: Books, pool: DemoPool) -> SeedReport:
     for user, program in pool.program_managers:
         books.add_program_manager(user, program, actor="seed")
     say(f"people: {len(pool.users)} users, {len(pool.members)} memberships")
+    for project, priority in pool.priority_grants:
+        manager = books.people.program_managers(books.program_of(project))[0]
+        books.grant_priority(project, priority, books.roles.principal(manager))
+        say(f"priority grant: {priority} work in {project}, granted by {manager}")
     for demo in pool.requests:
         request_id = books.request_allocation(
             AllocationRequest(

@@ -10,17 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from quotas.access import Role
+from quotas.access import Principal, Role, Scope
 from quotas.accounts import Account, AccountKind, AccountTree
-from quotas.allocations import AllocationRequest
+from quotas.admission import PriorityClass
+from quotas.allocations import AllocationRequest, Authority, Reviewers, TierCheck
 from quotas.clock import Clock, utc_now
 from quotas.db.access import AuditRepository, IdentityLinkRepository, RoleRepository
+from quotas.db.priorities import PriorityGrantRepository
 from quotas.db.repositories import (
     AccountRepository,
     AllocationRepository,
@@ -35,6 +37,7 @@ from quotas.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, 
 from quotas.flavors import Flavor, RateCard, rate_card_in_force
 from quotas.funding import Funder, Period
 from quotas.ledger import AccountBalances, Actor, Ledger, Posting
+from quotas.priorities import PriorityGrant, check_priority, may_grant, needs_grant
 from quotas.quantities import Credits, Rate
 
 
@@ -292,6 +295,84 @@ class Books:
         self.roles.revoke(user, role)
         self._audit(actor, "role.revoke", f"user/{user}", {"role": role}, None)
 
+    # -- priority grants (quotas.priorities) -----------------------------------------------
+
+    def _grantable(self, project: str, priority: PriorityClass, by: Principal, verb: str) -> None:
+        """404 unless ``by`` may read ``project``; 403 unless they may grant in it."""
+        tree = self.tree()
+        if project not in tree or not by.can_read_account(tree, project):
+            raise NotFound(f"no account {project}")
+        if tree[project].kind is not AccountKind.PROJECT:
+            raise InvalidInput(
+                f"{project} is a {tree[project].kind}; projects hold priority grants"
+            )
+        if not by.allows(Scope.MANAGE):
+            raise Forbidden(f"this token lacks the '{Scope.MANAGE}' scope")
+        if not may_grant(by, tree, project):
+            raise Forbidden(
+                f"{by.user} may not {verb} {priority} work in {project}: only a program manager "
+                f"of {self.program_of(project)} or an admin may"
+            )
+
+    def grant_priority(
+        self,
+        project: str,
+        priority: PriorityClass,
+        by: Principal,
+        expires_at: datetime | None = None,
+    ) -> PriorityGrant:
+        """Let ``project`` submit work of ``priority`` (a class above normal) until
+        ``expires_at`` (``None``: until revoked), replacing an earlier grant of that class."""
+        self._grantable(project, priority, by, "grant")
+        if expires_at is not None and expires_at.tzinfo is not None:
+            try:
+                expires_at = expires_at.astimezone(UTC)
+            except OverflowError:
+                raise InvalidInput(
+                    f"{expires_at.isoformat()} is outside the calendar in UTC"
+                ) from None
+        grant = PriorityGrant(project, priority, by.user, self.clock(), expires_at)
+        grants = PriorityGrantRepository(self.session)
+        before = grants.get(project, priority)
+        grants.put(grant)
+        self._audit(
+            by.user,
+            "priority.grant",
+            f"account/{project}",
+            _record(before) if before is not None else None,
+            _record(grant),
+        )
+        return grant
+
+    def revoke_priority(
+        self, project: str, priority: PriorityClass, by: Principal
+    ) -> PriorityGrant:
+        """Withdraw ``project``'s grant of ``priority``; its later submissions of that class are
+        refused (jobs already queued keep theirs). Returns the grant revoked."""
+        self._grantable(project, priority, by, "revoke")
+        grants = PriorityGrantRepository(self.session)
+        before = grants.get(project, priority)
+        if before is None:
+            raise NotFound(f"{project} holds no grant of {priority} work")
+        grants.remove(project, priority)
+        self._audit(by.user, "priority.revoke", f"account/{project}", _record(before), None)
+        return before
+
+    def priority_grants(self, project: str, by: Principal) -> list[PriorityGrant]:
+        """``project``'s grants, in force or lapsed: for whoever may read the project."""
+        tree = self.tree()
+        if project not in tree or not by.can_read_account(tree, project):
+            raise NotFound(f"no account {project}")
+        return PriorityGrantRepository(self.session).of_project(project)
+
+    def require_priority_grant(self, project: str, priority: PriorityClass) -> None:
+        """Refuse (``PriorityNotGranted``) work of a class above normal in ``project`` unless
+        the project holds a grant of that class in force now; checked at every submission."""
+        if not needs_grant(priority):
+            return
+        grant = PriorityGrantRepository(self.session).get(project, priority)
+        check_priority(self.tree(), project, priority, grant, self.clock())
+
     # -- the ledger ------------------------------------------------------------------------
 
     def _post(
@@ -477,69 +558,110 @@ class Books:
         return next(node.name for node in path if node.kind is AccountKind.PROGRAM)
 
     def submit_request(self, request_id: int, actor: str) -> AllocationRequest:
-        """Submit; within the program's auto-approval tier it is approved and awarded at once."""
+        """Submit; approved and awarded at once while the project's auto-approved credits in the
+        period, this request included, stay within the program's auto-approval tier."""
         request = self.allocations.get(request_id)
-        threshold = self.accounts.auto_approve_threshold(self.program_of(request.project))
-        submitted = request.submit(threshold)
+        tier = self.accounts.auto_approve_threshold(self.program_of(request.project))
+        if tier is not None:
+            lock_ledger(self.session)  # one tier decision at a time: two cannot both fit
+        check = request.tier_check(
+            tier, self.allocations.auto_approved(request.project, request.period)
+        )
+        submitted = request.submit(check.tier, check.auto_approved)
         self.allocations.save(request_id, submitted, self.clock())
+        why = check.why
+        if not check.approves:
+            why += "; the review goes to " + self.reviewers(request_id).waiting_for()
         self._audit(
             actor,
             "allocation.submit",
             f"allocation/{request_id}",
             _record(request),
-            _record(submitted),
+            {**_record(submitted), "auto_approval": _tier_record(check), "why": why},
         )
         if submitted.awarded is not None:
             self._award_request(request_id, submitted, actor)
         return submitted
 
+    def reviewers(self, request_id: int) -> Reviewers:
+        """Who may review a request: its program's managers or an admin, less anyone who made
+        it or belongs to its project (read fresh, not from a principal cached at sign-in)."""
+        stored = self.allocations.stored(request_id)
+        project = stored.request.project
+        program = self.program_of(project)
+        return Reviewers(
+            program=program,
+            project=project,
+            requested_by=stored.created_by,
+            managers=self.people.program_managers(program),
+            members=[member.user for member in self.people.members_of(project)],
+        )
+
+    def _authority(self, request_id: int, who: Principal | str) -> tuple[str, Authority]:
+        """The reviewer's name and why they may review; refused with ``ConflictOfInterest``
+        or ``Forbidden``. A name is looked up in gpupool's records; the portal passes the
+        principal it authenticated, which may carry identity-provider group grants."""
+        person = who if isinstance(who, Principal) else self.roles.principal(who)
+        reviewers = self.reviewers(request_id)
+        return person.user, reviewers.authority(
+            person.user,
+            manages=reviewers.program in person.programs or person.user in reviewers.managers,
+            admin=person.is_admin,
+            member=reviewers.project in person.projects,
+        )
+
     def review(
         self,
         request_id: int,
-        reviewer: str,
+        reviewer: Principal | str,
         decision: str,
         reason: str,
         awarded: Credits | None = None,
-        vouched: bool = False,
     ) -> AllocationRequest:
-        """A program manager of the project's program approves, adjusts or declines.
+        """A manager of the project's program, or an admin, approves, adjusts or declines.
 
-        ``vouched``: the caller has checked that the reviewer manages the program, which may
-        come from an identity-provider group link rather than the program managers table.
+        Nobody reviews a request they made or whose project they belong to
+        (``ConflictOfInterest``); the audit entry records the reviewer's authority and why.
         """
         request = self.allocations.get(request_id)
-        program = self.program_of(request.project)
-        if not vouched and reviewer not in self.people.program_managers(program):
-            raise Forbidden(f"{reviewer} does not manage program {program}")
+        name, authority = self._authority(request_id, reviewer)
         if decision == "approve":
-            reviewed = request.approve(reviewer, reason)
+            reviewed = request.approve(name, reason)
         elif decision == "adjust":
             if awarded is None:
                 raise InvalidInput("an adjustment names the amount awarded")
-            reviewed = request.adjust(reviewer, reason, awarded)
+            reviewed = request.adjust(name, reason, awarded)
         elif decision == "decline":
-            reviewed = request.decline(reviewer, reason)
+            reviewed = request.decline(name, reason)
         else:
             raise InvalidInput(f"a review approves, adjusts or declines; not {decision!r}")
         self.allocations.save(request_id, reviewed, self.clock())
         self._audit(
-            reviewer,
+            name,
             f"allocation.{decision}",
             f"allocation/{request_id}",
             _record(request),
-            _record(reviewed),
+            {**_record(reviewed), "authority": _record(authority)},
         )
         if reviewed.awarded is not None:
-            self._award_request(request_id, reviewed, reviewer)
+            self._award_request(request_id, reviewed, name)
         return reviewed
 
     def _award_request(self, request_id: int, request: AllocationRequest, actor: str) -> None:
         """Record the tranches and release the first one as an award from the program."""
         tranches = request.tranches()
         self.allocations.add_tranches(request_id, tranches)
-        self.release_tranche(request_id, 1, actor)
+        self._release(request_id, 1, actor, None)
 
-    def release_tranche(self, request_id: int, seq: int, actor: str) -> list[int]:
+    def release_tranche(self, request_id: int, seq: int, actor: Principal | str) -> list[int]:
+        """Release a later tranche: whoever may review the request, on the same terms."""
+        self.allocations.get(request_id)  # lock the request before deciding on it
+        name, authority = self._authority(request_id, actor)
+        return self._release(request_id, seq, name, authority)
+
+    def _release(
+        self, request_id: int, seq: int, actor: str, authority: Authority | None
+    ) -> list[int]:
         request = self.allocations.get(request_id)
         if not request.state.is_awarded:
             raise InvalidTransition(f"a {request.state} request has nothing to release")
@@ -562,12 +684,13 @@ class Books:
             allocation=request_id,
         )
         self.allocations.mark_released(request_id, seq, actor, self.clock())
+        released_by = {"authority": _record(authority)} if authority is not None else {}
         self._audit(
             actor,
             "allocation.release_tranche",
             f"allocation/{request_id}",
             None,
-            {"tranche": seq, "amount": str(amount), "ledger_entries": ids},
+            {"tranche": seq, "amount": str(amount), "ledger_entries": ids, **released_by},
         )
         return ids
 
@@ -614,6 +737,16 @@ def _plain(value: object) -> Any:
     if isinstance(value, Mapping):
         return {str(key): _plain(item) for key, item in value.items()}
     return value
+
+
+def _tier_record(check: TierCheck) -> dict[str, Any]:
+    """The auto-approval decision of a submission, for the audit log."""
+    return {
+        "tier": str(check.tier) if check.tier is not None else None,
+        "auto_approved_before": str(check.auto_approved),
+        "cumulative": str(check.cumulative),
+        "approved": check.approves,
+    }
 
 
 def _rate_card_record(card: RateCard) -> dict[str, Any]:

@@ -26,6 +26,7 @@ import bisect
 import hashlib
 import itertools
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -42,6 +43,7 @@ from quotas.db.session import transaction
 from quotas.errors import BooksError, NotFound
 from quotas.fairshare import FairShare
 from quotas.flavors import Flavor
+from quotas.inventory import ClusterSpec, Tenancy
 from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
 from quotas.preemption import RunningJob, choose_preemptions
 from quotas.quantities import Credits, format_duration
@@ -49,6 +51,7 @@ from quotas.service import Books
 from scheduler.backends.base import (
     Backend,
     GpuAccounting,
+    JobListing,
     LaunchSpec,
     PackageStore,
     PermanentBackendError,
@@ -74,6 +77,8 @@ class CycleReport:
     dispatched: list[str] = field(default_factory=list)
     preempted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
+    strays_stopped: list[str] = field(default_factory=list)
+    """Jobs found running on a cluster that the books never started there, now stopped."""
 
 
 class Scheduler:
@@ -92,12 +97,14 @@ class Scheduler:
         self.settings = settings
         self.clock = clock
         self.on_step = on_step
+        self._next_stray_check = 0.0
 
     async def run_once(self) -> CycleReport:
         report = CycleReport()
         self.admit(report)
         await self.dispatch(report)
         await self.reconcile(report)
+        await self.stop_strays(report)
         return report
 
     # -- steps 1-4: heads, snapshot, order, decide ------------------------------------------
@@ -128,7 +135,7 @@ class Scheduler:
                 elif isinstance(decision, Reject):
                     self._reject(books, job, decision.reason)
                     report.rejected.append(job.id)
-                elif self._hold(books, job, decision, view.snapshot.period):
+                elif self._hold(books, job, decision, view):
                     eta.admitted(
                         decision.placement.flavor,
                         job.spec.gpus,
@@ -181,8 +188,9 @@ class Scheduler:
             )
             report.preempted.append(victim.id)
 
-    def _hold(self, books: Books, job: Job, decision: Admit, period: str) -> bool:
+    def _hold(self, books: Books, job: Job, decision: Admit, view: PoolView) -> bool:
         placement = decision.placement
+        period = view.snapshot.period
         try:
             with books.session.begin_nested():
                 books.hold(
@@ -226,7 +234,8 @@ class Scheduler:
             job,
             admitted,
             f"admitted on {placement.cluster} ({placement.flavor} at {placement.rate} "
-            f"credits/GPU-h, rate card v{placement.rate_version}); held {placement.hold} credits",
+            f"credits/GPU-h, rate card v{placement.rate_version}); held {placement.hold} credits"
+            f"{_tenancy_note(view.clusters.get(placement.cluster))}",
         )
         return True
 
@@ -436,6 +445,41 @@ class Scheduler:
             self.on_step("polled")
             if self._apply_status(job, status):
                 report.finished.append(job.id)
+
+    async def stop_strays(self, report: CycleReport) -> None:
+        """Stop every job running on a cluster that the books did not put there.
+
+        gpupool is the only way onto the pooled GPUs: a job submitted straight to a cluster
+        (with its token, from a job on a shared cluster, or by an operator) is charged to
+        nobody, so it is stopped. A launch is the books' while its job holds a placement
+        (admitted, starting or running) under that launch's submission id; an earlier attempt
+        still running after a requeue is stopped too. Searched every
+        ``stray_jobs_check_seconds``, on each backend that can list its jobs.
+        """
+        now = time.monotonic()
+        if now < self._next_stray_check:
+            return
+        self._next_stray_check = now + self.settings.stray_jobs_check_seconds
+        listing = {id(b): b for b in self.backends.values() if isinstance(b, JobListing)}
+        if not listing:
+            return
+        with transaction(self.factory) as session:
+            holding = JobRepository(session).find(
+                [JobState.ADMITTED, JobState.STARTING, JobState.RUNNING]
+            )
+        ours = {job.submission_id for job in holding}
+        for backend in listing.values():
+            try:
+                active = await backend.active_jobs()
+            except TransientBackendError as error:
+                log.warning("cannot list the jobs of a cluster: %s", error)
+                continue
+            for stray in sorted(set(active) - ours):
+                log.warning(
+                    "stopping %s: the books did not start it (submitted around gpupool)", stray
+                )
+                await self._call(backend.cancel(stray))
+                report.strays_stopped.append(stray)
 
     async def _gpu_usage(self, live: Iterable[Job]) -> dict[str, float]:
         usage: dict[str, float] = {}
@@ -665,7 +709,12 @@ class _EtaEstimator:
         for cluster in view.snapshot.clusters:
             for group in cluster.groups:
                 self.free[group.flavor] += sum(group.free)
-        self.releases = {flavor: list(items) for flavor, items in view.snapshot.releases.items()}
+        # An estimate for the whole pool: each flavor's releases over all clusters.
+        self.releases: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+        for (_cluster, flavor), items in view.snapshot.releases.items():
+            self.releases[flavor].extend(items)
+        for pooled in self.releases.values():
+            pooled.sort()
         self._freed: dict[str, list[int]] = {}
         self.ahead: dict[str, int] = defaultdict(int)
         self.flavors = view.flavors
@@ -714,3 +763,13 @@ class _EtaEstimator:
         """Count the job's GPUs as ahead of every later job on the flavors it accepts."""
         for flavor in self._accepted(job):
             self.ahead[flavor] += job.spec.gpus
+
+
+def _tenancy_note(cluster: ClusterSpec | None) -> str:
+    """What a placement on ``cluster`` shares, said on every placement on a shared cluster."""
+    if cluster is None or cluster.tenancy is not Tenancy.SHARED:
+        return ""
+    return (
+        f"; {cluster.name} is a shared cluster: other tenants' jobs run beside this one and can "
+        "see its env_vars and logs"
+    )

@@ -6,7 +6,8 @@ news (a job submitted, a job starting on its backend, a cancel asked for) and th
 once, so a job on an idle pool starts within a fraction of a second. There is no separate
 recovery pass: every cycle re-reads every non-terminal job and asks its backend, so after a
 crash admitted jobs are dispatched (idempotently), running ones re-adopted and finished ones
-settled exactly once.
+settled exactly once. Every ``package_cleanup_seconds`` it also removes uploaded packages no
+job needs any more (``scheduler.package_cleanup``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from quotas.db.session import session_factory, transaction
 from scheduler.backends.base import Backend
 from scheduler.cycle import Scheduler
 from scheduler.lock import SchedulerLock
+from scheduler.package_cleanup import PackageCleanup
 from scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,7 @@ async def run_scheduler(
             return
     factory = session_factory(engine)
     scheduler = Scheduler(factory, backends, settings, clock)
+    cleanup = PackageCleanup(factory, settings, clock)
     try:
         while not stop.is_set():
             started = clock()
@@ -55,6 +58,8 @@ async def run_scheduler(
                 for name in ("admitted", "rejected", "dispatched", "finished"):
                     for job_id in getattr(report, name):
                         log.info("%s %s", name, job_id)
+            if cleanup.due():
+                await asyncio.to_thread(cleanup.run)
             await _pause(stop, settings, factory, started)
     finally:
         lock.release()

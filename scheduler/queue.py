@@ -30,11 +30,13 @@ def submit(
 ) -> tuple[Job, list[QuoteLine]]:
     """Queue a job after checking what can be checked at the door; returns it with its quote.
 
+    A class above normal (``urgent``) needs the project's priority grant (``quotas.priorities``).
     ``job_id`` lets a client choose the id (Ray's ``submission_id``); a taken one is refused.
     """
     tree = books.tree()
     if tree[spec.project].kind is not AccountKind.PROJECT:
         raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
+    books.require_priority_grant(spec.project, spec.priority)
     if spec.time_limit_seconds > max_time_limit_seconds:
         raise InvalidInput(
             f"time limit {format_duration(spec.time_limit_seconds)} is over the cap of "

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from datetime import timedelta
 
+from pydantic import Field, SecretStr
+
+from quotas.packages import Retention
 from quotas.settings import Settings
 
 
@@ -26,3 +29,43 @@ class SchedulerSettings(Settings):
     min_runtime_seconds: float = Field(
         default=600.0, ge=0, description="A job runs at least this long before it is preempted."
     )
+    # uploaded packages: removed once no job needs them (quotas.packages)
+    package_cleanup_seconds: float = Field(
+        default=3600.0, gt=0, description="How often packages no job needs are looked for."
+    )
+    package_retention_hours: float = Field(
+        default=7 * 24.0,
+        ge=0,
+        description="How long a package is kept after the newest job that named it ended.",
+    )
+    package_grace_hours: float = Field(
+        default=24.0,
+        ge=0,
+        description="How long a package is kept after its upload, even if no job names it.",
+    )
+
+    @property
+    def package_retention(self) -> Retention:
+        return Retention(
+            after_last_job=timedelta(hours=self.package_retention_hours),
+            grace=timedelta(hours=self.package_grace_hours),
+        )
+
+    stray_jobs_check_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How often each cluster is searched for jobs the books do not know (jobs "
+        "submitted around gpupool), which are stopped.",
+    )
+    ray_auth_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Ray's auth token per Ray cluster address (``GPUPOOL_RAY_AUTH_TOKENS`` as a "
+        "JSON object), for clusters run with RAY_AUTH_MODE=token; a secret, never stored in the "
+        "database. The embedded cluster's own token is kept in the data dir.",
+    )
+
+    def ray_tokens(self) -> dict[str, str]:
+        """Each configured cluster address's token, in the clear for the backend's client."""
+        return {
+            address: token.get_secret_value() for address, token in self.ray_auth_tokens.items()
+        }

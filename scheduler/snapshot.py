@@ -105,16 +105,19 @@ def _usage(books: Books, now: datetime, half_life_seconds: float) -> dict[str, f
     return usage_by_project(books.ledger.usage_charges(since), now, half_life_seconds)
 
 
-def releases(holding: Iterable[Job], now: datetime) -> dict[str, tuple[tuple[datetime, int], ...]]:
-    """Per flavor: the latest each holding job gives its GPUs back (start + time limit)."""
-    found: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
+def releases(
+    holding: Iterable[Job], now: datetime
+) -> dict[tuple[str, str], tuple[tuple[datetime, int], ...]]:
+    """Per (cluster, flavor): the latest each holding job gives its GPUs back (start + time
+    limit), so backfill can reserve for a blocked job on the cluster where it starts first."""
+    found: dict[tuple[str, str], list[tuple[datetime, int]]] = defaultdict(list)
     for job in holding:
         if job.placed is None:
             continue
         start = job.started_at or job.admitted_at or now
         ends = max(now, start + timedelta(seconds=job.spec.time_limit_seconds))
-        found[job.placed.flavor].append((ends, job.spec.gpus))
-    return {flavor: tuple(sorted(items)) for flavor, items in found.items()}
+        found[(job.placed.cluster, job.placed.flavor)].append((ends, job.spec.gpus))
+    return {key: tuple(sorted(items)) for key, items in found.items()}
 
 
 def _running_gpus(tree: AccountTree, holding: Iterable[Job]) -> dict[str, int]:
@@ -151,6 +154,7 @@ def free_capacity(clusters: Iterable[ClusterSpec], holding: Iterable[Job]) -> li
             ),
             multi_node=spec.multi_node,
             price_multiplier_milli=spec.price_multiplier_milli,
+            dedicated_to=spec.dedicated_to or None,
         )
         for spec in clusters
     ]

@@ -103,6 +103,21 @@ def fresh_database_url(backend: str, tmp_path: Path) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture
+def job_dir() -> Iterator[Path]:
+    """A directory the jobs of the session's Ray cluster can read and write.
+
+    When the tests run as root the cluster's jobs run as the unprivileged ``gpupool-jobs``, who
+    cannot enter pytest's own temporary directories (0700, root's).
+    """
+    path = Path(tempfile.mkdtemp(prefix="gpupool-job-"))
+    path.chmod(0o777)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[EmbeddedRayCluster]:
     data_dir = Path(tempfile.mkdtemp(prefix="gpr"))

@@ -1,9 +1,12 @@
 """Allocation requests: a pi asks, a program manager approves, adjusts or declines, tranches.
 
-A request starts as a draft, is submitted (and approved at once within the program's
-auto-approval tier), then reviewed. An award reaches the ledger only through ``Books``: the
-first tranche on approval, later ones when a program manager releases them. Reads are scoped
-to the projects a principal may see (404 outside them); the actions need the ``manage`` scope.
+A request starts as a draft, is submitted (and approved at once while the project's
+auto-approved credits in the period stay within the program's tier), then reviewed by a manager
+of its program or an admin, never by someone who made it or belongs to its project. An award
+reaches the ledger only through ``Books``: the first tranche on approval, later ones when a
+reviewer releases them. Who may review is the use case's rule (``Books.review``), not this
+module's. Reads are scoped to the projects a principal may see (404 outside them); the actions
+need the ``manage`` scope.
 """
 
 from __future__ import annotations
@@ -195,6 +198,10 @@ def submit_request(
 @router.post(
     "/allocation-requests/{request_id}/review",
     summary="Approve, adjust (award another amount) or decline a submitted request",
+    description=(
+        "A manager of the request's program or an admin reviews; nobody reviews a request "
+        "they made or whose project they belong to (403)."
+    ),
 )
 def review_request(
     request_id: RequestId, body: Review, portal: PortalDep, principal: PrincipalDep
@@ -203,14 +210,9 @@ def review_request(
         raise Problem(422, "awarded names the amount of an adjustment, and only of one")
     awarded = credits_of(body.awarded, "awarded") if body.awarded is not None else None
     with portal.books() as books:
-        project = readable_request(books, principal, request_id).request.project
+        readable_request(books, principal, request_id)
         require_scope(principal, Scope.MANAGE)
-        require(
-            principal,
-            principal.can_review_in(books.tree(), project),
-            f"review allocation request {request_id}",
-        )
-        books.review(request_id, principal.user, body.decision, body.reason, awarded, vouched=True)
+        books.review(request_id, principal, body.decision, body.reason, awarded)
         return request_detail(books, request_id)
 
 
@@ -233,6 +235,7 @@ def withdraw_request(
 @router.post(
     "/allocation-requests/{request_id}/tranches/{seq}/release",
     summary="Release a later tranche of an award to the project",
+    description="Whoever may review the request releases its tranches, on the same terms.",
 )
 def release_tranche(
     request_id: RequestId,
@@ -241,12 +244,7 @@ def release_tranche(
     principal: PrincipalDep,
 ) -> RequestDetail:
     with portal.books() as books:
-        project = readable_request(books, principal, request_id).request.project
+        readable_request(books, principal, request_id)
         require_scope(principal, Scope.MANAGE)
-        require(
-            principal,
-            principal.can_review_in(books.tree(), project),
-            f"release tranches of allocation request {request_id}",
-        )
-        books.release_tranche(request_id, seq, actor=principal.user)
+        books.release_tranche(request_id, seq, actor=principal)
         return request_detail(books, request_id)

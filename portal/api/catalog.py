@@ -24,7 +24,7 @@ from quotas.db.repositories import JobRepository
 from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
-from quotas.inventory import BackendKind
+from quotas.inventory import BackendKind, Tenancy
 from quotas.jobs import JobState
 from quotas.quantities import Rate, parse_duration
 from quotas.quote import quote
@@ -196,6 +196,11 @@ class ClusterOut(Strict):
     backend: BackendKind
     site: SiteKind
     price_multiplier: str = Field(description='Credits there cost this many times more, e.g. "1.5"')
+    tenancy: Tenancy = Field(
+        description="shared: every tenant's jobs run side by side and can see each other; "
+        "dedicated: only jobs of `dedicated_to`; per_job: a fresh cluster per job"
+    )
+    dedicated_to: str | None = None
     node_groups: list[NodeGroupOut]
 
 
@@ -229,6 +234,8 @@ def list_clusters(portal: PortalDep, principal: PrincipalDep) -> list[ClusterOut
                 backend=cluster.backend,
                 site=cluster.site,
                 price_multiplier=multiplier(cluster.price_multiplier_milli),
+                tenancy=cluster.tenancy,
+                dedicated_to=cluster.dedicated_to or None,
                 node_groups=groups,
             )
         )

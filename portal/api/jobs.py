@@ -23,15 +23,14 @@ from quotas.errors import NotFound
 from quotas.jobs import Job, JobEvent, JobSpec, JobState
 from quotas.quantities import Credits, Rate, parse_duration
 from quotas.quote import QuoteLine
+from quotas.runtime_env import checked_runtime_env as allowed_runtime_env
 from quotas.service import Books
 from scheduler.backends.base import (
-    PermanentBackendError,
     content_addressed_uri,
     content_digest,
     uploaded_packages,
     with_packages_renamed,
 )
-from scheduler.backends.ray import validate_runtime_env
 from scheduler.queue import request_cancel, submit
 
 router = APIRouter(tags=["jobs"])
@@ -47,9 +46,17 @@ class JobSubmission(Strict):
     time_limit: str = Field(default="1h", max_length=32, description="e.g. 4h, 90m, 2d")
     flavors: list[Annotated[str, Field(max_length=64)]] = Field(default=[], max_length=32)
     min_memory_gb: int | None = Field(default=None, ge=1, le=100_000)
-    runtime_env: dict[str, Any] = Field(default={}, description="Passed to Ray unchanged")
+    runtime_env: dict[str, Any] = Field(
+        default={},
+        description="Ray's runtime_env, limited to what a tenant may set (quotas.runtime_env): "
+        "working_dir and py_modules as packages you uploaded, pip and uv as requirement "
+        "specifiers, conda inline, env_vars that do not steer Ray or the GPUs",
+    )
     metadata: dict[str, Annotated[str, Field(max_length=1000)]] = Field(default={})
-    priority: PriorityClass = PriorityClass.NORMAL
+    priority: PriorityClass = Field(
+        default=PriorityClass.NORMAL,
+        description="urgent needs the project's priority grant (else 403); normal needs none",
+    )
     data_class: DataClass = DataClass.PUBLIC
     preemptible: bool = False
 
@@ -229,12 +236,11 @@ def checked_runtime_env(
     books: Books, owner: str, runtime_env: Mapping[str, object]
 ) -> dict[str, object]:
     """The runtime_env as Ray will take it, with each uploaded package renamed to the
-    content-addressed name of the bytes ``owner`` uploaded; refuses what Ray would refuse."""
-    try:
-        validate_runtime_env("(new)", runtime_env)
-    except PermanentBackendError as error:
-        raise Problem(400, str(error).replace("job (new): ", "", 1)) from error
-    return with_packages_renamed(runtime_env, own_packages(books, owner, runtime_env))
+    content-addressed name of the bytes ``owner`` uploaded. Refuses (``InvalidRuntimeEnv``,
+    400) any field a tenant may not set, without reading anything it names: the portal never
+    reads a server path on a tenant's behalf."""
+    allowed = allowed_runtime_env(runtime_env)
+    return with_packages_renamed(allowed, own_packages(books, owner, allowed))
 
 
 @router.post("/jobs", status_code=201, summary="Submit a job; the answer carries its quote")

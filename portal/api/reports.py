@@ -4,8 +4,9 @@ The CSV holds exactly the JSON's ``rows``, one line each, columns in the same or
 arithmetic lives in ``quotas.reports`` and the queries in ``quotas.db.reports``; this module
 reads, scopes and shapes. Scoping follows ``quotas.access``: admin and auditor see everything; a
 program manager the accounts and spend of their programs; a pi or researcher their projects.
-Spend by funder is for admin and auditor only. Cluster utilisation is pool-wide and open to
-every signed-in user: it says how busy the pool is, not who used it.
+Spend by funder is for admin and auditor only. The fair-share rows also say who used urgent
+work (a priority class granted per project) in the period. Cluster utilisation is pool-wide and
+open to every signed-in user: it says how busy the pool is, not who used it.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel, Field
 from portal.api.common import NO_NUL, Strict, csv_response
 from portal.deps import PortalDep, PrincipalDep, require
 from quotas.accounts import AccountKind
+from quotas.admission import PriorityClass
 from quotas.db.reports import ReportRepository
 from quotas.errors import InvalidInput
 from quotas.fairshare import fair_share
@@ -33,16 +35,19 @@ from quotas.quantities import SECONDS_PER_HOUR
 from quotas.reports import (
     BURN_WINDOW,
     DEFAULT_WINDOW,
+    NO_PRIORITY_USE,
     SECONDS_PER_DAY,
     WAIT_PERCENTILES,
     Capacity,
     FairShareRow,
+    PriorityUse,
     SpendBy,
     SpendRow,
     UtilisationRow,
     WaitRow,
     credits_by_account,
     fair_share_rows,
+    priority_use,
     spend,
     usage_by_project,
     usage_since,
@@ -138,6 +143,9 @@ class FairShareRowOut(Strict):
     exhausted_on: date | None = Field(
         description="When the credits left run out at this burn rate; null with no burn"
     )
+    urgent_jobs: int = Field(description="Urgent jobs (a granted class) that ran this period")
+    urgent_gpu_hours: float = Field(description="Their GPUs x run time this period")
+    urgent_used: str = Field(description="Credits charged to urgent jobs, net of refunds")
 
 
 class FairShareReport(Strict):
@@ -148,7 +156,7 @@ class FairShareReport(Strict):
     rows: list[FairShareRowOut]
 
 
-def fair_share_out(row: FairShareRow) -> FairShareRowOut:
+def fair_share_out(row: FairShareRow, urgent: PriorityUse = NO_PRIORITY_USE) -> FairShareRowOut:
     return FairShareRowOut(
         name=row.name,
         kind=row.kind,
@@ -165,6 +173,9 @@ def fair_share_out(row: FairShareRow) -> FairShareRowOut:
         left=str(row.credits.left),
         burn_per_day=str(row.burn.per_day),
         exhausted_on=row.burn.exhausted_on,
+        urgent_jobs=urgent.jobs,
+        urgent_gpu_hours=_hours(urgent.gpu_seconds),
+        urgent_used=str(urgent.used),
     )
 
 
@@ -181,7 +192,9 @@ def fairshare_report(
     form: Format = ReportFormat.JSON,
 ) -> BaseModel | Response:
     """Like Slurm's ``sshare``, with the period's credits: decayed usage orders work, the
-    non-decaying ledger caps it. Rows for the accounts the caller may read, in tree order."""
+    non-decaying ledger caps it. Rows for the accounts the caller may read, in tree order.
+    The ``urgent_*`` columns count the period so far: urgent jobs that ran in it, their
+    GPU-hours in it, and the credits charged to them in its ledger."""
     half_life = portal.settings.fair_share_half_life_hours * SECONDS_PER_HOUR
     with portal.books() as books:
         now = books.clock()
@@ -204,7 +217,17 @@ def fairshare_report(
             now,
             principal.readable_accounts(tree),
         )
-    out = [fair_share_out(row) for row in rows]
+        span = books.funding.period(name)
+        since, until = span.starts_at, min(span.ends_at, now)
+        urgent = priority_use(
+            tree,
+            PriorityClass.URGENT,
+            reports.priority_runs([PriorityClass.URGENT], since, until),
+            reports.spend(name),
+            since,
+            until,
+        )
+    out = [fair_share_out(row, urgent.get(row.name, NO_PRIORITY_USE)) for row in rows]
     report = FairShareReport(
         period=name,
         at=now,

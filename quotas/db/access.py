@@ -4,12 +4,12 @@ tokens, the audit log, and uploaded ``working_dir`` packages."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from quotas.access import POOL_ROLES, Principal, Role, Scope, principal
@@ -18,14 +18,19 @@ from quotas.db.models import (
     ApiTokenRow,
     AuditEntryRow,
     IdentityLinkRow,
+    JobRow,
     MembershipRow,
     PackageRow,
     ProgramManagerRow,
     RoleGrantRow,
     UserRow,
 )
-from quotas.db.repositories import as_utc, maybe_utc
+from quotas.db.repositories import AccountRepository, as_utc, maybe_utc
 from quotas.errors import InvalidInput, NotFound
+from quotas.jobs import JobState
+from quotas.packages import StorageUse, StoredPackage
+
+PACKAGE_STORAGE_LOCK_KEY = 0x677075706B67  # "gpupkg": one advisory lock key for package uploads
 
 
 def user_id(session: Session, name: str) -> int:
@@ -421,25 +426,41 @@ class PackageRepository:
 
     Each is kept for its uploader under the name their client gave it (``gcs://<name>``); the
     same name uploaded by two users is two packages, since a name is easy to forge. A package is
-    found again by its uploader and the sha256 of its bytes, which is how a job names it.
+    found again by its uploader and the sha256 of its bytes, which is how a job names it. Each
+    is charged to a project's storage quota (``quotas.packages``); the bytes themselves are read
+    only by ``content``.
+
+    ``digest`` and ``has_content`` lock the package they find against removal until the
+    transaction ends (PostgreSQL; SQLite serialises writers anyway), so a job submitted naming a
+    package is seen by a cleanup that would otherwise remove it.
     """
 
     def __init__(self, session: Session) -> None:
         self.session = session
 
     def exists(self, owner: str, uri: str) -> bool:
-        return self.session.get(PackageRow, (owner, uri)) is not None
+        found = self.session.scalar(
+            select(PackageRow.sha256).where(PackageRow.uploaded_by == owner, PackageRow.uri == uri)
+        )
+        return found is not None
 
     def digest(self, owner: str, uri: str) -> str | None:
         """The sha256 (hex) of ``owner``'s package named ``uri``; None if they uploaded none."""
-        row = self.session.get(PackageRow, (owner, uri))
-        return None if row is None else row.sha256
+        return self.session.scalar(
+            select(PackageRow.sha256)
+            .where(PackageRow.uploaded_by == owner, PackageRow.uri == uri)
+            .with_for_update(read=True)
+        )
 
-    def add(self, owner: str, uri: str, content: bytes, at: datetime) -> bool:
-        """Keep ``owner``'s package named ``uri``, unless they have one so named already: it is
-        kept as it is, never overwritten. Whether this one was stored."""
+    def add(
+        self, owner: str, uri: str, content: bytes, at: datetime, project: str | None = None
+    ) -> bool:
+        """Keep ``owner``'s package named ``uri``, charged to ``project``, unless they have one
+        so named already: it is kept as it is, never overwritten. Whether this one was stored.
+        Checking the quota is the caller's (``quotas.packages.check_upload``)."""
         if self.exists(owner, uri):
             return False
+        project_id = None if project is None else AccountRepository(self.session).id_of(project)
         self.session.add(
             PackageRow(
                 uploaded_by=owner,
@@ -448,6 +469,7 @@ class PackageRepository:
                 content=content,
                 size=len(content),
                 uploaded_at=at,
+                project_id=project_id,
             )
         )
         self.session.flush()
@@ -459,6 +481,7 @@ class PackageRepository:
             select(PackageRow.uri)
             .where(PackageRow.uploaded_by == owner, PackageRow.sha256 == sha256)
             .limit(1)
+            .with_for_update(read=True)
         )
         return found is not None
 
@@ -472,3 +495,119 @@ class PackageRepository:
         if found is None:
             raise NotFound(f"{owner} uploaded no package with sha256 {sha256}")
         return found
+
+    # -- storage quotas ---------------------------------------------------------------------
+
+    def lock_storage(self) -> None:
+        """Serialise uploads until this transaction ends, so that two never both fit the room
+        left for one (PostgreSQL; SQLite already serialises writers)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            self.session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": PACKAGE_STORAGE_LOCK_KEY}
+            )
+
+    def use(self, project: str) -> StorageUse:
+        """Bytes kept now for packages charged to ``project``, and for all packages."""
+        charged = self.session.scalar(
+            select(func.coalesce(func.sum(PackageRow.size), 0))
+            .join(AccountRow, AccountRow.id == PackageRow.project_id)
+            .where(AccountRow.name == project)
+        )
+        pool = self.session.scalar(select(func.coalesce(func.sum(PackageRow.size), 0)))
+        return StorageUse(project_bytes=int(charged or 0), pool_bytes=int(pool or 0))
+
+    def of_project(
+        self, project: str, limit: int = 50, offset: int = 0
+    ) -> tuple[list[StoredPackage], int]:
+        """A page of the packages charged to ``project``, newest first, and how many in all."""
+        query = (
+            select(*self._columns())
+            .join(AccountRow, AccountRow.id == PackageRow.project_id)
+            .where(AccountRow.name == project)
+        )
+        total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        page = query.order_by(PackageRow.uploaded_at.desc(), PackageRow.uploaded_by, PackageRow.uri)
+        rows = self.session.execute(page.offset(offset).limit(limit))
+        return [self._stored(row) for row in rows], total
+
+    # -- cleanup ----------------------------------------------------------------------------
+
+    def uploaded_before(
+        self, cutoff: datetime, after: tuple[datetime, str, str] | None = None, limit: int = 500
+    ) -> list[StoredPackage]:
+        """Up to ``limit`` packages uploaded before ``cutoff``, oldest first, from just after
+        ``after`` (the ``uploaded_at, uploaded_by, uri`` of the last one of the previous page);
+        each is locked for removal until the transaction ends."""
+        query = select(*self._columns()).outerjoin(
+            AccountRow, AccountRow.id == PackageRow.project_id
+        )
+        query = query.where(PackageRow.uploaded_at < cutoff)
+        if after is not None:
+            at, owner, uri = after
+            query = query.where(
+                (PackageRow.uploaded_at > at)
+                | (
+                    (PackageRow.uploaded_at == at)
+                    & (
+                        (PackageRow.uploaded_by > owner)
+                        | ((PackageRow.uploaded_by == owner) & (PackageRow.uri > uri))
+                    )
+                )
+            )
+        query = query.order_by(PackageRow.uploaded_at, PackageRow.uploaded_by, PackageRow.uri)
+        locked = query.limit(limit).with_for_update(of=PackageRow)
+        return [self._stored(row) for row in self.session.execute(locked)]
+
+    def runtime_envs(
+        self, submitters: Iterable[str], ended_after: datetime
+    ) -> list[tuple[str, Mapping[str, Any], datetime | None]]:
+        """``(submitter, runtime_env, ended_at)`` of each job by one of ``submitters`` that has
+        not ended (``ended_at`` None) or ended after ``ended_after``: the jobs that may still
+        need a package they uploaded."""
+        names = sorted(set(submitters))
+        if not names:
+            return []
+        waiting = [state.value for state in JobState if not state.is_terminal]
+        rows = self.session.execute(
+            select(
+                JobRow.submitter,
+                JobRow.runtime_env,
+                JobRow.state,
+                JobRow.ended_at,
+                JobRow.submitted_at,
+            )
+            .where(JobRow.submitter.in_(names))
+            .where(JobRow.state.in_(waiting) | (JobRow.ended_at > ended_after))
+        )
+        found: list[tuple[str, Mapping[str, Any], datetime | None]] = []
+        for submitter, runtime_env, state, ended_at, submitted_at in rows:
+            if state in waiting:
+                found.append((submitter, runtime_env, None))
+            else:
+                found.append((submitter, runtime_env, as_utc(ended_at or submitted_at)))
+        return found
+
+    def remove(self, packages: Iterable[StoredPackage]) -> None:
+        for package in packages:
+            self.session.execute(
+                delete(PackageRow).where(
+                    PackageRow.uploaded_by == package.uploaded_by, PackageRow.uri == package.uri
+                )
+            )
+        self.session.flush()
+
+    @staticmethod
+    def _columns() -> tuple[Any, ...]:
+        return (
+            PackageRow.uploaded_by,
+            PackageRow.uri,
+            PackageRow.sha256,
+            PackageRow.size,
+            AccountRow.name,
+            PackageRow.uploaded_at,
+        )
+
+    @staticmethod
+    def _stored(row: Any) -> StoredPackage:
+        uploaded_by, uri, sha256, size, project, uploaded_at = row
+        return StoredPackage(uploaded_by, uri, sha256, size, project, as_utc(uploaded_at))

@@ -157,6 +157,26 @@ class ProgramManagerRow(Base):
     program_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
 
 
+class PriorityGrantRow(Base):
+    """A project may submit work of a priority class above ``normal`` (``quotas.priorities``),
+    until ``expires_at`` when one is set. Revoking deletes the row; the audit log keeps both."""
+
+    __tablename__ = "priority_grants"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    priority: Mapped[str] = mapped_column(String(16), primary_key=True)
+    granted_by: Mapped[str] = mapped_column(Name)
+    granted_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("priority IN ('urgent')", name="priority_granted"),
+        CheckConstraint(
+            "expires_at IS NULL OR expires_at > granted_at", name="expires_after_granted"
+        ),
+    )
+
+
 class ClusterRow(Base):
     __tablename__ = "clusters"
 
@@ -165,6 +185,12 @@ class ClusterRow(Base):
     address: Mapped[str] = mapped_column(String(500), default="")
     site: Mapped[str] = mapped_column(String(32))
     price_multiplier_milli: Mapped[int] = mapped_column(Integer, default=1000)
+    tenancy: Mapped[str] = mapped_column(String(16), server_default="shared")
+    dedicated_to: Mapped[str] = mapped_column(Name, server_default="")
+
+    __table_args__ = (
+        CheckConstraint("tenancy IN ('shared', 'dedicated', 'per_job')", name="tenancy_known"),
+    )
 
 
 class NodeGroupRow(Base):
@@ -363,7 +389,11 @@ class PackageRow(Base):
     """A ``working_dir`` or ``py_modules`` zip a Ray client uploaded, kept under the name the
     client chose (``gcs://_ray_pkg_<hash>.zip``) *for its uploader only*: names are easy to forge,
     so the same name uploaded by two users is two packages. ``sha256`` addresses the bytes: a job
-    names its packages by it (see ``portal.rayjobs``), and dispatch forwards exactly those bytes."""
+    names its packages by it (see ``portal.rayjobs``), and dispatch forwards exactly those bytes.
+
+    ``project_id`` is the project whose storage quota the upload is charged to
+    (``quotas.packages``); packages uploaded before quotas existed are charged to none and count
+    in the pool's total only."""
 
     __tablename__ = "packages"
 
@@ -372,6 +402,7 @@ class PackageRow(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     content: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)
-    uploaded_at: Mapped[datetime]
+    uploaded_at: Mapped[datetime] = mapped_column(index=True)
+    project_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
 
     __table_args__ = (Index("ix_packages_uploaded_by_sha256", "uploaded_by", "sha256"),)

@@ -13,11 +13,12 @@ from datetime import datetime
 from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
+from quotas.admission import PriorityClass
 from quotas.db.models import AccountRow, ClusterRow, JobEventRow, JobRow, LedgerEntryRow
 from quotas.db.repositories import as_utc
 from quotas.jobs import JobState
 from quotas.ledger import Bucket
-from quotas.reports import RunInterval, SpendItem
+from quotas.reports import PriorityRun, RunInterval, SpendItem
 
 Entries = LedgerEntryRow
 
@@ -82,6 +83,7 @@ class ReportRepository:
                 spent.c.amount,
                 JobRow.flavor,
                 ClusterRow.site,
+                JobRow.priority,
             )
             .join(AccountRow, AccountRow.id == spent.c.account_id)
             .outerjoin(JobRow, JobRow.id == spent.c.job)
@@ -91,8 +93,16 @@ class ReportRepository:
         if projects is not None:
             query = query.where(AccountRow.name.in_(list(projects)))
         return [
-            SpendItem(project, funder, job, int(amount), flavor, site)
-            for project, funder, job, amount, flavor, site in self.session.execute(query)
+            SpendItem(
+                project,
+                funder,
+                job,
+                int(amount),
+                flavor,
+                site,
+                PriorityClass(priority) if priority is not None else None,
+            )
+            for project, funder, job, amount, flavor, site, priority in self.session.execute(query)
         ]
 
     def gpus_by_project(self, states: Iterable[JobState]) -> dict[str, int]:
@@ -121,6 +131,41 @@ class ReportRepository:
             RunInterval(cluster, flavor, gpus, as_utc(started), as_utc(ended) if ended else None)
             for cluster, flavor, gpus, started, ended in self.session.execute(query)
             if cluster is not None and flavor is not None and started is not None
+        ]
+
+    def priority_runs(
+        self, priorities: Iterable[PriorityClass], since: datetime, until: datetime
+    ) -> list[PriorityRun]:
+        """Run intervals, with project and job, of the jobs of ``priorities`` that started
+        before ``until`` and had not ended by ``since``."""
+        query = (
+            select(
+                AccountRow.name,
+                JobRow.id,
+                JobRow.priority,
+                JobRow.gpus,
+                JobRow.started_at,
+                JobRow.ended_at,
+            )
+            .join(AccountRow, AccountRow.id == JobRow.project_id)
+            .where(
+                JobRow.priority.in_([priority.value for priority in priorities]),
+                JobRow.started_at.is_not(None),
+                JobRow.started_at < until,
+                JobRow.ended_at.is_(None) | (JobRow.ended_at > since),
+            )
+        )
+        return [
+            PriorityRun(
+                project,
+                job,
+                PriorityClass(priority),
+                gpus,
+                as_utc(started),
+                as_utc(ended) if ended else None,
+            )
+            for project, job, priority, gpus, started, ended in self.session.execute(query)
+            if started is not None
         ]
 
     def first_admissions(

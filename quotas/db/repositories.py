@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from quotas.accounts import Account, AccountKind, AccountTree
 from quotas.admission import DataClass, PriorityClass, SiteKind
-from quotas.allocations import AllocationRequest, RequestState
+from quotas.allocations import AUTO_APPROVER, AllocationRequest, RequestState
 from quotas.db.models import (
     AccountRow,
     AllocationRequestRow,
@@ -37,7 +37,7 @@ from quotas.db.models import (
 from quotas.errors import NoSuchAccount, NoSuchFlavor, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
-from quotas.inventory import BackendKind, ClusterSpec, Inventory
+from quotas.inventory import BackendKind, ClusterSpec, Inventory, Tenancy
 from quotas.jobs import Job, JobEvent, JobSpec, JobState, Placed, StopCause
 from quotas.ledger import Balances, Bucket, EntryKind, Pocket, Posting
 from quotas.quantities import Credits, Rate
@@ -382,6 +382,8 @@ class ClusterRepository:
                 address=cluster.address,
                 site=cluster.site.value,
                 price_multiplier_milli=cluster.price_multiplier_milli,
+                tenancy=cluster.tenancy.value,
+                dedicated_to=cluster.dedicated_to,
             )
         )
         self.session.flush()
@@ -410,6 +412,8 @@ class ClusterRepository:
                 inventory=tuple(groups.get(row.name, [])),
                 address=row.address,
                 price_multiplier_milli=row.price_multiplier_milli,
+                tenancy=Tenancy(row.tenancy),
+                dedicated_to=row.dedicated_to,
             )
             for row in self.session.scalars(select(ClusterRow).order_by(ClusterRow.name))
         ]
@@ -717,6 +721,19 @@ class AllocationRepository:
         if state is not None:
             query = query.where(AllocationRequestRow.state == state.value)
         return [(row.id, self._request(row, name)) for row, name in self.session.execute(query)]
+
+    def auto_approved(self, project: str, period: str) -> Credits:
+        """Credits the system approved on its own for ``project`` in ``period``, all requests."""
+        total = self.session.scalar(
+            select(func.coalesce(func.sum(AllocationRequestRow.awarded_milli), 0))
+            .join(AccountRow, AccountRow.id == AllocationRequestRow.project_id)
+            .where(
+                AccountRow.name == project,
+                AllocationRequestRow.period == period,
+                AllocationRequestRow.reviewer == AUTO_APPROVER,
+            )
+        )
+        return Credits(int(total or 0))
 
     def _request(self, row: AllocationRequestRow, project: str) -> AllocationRequest:
         return AllocationRequest(

@@ -120,6 +120,15 @@ class GpuAccounting(Protocol):
 
 
 @runtime_checkable
+class JobListing(Protocol):
+    """Optional: every job on the cluster, gpupool's or not, so jobs that bypassed the books
+    (submitted straight to the cluster) can be found and stopped."""
+
+    async def active_jobs(self) -> list[str]:
+        """The ids of the jobs that have not ended on the cluster."""
+
+
+@runtime_checkable
 class PackageStore(Protocol):
     """Optional: a backend that keeps uploaded runtime_env packages by URI (Ray's GCS)."""
 

@@ -42,11 +42,13 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Self, TypeAlias
+from typing import Self, TypeAlias
 from urllib.parse import quote
 
 import httpx
 
+from quotas.errors import InvalidRuntimeEnv
+from quotas.runtime_env import checked_runtime_env
 from scheduler.backends.base import (
     FlavorCapacity,
     LaunchSpec,
@@ -100,7 +102,6 @@ TASK_HOLDING_STATES = frozenset(
     {"SUBMITTED_TO_WORKER", "RUNNING", "RUNNING_IN_RAY_GET", "RUNNING_IN_RAY_WAIT"}
 )
 STATE_API_LIMIT = 10_000
-PATH_FIELDS = frozenset({"working_dir", "py_modules"})
 EPSILON = 1e-9
 
 Json: TypeAlias = dict[str, object]
@@ -110,8 +111,9 @@ class RayBackend:
     """Runs gpupool jobs on one Ray cluster, addressed by its dashboard URL.
 
     ``flavor_resources`` maps each flavor to the Ray custom resource that marks its GPUs; without
-    it every custom resource on a node with GPUs is a flavor of the same name. ``client`` (or
-    just ``transport``) may be injected for tests; an injected client is not closed here.
+    it every custom resource on a node with GPUs is a flavor of the same name. ``auth_token`` is
+    the cluster's token when Ray's token authentication is on (sent as a bearer token). ``client``
+    (or just ``transport``) may be injected for tests; an injected client is not closed here.
     """
 
     def __init__(
@@ -119,6 +121,7 @@ class RayBackend:
         address: str,
         *,
         headers: Mapping[str, str] | None = None,
+        auth_token: str | None = None,
         timeout: float = 10.0,
         flavor_resources: Mapping[str, str] | None = None,
         client: httpx.AsyncClient | None = None,
@@ -127,8 +130,11 @@ class RayBackend:
         self.address = address.rstrip("/")
         self.flavor_resources = dict(flavor_resources) if flavor_resources is not None else None
         self._owns_client = client is None
+        sent = dict(headers or {})
+        if auth_token:
+            sent["Authorization"] = f"Bearer {auth_token}"
         self._client = client or httpx.AsyncClient(
-            headers=dict(headers or {}),
+            headers=sent,
             timeout=timeout,
             transport=transport,
         )
@@ -297,6 +303,21 @@ class RayBackend:
             if nodes
         }
 
+    # -- JobListing ---------------------------------------------------------------------------
+
+    async def active_jobs(self) -> list[str]:
+        """Submission ids of the jobs Ray has not ended, whoever submitted them."""
+        listed = await self._get_json("/api/jobs/", "listing jobs")
+        active: list[str] = []
+        for details in listed if isinstance(listed, list) else []:
+            if not isinstance(details, dict):
+                continue
+            submission_id = details.get("submission_id")
+            state = JOB_STATES.get(str(details.get("status")))
+            if isinstance(submission_id, str) and state is not None and not state.is_terminal:
+                active.append(submission_id)
+        return active
+
     # -- GpuAccounting ------------------------------------------------------------------------
 
     async def gpus_in_use(self) -> Mapping[str, float]:
@@ -425,25 +446,19 @@ def run_status(details: Mapping[str, object]) -> RunStatus:
 
 
 def validate_runtime_env(job_id: str, runtime_env: Mapping[str, object]) -> None:
-    """Refuse a runtime_env Ray would refuse, before it reaches the cluster.
+    """Refuse a runtime_env a tenant may not set, before it reaches the cluster.
 
-    Ray's Jobs API accepts any dict and only fails the job afterwards, as if its own supervisor
-    had failed (``JOB_SUPERVISOR_ACTOR_START_FAILURE``); checking here with Ray's own validator
-    makes a malformed runtime_env the permanent, job's-own error it is. Fields naming paths
-    (``working_dir``, ``py_modules``) are left to the cluster: a path is read on the cluster's
-    nodes, not here.
+    The portal checks every runtime_env at submit with the same rules
+    (``quotas.runtime_env``); checking again here keeps one stored before those rules, or
+    written past the portal, from reaching Ray, whose own parsing reads the files a runtime_env
+    names and quotes them in the job's failure. The check reads nothing and never quotes the
+    value, so the job's reason cannot carry anything from the host. A refusal is permanent:
+    the job's own fault.
     """
-    checked: dict[str, Any] = {
-        key: value for key, value in runtime_env.items() if key not in PATH_FIELDS
-    }
-    if not checked:
-        return
-    from ray.runtime_env import RuntimeEnv  # heavy: imported only when there is one
-
     try:
-        RuntimeEnv(**checked)
-    except (TypeError, ValueError) as error:
-        raise PermanentBackendError(f"job {job_id}: invalid runtime_env: {error}") from error
+        checked_runtime_env(runtime_env)
+    except InvalidRuntimeEnv as error:
+        raise PermanentBackendError(f"job {job_id}: {error}") from error
 
 
 def is_system_fault(error_type: object, exit_code: int | None, message: object = "") -> bool:

@@ -1,7 +1,8 @@
 """Which backend runs each cluster: built from the clusters the books declare.
 
 A Ray cluster with an address gets a ``RayBackend`` for that address; a Ray cluster without one
-is served by the embedded local Ray cluster (``gpupool serve`` starts it), when there is one.
+is served by the embedded local Ray cluster (``gpupool serve`` starts it), when there is one,
+with the embedded cluster's auth token.
 Clusters with no backend available here are left out, so nothing is admitted onto them.
 """
 
@@ -13,6 +14,7 @@ from quotas.flavors import Flavor
 from quotas.inventory import BackendKind, ClusterSpec
 from scheduler.backends.base import Backend
 from scheduler.backends.ray import RayBackend
+from scheduler.embedded import RayEndpoint
 
 
 def embedded_inventory(
@@ -31,20 +33,30 @@ def embedded_inventory(
 def build_backends(
     clusters: Iterable[ClusterSpec],
     flavors: Mapping[str, Flavor],
-    embedded_address: str | None = None,
+    embedded: RayEndpoint | None = None,
+    auth_tokens: Mapping[str, str] | None = None,
 ) -> dict[str, Backend]:
+    """A backend per cluster that can be reached from here; ``auth_tokens`` gives the Ray auth
+    token of each cluster address that needs one (the embedded cluster's comes with it)."""
     resources = {name: flavor.ray_resource for name, flavor in flavors.items()}
     shared: dict[str, RayBackend] = {}
     backends: dict[str, Backend] = {}
     for cluster in clusters:
         if cluster.backend is not BackendKind.RAY:
             continue
-        address = cluster.address or embedded_address
-        if not address:
+        tokens = auth_tokens or {}
+        endpoint = (
+            RayEndpoint(cluster.address, tokens.get(cluster.address.rstrip("/")))
+            if cluster.address
+            else embedded
+        )
+        if endpoint is None:
             continue
-        if address not in shared:
-            shared[address] = RayBackend(address, flavor_resources=resources)
-        backends[cluster.name] = shared[address]
+        if endpoint.address not in shared:
+            shared[endpoint.address] = RayBackend(
+                endpoint.address, auth_token=endpoint.auth_token, flavor_resources=resources
+            )
+        backends[cluster.name] = shared[endpoint.address]
     return backends
 
 

@@ -30,6 +30,7 @@ import aiohttp
 import httpx
 import pytest
 import uvicorn
+from pydantic import SecretStr
 from ray._private.runtime_env.packaging import get_uri_for_directory
 from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
@@ -37,7 +38,7 @@ from sqlalchemy import Engine
 
 from portal.app import create_app
 from portal.problems import Problem
-from portal.rayjobs import exit_code, gpu_count, job_details, ray_status
+from portal.rayjobs import exit_code, gpu_count, job_details, own_job_id, ray_status
 from portal.server import QuietServer
 from quotas.admission import DataClass, PriorityClass, SiteKind
 from quotas.db.access import PackageRepository
@@ -49,7 +50,7 @@ from quotas.service import Books
 from scheduler.backends.base import content_addressed_uri
 from scheduler.backends.ray import RayBackend
 from scheduler.backends.registry import build_backends, close_backends
-from scheduler.embedded import EmbeddedRayCluster, free_port
+from scheduler.embedded import EmbeddedRayCluster, RayEndpoint, free_port
 from scheduler.loop import run_scheduler
 from tests.conftest import new_database
 from tests.portal.conftest import seed_portal
@@ -59,6 +60,7 @@ RAY_CLI = str(Path(sys.executable).parent / "ray")
 SOLO = "dohyun.choi"  # one project: hanbit-robot-policy
 TWO_PROJECTS = "jiwoo.jung"  # kaist-nlp and hanbit-robot-policy
 OUTSIDER = "eunji.han"  # postech-materials only
+UPLOADS_CHARGED_TO = {TWO_PROJECTS: "kaist-nlp"}
 
 
 def python(code: str) -> str:
@@ -70,10 +72,15 @@ class Gateway:
     url: str
     engine: Engine
     tokens: dict[str, str]
-    ray_address: str
+    ray: RayEndpoint
 
     def headers(self, user: str) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.tokens[user]}"}
+        """The user's token, and for someone in several projects the project their uploads
+        are charged to (Ray's client sends the same headers with every request)."""
+        headers = {"Authorization": f"Bearer {self.tokens[user]}"}
+        if user in UPLOADS_CHARGED_TO:
+            headers["X-Gpupool-Project"] = UPLOADS_CHARGED_TO[user]
+        return headers
 
     def client(self, user: str) -> JobSubmissionClient:
         return JobSubmissionClient(self.url, headers=self.headers(user))
@@ -95,7 +102,7 @@ class Gateway:
 
     def on_ray(self, uri: str) -> bool:
         async def ask() -> bool:
-            async with RayBackend(self.ray_address) as ray:
+            async with RayBackend(self.ray.address, auth_token=self.ray.auth_token) as ray:
                 return await ray.has_package(uri)
 
         return asyncio.run(ask())
@@ -138,7 +145,12 @@ def gateway(
     with new_database(backend, data_dir) as url:
         settings, engine, _, tokens = seed_portal(url, data_dir)
         settings = settings.model_copy(
-            update={"cycle_seconds": 0.5, "wake_seconds": 0.05, "charge_interval_seconds": 1}
+            update={
+                "cycle_seconds": 0.5,
+                "wake_seconds": 0.05,
+                "charge_interval_seconds": 1,
+                "ray_auth_tokens": {ray_cluster.address: SecretStr(ray_cluster.auth_token)},
+            }
         )
         with transaction(session_factory(engine)) as session:
             books = Books(session)
@@ -166,7 +178,7 @@ def gateway(
         stop = asyncio.Event()
 
         async def serve() -> None:
-            backends = build_backends(clusters, flavors)
+            backends = build_backends(clusters, flavors, auth_tokens=settings.ray_tokens())
             scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop))
             serving = asyncio.create_task(server.serve())
             await stop.wait()
@@ -183,7 +195,7 @@ def gateway(
             assert time.monotonic() < deadline, "the portal did not start in time"
             time.sleep(0.05)
         try:
-            yield Gateway(base, engine, tokens, ray_cluster.address)
+            yield Gateway(base, engine, tokens, ray_cluster.endpoint)
         finally:
             loop.call_soon_threadsafe(stop.set)
             thread.join(timeout=20)
@@ -452,7 +464,8 @@ def test_ray_job_submit_with_a_working_dir(gateway: Gateway, tmp_path: Path) -> 
     assert "forwarded with the working_dir" in logs.stdout
     uploaded = get_uri_for_directory(str(tmp_path), include_gitignore=True)
     named = gateway.package_named(TWO_PROJECTS, uploaded)  # by the sha256 of the zip
-    assert gateway.job(job_id).spec.runtime_env["working_dir"] == named
+    # the submitter's own name for the job, kept in their namespace
+    assert gateway.job(own_job_id(TWO_PROJECTS, job_id)).spec.runtime_env["working_dir"] == named
     assert gateway.on_ray(named)
     assert not gateway.on_ray(uploaded)  # the client's name never reaches the cluster
 
@@ -488,7 +501,8 @@ def test_a_package_planted_under_your_directorys_name_never_runs_in_your_job(
     assert secret in submitted.stdout
     assert "planted" not in submitted.stdout
     named = gateway.package_named(TWO_PROJECTS, uploaded)  # the victim's client uploaded its own
-    assert gateway.job(job_id).spec.runtime_env["working_dir"] == named
+    # the submitter's own name for the job, kept in their namespace
+    assert gateway.job(own_job_id(TWO_PROJECTS, job_id)).spec.runtime_env["working_dir"] == named
     assert named != gateway.package_named(OUTSIDER, uploaded)
     # nor can the other user run the victim's bytes by naming them
     with pytest.raises(RuntimeError, match=r"400.*never uploaded"):

@@ -32,6 +32,7 @@ import pytest
 
 from portal.tokens import issue
 from quotas.access import Role, Scope
+from quotas.admission import PriorityClass
 from quotas.allocations import AllocationRequest
 from quotas.clock import utc_now
 from quotas.db.repositories import PeopleRepository
@@ -84,6 +85,9 @@ def setup(demo: Demo) -> Ids:
         for user in ("new.admin", "new.pm", "new.pi", "new.other"):
             PeopleRepository(books.session).add_user(user)
         ids.link = books.link_subject("https://id.example", "s-0", "jiwoo.jung")
+        manager = books.roles.principal("jaehyun.kim")
+        for project in ("kaist-nlp", "kaist-protein"):  # grants to revoke
+            books.grant_priority(project, PriorityClass.URGENT, manager)
         period = ids.period = books.current_period().name
         ask = AllocationRequest("kaist-nlp", period, Credits.of(9_000), "more epochs")
         ids.draft = books.request_allocation(ask, "seoyeon.lee")
@@ -197,6 +201,10 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
         call("GET", "/api/v1/accounts/kaist-nlp/members"),
         row(KAIST_READ),
     ),
+    ("GET", "/api/v1/accounts/{project}/packages"): (
+        call("GET", "/api/v1/accounts/kaist-nlp/packages"),
+        row(KAIST_READ),
+    ),
     ("POST", "/api/v1/accounts/{project}/members"): (
         call(
             "POST",
@@ -219,6 +227,24 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
             },
         ),
         row("admin=204 auditor=403 pm=204 other_pm=404 pi=204 researcher=403 outsider=404"),
+    ),
+    # priority grants: urgent work needs one; only the program's manager or an admin grants
+    ("GET", "/api/v1/accounts/{project}/priority-grants"): (
+        call("GET", "/api/v1/accounts/kaist-nlp/priority-grants"),
+        row(KAIST_READ),
+    ),
+    ("PUT", "/api/v1/accounts/{project}/priority-grants/{priority}"): (
+        call("PUT", "/api/v1/accounts/kaist-nlp/priority-grants/urgent", json={}),
+        row("admin=200 auditor=403 pm=200 other_pm=404 pi=403 researcher=403 outsider=404"),
+    ),
+    ("DELETE", "/api/v1/accounts/{project}/priority-grants/{priority}"): (
+        call(
+            "DELETE",
+            "/api/v1/accounts/{target}/priority-grants/urgent",
+            # the admin revokes kaist-protein's grant, leaving kaist-nlp's to the pm
+            targets={"admin": "kaist-protein", "*": "kaist-nlp"},
+        ),
+        row("admin=204 auditor=403 pm=204 other_pm=404 pi=403 researcher=403 outsider=404"),
     ),
     # allocation requests
     ("GET", "/api/v1/allocation-requests"): (
@@ -244,18 +270,25 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
     ("POST", "/api/v1/allocation-requests/{request_id}/review"): (
         call(
             "POST",
-            "/api/v1/allocation-requests/{submitted}/review",
+            "/api/v1/allocation-requests/{target}/review",
+            # the admin reviews the demo's waiting request 7, leaving {submitted} to the pm
+            targets={"admin": "7", "*": "{submitted}"},
             json={"decision": "approve", "reason": "good plan"},
         ),
-        row("admin=403 auditor=403 pm=200 other_pm=404 pi=403 researcher=403 outsider=404"),
+        row("admin=200 auditor=403 pm=200 other_pm=404 pi=403 researcher=403 outsider=404"),
     ),
     ("POST", "/api/v1/allocation-requests/{request_id}/withdraw"): (
         call("POST", "/api/v1/allocation-requests/{draft}/withdraw"),
         row("admin=200 auditor=403 pm=403 other_pm=404 pi=409 researcher=403 outsider=404"),
     ),
     ("POST", "/api/v1/allocation-requests/{request_id}/tranches/{seq}/release"): (
-        call("POST", "/api/v1/allocation-requests/{awarded}/tranches/2/release"),
-        row("admin=403 auditor=403 pm=200 other_pm=404 pi=403 researcher=403 outsider=404"),
+        call(
+            "POST",
+            "/api/v1/allocation-requests/{target}/tranches/2/release",
+            # the admin releases the demo's request 1 (hanbit), leaving {awarded} to the pm
+            targets={"admin": "1", "*": "{awarded}"},
+        ),
+        row("admin=200 auditor=403 pm=200 other_pm=404 pi=403 researcher=403 outsider=404"),
     ),
     # the catalogue: everyone signed in reads it, only the admin changes it
     ("GET", "/api/v1/flavors"): (call("GET", "/api/v1/flavors"), row(ALL_READ)),
@@ -418,9 +451,14 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
         row(ALL_READ.replace("200", "404")),
     ),
     ("PUT", "/api/packages/{protocol}/{name}"): (
-        call("PUT", "/api/packages/gcs/_ray_pkg_{role}.zip", content=b"PK\x05\x06" + bytes(18)),
-        # only those who may submit jobs upload what jobs run
-        row("admin=200 auditor=403 pm=403 other_pm=403 pi=200 researcher=200 outsider=200"),
+        call(
+            "PUT",
+            "/api/packages/gcs/_ray_pkg_{role}.zip",
+            content=b"PK\x05\x06" + bytes(18),
+            headers={"X-Gpupool-Project": "kaist-nlp"},  # the project charged for it
+        ),
+        # only those who may submit jobs to kaist-nlp upload what its jobs run
+        row("admin=200 auditor=403 pm=403 other_pm=403 pi=200 researcher=200 outsider=404"),
     ),
 }
 
@@ -431,7 +469,7 @@ def observe(demo: Demo, request: Request) -> dict[str, int]:
     for role in ORDER:
         method, path, options = request(ids, role)
         user = USERS[role]
-        headers = demo.headers(user) if user else {}
+        headers = {**(demo.headers(user) if user else {}), **options.pop("headers", {})}
         seen[role] = demo.client.request(method, path, headers=headers, **options).status_code
     return seen
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from scheduler.embedded import address_file, free_port
+from scheduler.embedded import STATE_FILE, free_port
 
 START_SECONDS = 120
 
@@ -71,10 +71,11 @@ def test_serve_demo_gives_a_working_portal_and_stops_cleanly(tmp_path: Path) -> 
         assert submitted.status_code == 201, submitted.text
         assert state == "succeeded"
         assert "from-gpupool" in logs
-        assert address_file(tmp_path).exists()
+        assert (tmp_path / "ray" / STATE_FILE).exists()
+        assert any(line.startswith("tenancy: shared") for line in lines)
     finally:
         process.send_signal(signal.SIGINT)
         rest, _ = process.communicate(timeout=60)
     assert process.returncode == 0, rest
     assert "stopping the local Ray cluster" in rest
-    assert not address_file(tmp_path).exists()
+    assert not (tmp_path / "ray" / STATE_FILE).exists()

@@ -229,6 +229,22 @@ def test_signing_out_ends_the_session(portal: OidcPortal) -> None:
     assert portal.client.get("/api/v1/jobs").status_code == 401
 
 
+def test_a_session_through_the_provider_ends_when_its_id_token_expires(
+    portal: OidcPortal,
+) -> None:
+    portal.link(SUBJECT, "jiwoo.jung")
+    signed_in = portal.sign_in()
+    cookie = signed_in.headers["set-cookie"]
+    assert portal.client.get("/api/v1/jobs").status_code == 200
+
+    later = utc_now() + timedelta(seconds=301)  # the provider's id tokens live 300 s
+    portal.client.app.state.portal.clock = lambda: later  # type: ignore[attr-defined]
+
+    assert 290 <= int(cookie.split("Max-Age=")[1].split(";")[0]) <= 300
+    assert portal.client.get("/api/v1/jobs").status_code == 401
+    assert "Signed in as" not in portal.client.get("/signin").text
+
+
 def test_a_group_link_holds_in_a_browser_session(portal: OidcPortal) -> None:
     portal.link(SUBJECT, "jiwoo.jung")
     portal.link_group("national-auditors", Role.AUDITOR)

@@ -12,6 +12,7 @@ the same training per credit, and a test that wants one flavor to be a better de
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -161,6 +162,7 @@ class PoolBuilder:
         self._running: dict[str, int] = {}
         self._usage: dict[str, float] | None = None
         self._clusters: dict[str, Cluster] = {}
+        self._releases: dict[tuple[str, str], tuple[tuple[datetime, int], ...]] = {}
         self._rates: dict[str, str] = {}
 
     # --- the account tree ---------------------------------------------------------------------
@@ -297,7 +299,26 @@ class PoolBuilder:
                 for node in range(group.nodes)
             )
             groups.append(NodeGroup(group.flavor, group.gpus_per_node, free))
-        self._clusters[cluster] = Cluster(old.name, old.site, tuple(groups))
+        self._clusters[cluster] = replace(old, groups=tuple(groups))
+        return self
+
+    def dedicated(self, cluster: str, to: str) -> PoolBuilder:
+        """Only jobs of ``to``'s subtree (an organization or program) may run on ``cluster``."""
+        self._clusters[cluster] = replace(self._clusters[cluster], dedicated_to=to)
+        return self
+
+    def released(self, cluster: str, **per_flavor: tuple[tuple[float, int], ...]) -> PoolBuilder:
+        """When busy GPUs of ``cluster`` come back at the latest: ``released("c", h100=((2,
+        8),))`` says 8 busy h100 GPUs there are released in 2 hours (their job's time limit)."""
+        for short, releases in per_flavor.items():
+            self._releases[(cluster, SHORT_NAMES[short])] = tuple(
+                sorted((NOW + timedelta(hours=hours), gpus) for hours, gpus in releases)
+            )
+        return self
+
+    def single_node(self, cluster: str) -> PoolBuilder:
+        """No job spans several nodes of ``cluster`` (a Ray cluster)."""
+        self._clusters[cluster] = replace(self._clusters[cluster], multi_node=False)
         return self
 
     def full(self, cluster: str) -> PoolBuilder:
@@ -306,7 +327,7 @@ class PoolBuilder:
         groups = tuple(
             NodeGroup(group.flavor, group.gpus_per_node, (0,) * group.nodes) for group in old.groups
         )
-        self._clusters[cluster] = Cluster(old.name, old.site, groups)
+        self._clusters[cluster] = replace(old, groups=groups)
         return self
 
     # --- results ------------------------------------------------------------------------------
@@ -327,6 +348,7 @@ class PoolBuilder:
             used=dict(self._used),
             running_gpus=dict(self._running),
             fair_share=None if self._usage is None else fair_share(tree, self._usage),
+            releases=dict(self._releases),
         )
 
 

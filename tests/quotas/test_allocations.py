@@ -19,9 +19,10 @@ from quotas.allocations import (
     TRANSITIONS,
     AllocationRequest,
     RequestState,
+    Reviewers,
     split,
 )
-from quotas.errors import InvalidInput, InvalidTransition
+from quotas.errors import ConflictOfInterest, Forbidden, InvalidInput, InvalidTransition
 from quotas.quantities import Credits
 
 DRAFT, SUBMITTED, APPROVED, ADJUSTED, DECLINED, WITHDRAWN, EXPIRED = RequestState
@@ -175,6 +176,46 @@ def test_without_a_tier_every_request_waits_for_a_program_manager() -> None:
     assert submitted.reviewer is None
 
 
+def test_the_tier_counts_what_the_project_was_auto_approved_before_in_the_period() -> None:
+    fits = a_request("1000").submit(Credits.of("2500"), auto_approved=Credits.of("1500"))
+    over = a_request("1000").submit(Credits.of("2500"), auto_approved=Credits.of("1500.001"))
+
+    assert (fits.state, fits.awarded) == (APPROVED, Credits.of("1000"))
+    assert fits.reason is not None
+    assert "auto-approved credits in 2025-q1 are now 2500.0 (1500.0 before" in fits.reason
+    assert (over.state, over.awarded, over.reviewer) == (SUBMITTED, None, None)
+
+
+def test_three_requests_at_the_limit_are_one_automatic_award_not_three() -> None:
+    tier = Credits.of("2000")
+    auto_approved = Credits.zero()
+    states = []
+    for _ in range(3):
+        submitted = a_request("2000").submit(tier, auto_approved)
+        states.append(submitted.state)
+        if submitted.reviewer == AUTO_APPROVER and submitted.awarded is not None:
+            auto_approved += submitted.awarded
+
+    assert states == [APPROVED, SUBMITTED, SUBMITTED]
+    assert auto_approved == tier
+
+
+def test_the_tier_check_says_why_in_words() -> None:
+    request = a_request("1000")
+
+    waiting = request.tier_check(Credits.of("2500"), Credits.of("2000"))
+    without = request.tier_check(None)
+
+    assert not waiting.approves
+    assert waiting.cumulative == Credits.of("3000")
+    assert waiting.why == (
+        "waiting for review: kaist-nlp's auto-approved credits in 2025-q1 would be 3000.0 "
+        "(2000.0 before this request), over the program's auto-approval tier (2500.0 credits)"
+    )
+    assert not without.approves
+    assert without.why == "waiting for review: the program has no auto-approval tier"
+
+
 def test_submitting_keeps_what_was_asked_for() -> None:
     draft = a_request("1234.5", percents=(30, 70))
     submitted = draft.submit(None)
@@ -251,6 +292,88 @@ def test_an_adjusted_award_must_be_positive(awarded: str) -> None:
     submitted = a_request().submit(None)
     with pytest.raises(InvalidInput, match="positive"):
         submitted.adjust(PM, "trimmed", Credits.of(awarded))
+
+
+# --- who may review: conflicts of interest ------------------------------------------------------
+
+
+def reviewers(managers: tuple[str, ...] = ("pm-kim", "pm-lee")) -> Reviewers:
+    """Request of kaist-nlp by its pi, pi-park; pm-lee also belongs to kaist-nlp."""
+    return Reviewers(
+        program="universities",
+        project="kaist-nlp",
+        requested_by="pi-park",
+        managers=managers,
+        members=("pi-park", "pm-lee", "researcher-cho"),
+    )
+
+
+def test_a_manager_without_a_conflict_reviews_as_program_manager() -> None:
+    authority = reviewers().authority("pm-kim", manages=True, admin=False)
+
+    assert (authority.role, authority.why) == (
+        "program manager",
+        "pm-kim manages program universities",
+    )
+
+
+@pytest.mark.parametrize(
+    ("person", "manages", "admin", "why"),
+    [
+        ("pm-lee", True, False, "pm-lee is a member of kaist-nlp"),
+        ("pi-park", False, False, "pi-park made this request"),
+        ("pi-park", True, True, "pi-park made this request"),
+        ("researcher-cho", False, True, "researcher-cho is a member of kaist-nlp"),
+    ],
+)
+def test_nobody_reviews_a_request_they_made_or_belong_to(
+    person: str, manages: bool, admin: bool, why: str
+) -> None:
+    with pytest.raises(ConflictOfInterest, match=f"conflict of interest: {why}; the review goes"):
+        reviewers().authority(person, manages=manages, admin=admin)
+
+
+def test_a_membership_granted_elsewhere_is_a_conflict_too() -> None:
+    with pytest.raises(ConflictOfInterest, match="pm-kim is a member of kaist-nlp"):
+        reviewers().authority("pm-kim", manages=True, admin=False, member=True)
+
+
+def test_a_conflicted_managers_review_goes_to_the_other_managers_or_an_admin() -> None:
+    with pytest.raises(ConflictOfInterest) as refused:
+        reviewers().authority("pm-lee", manages=True, admin=False)
+
+    assert str(refused.value).endswith(
+        "the review goes to a manager of universities (pm-kim) or an admin"
+    )
+    assert reviewers().free_managers == ["pm-kim"]
+
+
+def test_when_every_manager_has_a_conflict_the_review_goes_to_an_admin() -> None:
+    only_conflicted = reviewers(managers=("pm-lee",))
+
+    authority = only_conflicted.authority("admin", manages=False, admin=True)
+
+    assert only_conflicted.waiting_for() == (
+        "an admin (the program's manager (pm-lee) made the request or belongs to kaist-nlp)"
+    )
+    assert authority.role == "admin"
+    assert authority.why == (
+        "conflict of interest: the program's manager (pm-lee) made the request or belongs to "
+        "kaist-nlp"
+    )
+
+
+def test_an_admin_may_review_even_when_a_manager_could() -> None:
+    authority = reviewers().authority("admin", manages=False, admin=True)
+
+    assert (authority.role, authority.why) == ("admin", "an admin reviewed (pm-kim could have too)")
+
+
+def test_someone_neither_managing_nor_admin_is_refused_for_lack_of_a_role() -> None:
+    with pytest.raises(Forbidden, match="auditor does not manage program universities") as refused:
+        reviewers().authority("auditor", manages=False, admin=False)
+
+    assert not isinstance(refused.value, ConflictOfInterest)
 
 
 # --- the request itself --------------------------------------------------------------------------

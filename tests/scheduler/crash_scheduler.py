@@ -35,6 +35,7 @@ from quotas.service import Books
 from scheduler.backends.base import Backend, FlavorCapacity, GpuAccounting, LaunchSpec, RunStatus
 from scheduler.backends.registry import build_backends, close_backends
 from scheduler.cycle import Scheduler
+from scheduler.embedded import RayEndpoint
 from scheduler.lock import SchedulerLock
 from scheduler.settings import SchedulerSettings
 
@@ -49,6 +50,7 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("database_url")
     parser.add_argument("ray_address")
+    parser.add_argument("--ray-token-file", help="where the Ray cluster's auth token is")
     parser.add_argument("--crash-step", choices=STEPS)
     parser.add_argument("--crash-at", type=int, default=1, help="which occurrence of the step")
     parser.add_argument("--deadline", type=float, default=60.0, help="seconds")
@@ -115,7 +117,8 @@ async def main(args: argparse.Namespace) -> int:
         books = Books(session)
         clusters = books.clusters.all()
         flavors = books.flavors.all()
-    backends = build_backends(clusters, flavors, embedded_address=args.ray_address)
+    token = Path(args.ray_token_file).read_text() if args.ray_token_file else None
+    backends = build_backends(clusters, flavors, RayEndpoint(args.ray_address, token))
     crasher = Crasher(args.crash_step, args.crash_at)
     wrapped = {id(inner): CrashingBackend(inner, crasher) for inner in backends.values()}
     settings = SchedulerSettings(charge_interval_seconds=1, cycle_seconds=args.pause)

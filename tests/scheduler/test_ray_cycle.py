@@ -108,7 +108,7 @@ def ray_pool(fresh_database_url: str, ray_cluster: EmbeddedRayCluster) -> Iterat
             )
         )
     loop = asyncio.new_event_loop()
-    backend = RayBackend(ray_cluster.address)
+    backend = RayBackend(ray_cluster.address, auth_token=ray_cluster.auth_token)
     settings = SchedulerSettings(
         charge_interval_seconds=1, preempt_after_seconds=1, min_runtime_seconds=0
     )

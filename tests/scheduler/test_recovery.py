@@ -49,7 +49,7 @@ from quotas.service import Books
 from scheduler.backends.base import RunState, RunStatus
 from scheduler.backends.ray import RayBackend
 from scheduler.charging import owed_milli
-from scheduler.embedded import EmbeddedRayCluster
+from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
 from scheduler.queue import request_cancel, submit
 
 SCRIPT = Path(__file__).with_name("crash_scheduler.py")
@@ -57,7 +57,7 @@ PROJECT = "kaist-nlp"
 # Ray counts a job's time from when it accepted it; its supervisor took 2-3 s (over 4 s on a cold
 # cluster) on a 2-core machine to start the entrypoint, which must record its run before the
 # time limit stops it.
-TIME_LIMIT = 6
+TIME_LIMIT = 10  # seconds; a loaded 2-core machine can take several to start a job
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,21 @@ CRASH_POINTS = [
 class Pool:
     url: str
     factory: sessionmaker[Session]
-    ray_address: str
+    endpoint: RayEndpoint
+    token_file: Path
     ran: Path
     jobs: dict[str, Case]
 
     def scheduler(self, *options: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(SCRIPT), self.url, self.ray_address, *options],
+            [
+                sys.executable,
+                str(SCRIPT),
+                self.url,
+                self.endpoint.address,
+                f"--ray-token-file={self.token_file}",
+                *options,
+            ],
             capture_output=True,
             text=True,
             timeout=120,
@@ -138,7 +146,7 @@ class Pool:
 
     def ray(self, submission_ids: list[str] | None = None) -> dict[str, RunStatus]:
         return ray_statuses(
-            self.ray_address, list(self.jobs) if submission_ids is None else submission_ids
+            self.endpoint, list(self.jobs) if submission_ids is None else submission_ids
         )
 
     def runs(self) -> Counter[str]:
@@ -147,7 +155,7 @@ class Pool:
 
 @pytest.fixture
 def pool(
-    fresh_database_url: str, ray_cluster: EmbeddedRayCluster, tmp_path: Path
+    fresh_database_url: str, ray_cluster: EmbeddedRayCluster, tmp_path: Path, job_dir: Path
 ) -> Iterator[Callable[..., Pool]]:
     engine = make_engine(fresh_database_url)
     factory = session_factory(engine)
@@ -157,7 +165,7 @@ def pool(
     made: list[Pool] = []
 
     def make(*cases: Case) -> Pool:
-        ran = tmp_path / "ran.txt"
+        ran = job_dir / "ran.txt"
         tag = uuid.uuid4().hex[:8]
         jobs: dict[str, Case] = {}
         with transaction(factory) as session:
@@ -177,13 +185,15 @@ def pool(
                 )
                 jobs[job.id] = case
         engine.dispose()  # nothing of ours stays open while a scheduler runs
-        made.append(Pool(fresh_database_url, factory, ray_cluster.address, ran, jobs))
+        token_file = tmp_path / "ray.token"
+        token_file.write_text(ray_cluster.auth_token)
+        made.append(Pool(fresh_database_url, factory, ray_cluster.endpoint, token_file, ran, jobs))
         return made[-1]
 
     yield make
     engine.dispose()
     # Whatever a failed case left running must not hold the shared cluster's GPUs.
-    asyncio.run(stop_on_ray(ray_cluster.address, [job for each in made for job in each.jobs]))
+    asyncio.run(stop_on_ray(ray_cluster.endpoint, [job for each in made for job in each.jobs]))
 
 
 def entrypoint(ran: Path, code: str) -> str:
@@ -200,16 +210,16 @@ def entrypoint(ran: Path, code: str) -> str:
     return f"{shlex.quote(sys.executable)} -c {shlex.quote(program)}"
 
 
-def ray_statuses(address: str, submission_ids: list[str]) -> dict[str, RunStatus]:
+def ray_statuses(ray_endpoint: RayEndpoint, submission_ids: list[str]) -> dict[str, RunStatus]:
     async def read() -> dict[str, RunStatus]:
-        async with RayBackend(address) as ray:
+        async with RayBackend(ray_endpoint.address, auth_token=ray_endpoint.auth_token) as ray:
             return {each: await ray.status(each) for each in submission_ids}
 
     return asyncio.run(read())
 
 
-async def stop_on_ray(address: str, submission_ids: list[str]) -> None:
-    async with RayBackend(address) as ray:
+async def stop_on_ray(ray_endpoint: RayEndpoint, submission_ids: list[str]) -> None:
+    async with RayBackend(ray_endpoint.address, auth_token=ray_endpoint.auth_token) as ray:
         for each in submission_ids:
             await ray.cancel(each)
 

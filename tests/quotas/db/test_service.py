@@ -205,15 +205,38 @@ def _pocket(bucket: Bucket, account: str):  # type: ignore[no-untyped-def]
 class TestAllocationRequests:
     def test_small_requests_are_approved_and_awarded_on_submission(self, demo: Books) -> None:
         period = demo.current_period().name
-        request = AllocationRequest("postech-materials", period, Credits.of(5_000), "pilot")
+        # The demo auto-approved 4,000 of the tier's 5,000 to postech-materials: 1,000 still fits.
+        request = AllocationRequest("postech-materials", period, Credits.of(1_000), "pilot")
         request_id = demo.request_allocation(request, "eunji.han")
 
         submitted = demo.submit_request(request_id, "eunji.han")
 
         assert (submitted.state, submitted.reviewer) == (RequestState.APPROVED, AUTO_APPROVER)
-        assert demo.balances("postech-materials", period).committed == Credits.of(9_000)
+        assert demo.balances("postech-materials", period).committed == Credits.of(5_000)
         awards = demo.ledger.entries(account="postech-materials", kinds=[EntryKind.AWARD])
         assert awards[-1].posting.allocation == request_id
+        assert demo.allocations.auto_approved("postech-materials", period) == Credits.of(5_000)
+
+    def test_the_tier_caps_a_projects_cumulative_auto_approved_credits(self, demo: Books) -> None:
+        period = demo.current_period().name
+        request = AllocationRequest("postech-materials", period, Credits.of("1000.5"), "again")
+        request_id = demo.request_allocation(request, "eunji.han")
+
+        submitted = demo.submit_request(request_id, "eunji.han")
+
+        assert (submitted.state, submitted.awarded) == (RequestState.SUBMITTED, None)
+        assert demo.balances("postech-materials", period).committed == Credits.of(4_000)
+        entry = demo.audit.search(action="allocation.submit", target=f"allocation/{request_id}")
+        after = entry[0][0].after
+        assert after is not None
+        assert after["auto_approval"] == {
+            "tier": "5000.0",
+            "auto_approved_before": "4000.0",
+            "cumulative": "5000.5",
+            "approved": False,
+        }
+        assert "over the program's auto-approval tier" in after["why"]
+        assert "the review goes to a manager of universities (jaehyun.kim)" in after["why"]
 
     def test_large_requests_wait_for_a_program_manager_of_their_program(self, demo: Books) -> None:
         period = demo.current_period().name

@@ -94,7 +94,7 @@ async def settled(ray: RayBackend, job_id: str, *states: RunState) -> RunStatus:
 
 def on(cluster: EmbeddedRayCluster, scenario: Callable[[RayBackend], Awaitable[None]]) -> None:
     async def run() -> None:
-        async with RayBackend(cluster.address) as ray:
+        async with RayBackend(cluster.address, auth_token=cluster.auth_token) as ray:
             await scenario(ray)
 
     asyncio.run(run())
@@ -192,9 +192,9 @@ def test_a_cancelled_job_stops(ray_cluster: EmbeddedRayCluster) -> None:
 
 
 def test_submitting_a_job_twice_runs_it_once(
-    ray_cluster: EmbeddedRayCluster, tmp_path: Path
+    ray_cluster: EmbeddedRayCluster, job_dir: Path
 ) -> None:
-    runs = tmp_path / "runs.txt"
+    runs = job_dir / "runs.txt"
     job = a_job(python(f"open({str(runs)!r}, 'a').write('ran\\n')"))
 
     async def scenario(ray: RayBackend) -> None:
@@ -245,7 +245,9 @@ def test_capacity_shows_each_flavor_per_node_and_drops_while_a_job_holds_gpus(
 
 def test_capacity_names_flavors_as_configured(ray_cluster: EmbeddedRayCluster) -> None:
     async def scenario() -> None:
-        async with RayBackend(ray_cluster.address, flavor_resources={"h100": H100}) as ray:
+        async with RayBackend(
+            ray_cluster.address, auth_token=ray_cluster.auth_token, flavor_resources={"h100": H100}
+        ) as ray:
             capacity = await ray.capacity()
         assert list(capacity) == ["h100"]
         assert capacity["h100"].gpus_per_node == 4
@@ -277,15 +279,14 @@ time.sleep(300)
 
 
 def test_gpus_in_use_catches_a_job_using_more_than_it_reserved(
-    ray_cluster: EmbeddedRayCluster, tmp_path: Path
+    ray_cluster: EmbeddedRayCluster, job_dir: Path
 ) -> None:
-    script = tmp_path / "hog.py"
+    script = job_dir / "hog.py"
     script.write_text(HOG)
     job = a_job(
         f"{shlex.quote(sys.executable)} {shlex.quote(str(script))}",
         gpus=1,
         flavor=A100,
-        runtime_env={"env_vars": {"RAY_AUTH_MODE": "disabled"}},
     )
 
     async def scenario(ray: RayBackend) -> None:

@@ -1,0 +1,129 @@
+"""Uploaded packages: the storage an upload is charged to, and when a package may go.
+
+A ``working_dir`` or ``py_modules`` zip uploaded through the Ray Jobs API is kept in gpupool's
+database until jobs have run it. Two limits bound that storage: each upload is charged to one
+project, whose packages may take at most ``StorageQuota.project_bytes`` in all, and the
+packages of the whole pool at most ``StorageQuota.pool_bytes``. An upload that would pass
+either is refused whole (``check_upload``); nothing of it is kept.
+
+A package is *needed* while a job names it: a job names a package by its submitter (packages
+belong to their uploader) and the sha256 of its bytes. Once no queued or running job names it,
+the newest finished job that did ended more than ``Retention.after_last_job`` ago, and it was
+uploaded more than ``Retention.grace`` ago (so one uploaded for a job about to be submitted
+stays), it is removed (``unneeded``), which gives its bytes back to its project and the pool.
+
+Pure decisions over what the caller read: no database here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from quotas.errors import PoolStorageFull, ProjectStorageFull
+
+KIB = 1 << 10
+MIB = 1 << 20
+GIB = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class StorageQuota:
+    """How many bytes of packages one project, and the whole pool, may keep."""
+
+    project_bytes: int
+    pool_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class StorageUse:
+    """Bytes of packages kept now: those charged to one project, and all of the pool's."""
+
+    project_bytes: int
+    pool_bytes: int
+
+
+def check_upload(project: str, size: int, used: StorageUse, quota: StorageQuota) -> None:
+    """Refuse an upload of ``size`` bytes charged to ``project`` unless it fits both limits."""
+    if used.project_bytes + size > quota.project_bytes:
+        left = max(quota.project_bytes - used.project_bytes, 0)
+        raise ProjectStorageFull(
+            f"project {project}'s package storage is full: {size_text(used.project_bytes)} of "
+            f"its {size_text(quota.project_bytes)} quota is used, and this upload of "
+            f"{size_text(size)} does not fit in the {size_text(left)} left; packages no job "
+            "needs any more are removed over time, or ask an admin for a larger quota"
+        )
+    if used.pool_bytes + size > quota.pool_bytes:
+        raise PoolStorageFull(
+            f"gpupool's package storage ({size_text(quota.pool_bytes)} for the whole pool) "
+            f"has no room for this upload of {size_text(size)}; packages no job needs any "
+            "more are removed over time, so try again later"
+        )
+
+
+def size_text(size: int) -> str:
+    """``size`` bytes for people: ``512 B``, ``3.2 MiB``, ``1.0 GiB``."""
+    for unit, scale in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if size >= scale:
+            return f"{size / scale:.1f} {unit}"
+    return f"{size} B"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPackage:
+    """One uploaded package as kept: whose, under which name, which bytes, charged where."""
+
+    uploaded_by: str
+    uri: str
+    sha256: str
+    size: int
+    project: str | None
+    uploaded_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PackageUse:
+    """A job naming a package: its submitter and the sha256 of the bytes it runs.
+    ``ended_at`` is None while the job is queued or running."""
+
+    submitter: str
+    sha256: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """How long an unneeded package is kept: ``after_last_job`` past the end of the newest job
+    that named it, and at least ``grace`` past its upload."""
+
+    after_last_job: timedelta
+    grace: timedelta
+
+
+def unneeded(
+    packages: Iterable[StoredPackage],
+    uses: Iterable[PackageUse],
+    now: datetime,
+    retention: Retention,
+) -> list[StoredPackage]:
+    """The packages that may be removed at ``now``, given every job that names any of them and
+    is queued, running, or ended after ``now - retention.after_last_job``."""
+    running: set[tuple[str, str]] = set()
+    last_ended: dict[tuple[str, str], datetime] = {}
+    for use in uses:
+        key = (use.submitter, use.sha256)
+        if use.ended_at is None:
+            running.add(key)
+        elif key not in last_ended or use.ended_at > last_ended[key]:
+            last_ended[key] = use.ended_at
+    found: list[StoredPackage] = []
+    for package in packages:
+        key = (package.uploaded_by, package.sha256)
+        if key in running or now - package.uploaded_at < retention.grace:
+            continue
+        ended = last_ended.get(key)
+        if ended is not None and now - ended < retention.after_last_job:
+            continue
+        found.append(package)
+    return found
