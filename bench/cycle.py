@@ -25,8 +25,9 @@ Run from the repository root::
                           [--gpus 10000] [--credits-multiplier 10] [--seed 2025] [--profile]
 
 It prints ``BENCH <metric>=<value> <unit>`` lines (first-cycle time, admissions and decisions
-per second of it, the time of each step, the steady-state cycle time), the counts, and the most
-common wait reasons. ``--profile`` then runs both cycles again on a fresh SQLite database under
+per second of it, the time of each step, the steady-state cycle time, and the GPUs the first
+cycle leaves idle while a job that could use them waits), the counts, and the most common wait
+reasons. ``--profile`` then runs both cycles again on a fresh SQLite database under
 ``cProfile`` and prints the top functions of each.
 """
 
@@ -43,8 +44,8 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections import Counter
-from collections.abc import Callable, Coroutine, Iterator, Sequence
+from collections import Counter, defaultdict
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +57,7 @@ from sqlalchemy import Engine, text
 
 from bench.admission import FLAVORS, NOW, RATES, Pool, Scale, build_pool
 from quotas.accounts import AccountTree
+from quotas.admission import Admit, JobRequest, Snapshot, decide
 from quotas.db.migrate import upgrade
 from quotas.db.repositories import AccountRepository, JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
@@ -71,6 +73,7 @@ from scheduler.backends.base import Backend
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.cycle import CycleReport, Scheduler
 from scheduler.settings import SchedulerSettings
+from scheduler.snapshot import read_pool
 
 POSTGRES_ENV = "GPUPOOL_BENCH_DATABASE_URL"
 FUNDER = "bench-treasury"
@@ -323,6 +326,46 @@ def job_states(engine: Engine) -> tuple[Counter[str], Counter[str]]:
     return Counter(job.state.value for job in jobs), reasons
 
 
+def idle_gpus(snapshot: Snapshot, waiting: Iterable[JobRequest]) -> int:
+    """Free GPUs on which some waiting job would fit now, reservations aside.
+
+    A waiting job counts where ``decide`` alone would admit it on the snapshot as it stands (so
+    on a flavor it accepts, on a cluster open to it, within its credits, budgets and borrowing
+    limit); a free GPU counts if such a job fits on its node, or, for a job of whole nodes, if
+    the node is one of enough whole free nodes. The floor is 0.
+    """
+    sizes: defaultdict[tuple[str, str], set[int]] = defaultdict(set)
+    for request in waiting:
+        decision = decide(snapshot, request)
+        if isinstance(decision, Admit):
+            for placement in decision.placements:
+                sizes[(placement.cluster, placement.flavor)].add(request.gpus)
+    idle = 0
+    for cluster in snapshot.clusters:
+        for group in cluster.groups:
+            fitting = sizes.get((cluster.name, group.flavor))
+            if not fitting:
+                continue
+            per_node = group.gpus_per_node
+            smallest = min(fitting)
+            gang = min((gpus for gpus in fitting if gpus > per_node), default=None)
+            whole = group.free.count(per_node)
+            gang_fits = gang is not None and whole * per_node >= gang
+            idle += sum(
+                free for free in group.free if smallest <= free or (gang_fits and free == per_node)
+            )
+    return idle
+
+
+def idle_after(engine: Engine, clock: FixedClock, clusters: Iterable[str]) -> int:
+    """``idle_gpus`` on the pool as a cycle left it (read afresh, not timed)."""
+    half_life = SchedulerSettings().fair_share_half_life_hours * 3600
+    with transaction(session_factory(engine)) as session:
+        view = read_pool(Books(session, clock), clock(), half_life, clusters)
+    waiting = [job.spec.request(job.id, job.submitted_at) for job in view.queued]
+    return idle_gpus(view.snapshot, waiting)
+
+
 def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
     engine = make_engine(url)
     try:
@@ -341,6 +384,7 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
         )
         timed_steps(scheduler, steps)
         first = run_cycle(scheduler, steps)
+        idle = idle_after(engine, clock, scheduler.backends)
         clock.advance(options.steady_after)
         second = run_cycle(scheduler, steps)
         states, reasons = job_states(engine)
@@ -351,7 +395,10 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
     decided = len(report.admitted) + report.waiting + len(report.rejected)
     admitted = set(report.admitted)
     admitted_gpus = sum(job.gpus for job in pool.jobs if job.id in admitted)
-    print(f"[{label}] first cycle: {first.describe()} ({admitted_gpus} GPUs admitted)")
+    print(
+        f"[{label}] first cycle: {first.describe()} ({admitted_gpus} GPUs admitted, {idle} GPUs "
+        "left idle that a waiting job could use)"
+    )
     print(f"[{label}] steady cycle ({options.steady_after:g} s later): {second.describe()}")
     print(f"[{label}] jobs by state after both cycles: {dict(sorted(states.items()))}")
     for reason, count in reasons.most_common(6):
@@ -363,6 +410,7 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
     for step in STEPS:
         print(f"BENCH {name}_{step}_step_s={first.steps.get(step, 0.0):.3f} s")
     print(f"BENCH {name}_steady_cycle_s={second.seconds:.3f} s")
+    print(f"BENCH {name}_idle_gpus_first_cycle={idle} GPUs")
 
 
 def profile_cycles(directory: Path, pool: Pool, options: Options, top: int) -> None:

@@ -70,6 +70,14 @@ def choose_preemptions(
         place = (leaving.cluster, leaving.flavor)
         free[place] = free.get(place, 0) + leaving.gpus
     sites = {cluster.name: cluster.site for cluster in snapshot.clusters}
+    # Whether a running job may be preempted at all, and its program, do not depend on the
+    # waiting job: worked out once per call, not once per (waiting, running) pair.
+    programs: dict[str, str | None] = {}
+    eligible = [
+        (victim, _program_of(snapshot, victim.project, programs))
+        for victim in running
+        if _may_be_preempted(snapshot, victim, now, min_runtime_seconds)
+    ]
     for job in waiting:
         if now - job.submitted_at < timedelta(seconds=wait_bound_seconds):
             continue
@@ -85,14 +93,15 @@ def choose_preemptions(
         if room:  # GPUs already coming free (or free) cover it
             free[room[0]] -= job.gpus
             continue
-        program = _program(snapshot, job.project)
+        program = _program_of(snapshot, job.project, programs)
+        allowed = ALLOWED_SITES[job.data_class]
         candidates = [
             victim
-            for victim in running
+            for victim, victim_program in eligible
             if victim.id not in taken
-            and _is_victim(snapshot, victim, program, now, min_runtime_seconds)
+            and (program is None or victim_program != program)
             and (not job.flavors or victim.flavor in job.flavors)
-            and sites.get(victim.cluster) in ALLOWED_SITES[job.data_class]
+            and sites.get(victim.cluster) in allowed
         ]
         plan = _cheapest_plan(job, candidates, free)
         if plan is None:
@@ -158,18 +167,21 @@ def _borrowing(snapshot: Snapshot, project: str) -> bool:
     )
 
 
-def _is_victim(
-    snapshot: Snapshot,
-    victim: RunningJob,
-    program: str | None,
-    now: datetime,
-    min_runtime_seconds: float,
+def _program_of(snapshot: Snapshot, project: str, known: dict[str, str | None]) -> str | None:
+    if project not in known:
+        known[project] = _program(snapshot, project)
+    return known[project]
+
+
+def _may_be_preempted(
+    snapshot: Snapshot, victim: RunningJob, now: datetime, min_runtime_seconds: float
 ) -> bool:
+    """Never urgent work, never before its minimum runtime; opportunistic work always, other
+    work when it is preemptible and runs on borrowed capacity. (Never for a waiting job of its
+    own program: checked per waiting job.)"""
     if victim.priority is PriorityClass.URGENT:
         return False
     if now - victim.started_at < timedelta(seconds=min_runtime_seconds):
-        return False
-    if program is not None and _program(snapshot, victim.project) == program:
         return False
     if victim.priority is PriorityClass.OPPORTUNISTIC:
         return True

@@ -8,6 +8,7 @@ wait or a rejection, and that one cycle never overspends a budget or overbooks a
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import timedelta
 
@@ -26,12 +27,14 @@ from quotas.admission import (
     NodeGroup,
     PriorityClass,
     Reject,
+    Reservation,
     SiteKind,
     Snapshot,
     Wait,
     decide,
     decide_queue,
     order_queue,
+    plan_queue,
 )
 from quotas.flavors import Flavor, RateCard
 from quotas.quantities import Credits, Rate
@@ -968,48 +971,254 @@ def backfill_pool() -> PoolBuilder:
         .projects("kaist-nlp", "snu-medical-imaging", credits=10_000)
         .cluster("national-daejeon", h100=(2, 8))
         .busy("national-daejeon", h100=(8,))
-    )
-
-
-def with_releases(snapshot, *releases: tuple[float, int]):  # type: ignore[no-untyped-def]
-    return replace(
-        snapshot,
-        releases={H100: tuple((NOW + timedelta(hours=h), gpus) for h, gpus in releases)},
+        .released("national-daejeon", h100=((2, 8),))
     )
 
 
 def test_a_short_job_backfills_before_a_blocked_large_job() -> None:
-    snapshot = with_releases(backfill_pool().snapshot(), (2, 8))
+    snapshot = backfill_pool().snapshot()
     large = a_job("large").project("kaist-nlp").gpus(16, H100).hours(4).submitted(30).build()
     short = a_job("short").project("snu-medical-imaging").gpus(4, H100).hours(1).build()
 
-    decisions = {d.job: d for d in decide_queue(snapshot, [large, short])}
+    decisions = by_job(decide_queue(snapshot, [large, short]))
 
-    assert isinstance(decisions["large"], Wait)
-    assert isinstance(decisions["short"], Admit)
+    waiting(decisions["large"])
+    admitted(decisions["short"])
 
 
 def test_a_long_small_job_may_not_delay_the_reserved_start_of_a_large_one() -> None:
-    snapshot = with_releases(backfill_pool().snapshot(), (2, 8))
+    snapshot = backfill_pool().snapshot()
     large = a_job("large").project("kaist-nlp").gpus(16, H100).hours(4).submitted(30).build()
     long = a_job("long").project("snu-medical-imaging").gpus(4, H100).hours(3).build()
 
-    decisions = {d.job: d for d in decide_queue(snapshot, [large, long])}
+    decisions = by_job(decide_queue(snapshot, [large, long]))
 
-    assert isinstance(decisions["long"], Wait)
-    assert "h100-80g is reserved for a larger job" in decisions["long"].reason
-    assert f"from {NOW + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in decisions["long"].reason
+    reason = waiting(decisions["long"]).reason
+    assert "h100-80g on national-daejeon is reserved for a larger job" in reason
+    assert f"from {NOW + timedelta(hours=2):%Y-%m-%d %H:%M} UTC" in reason
 
 
 def test_a_small_job_that_fits_in_what_is_spare_at_the_reserved_start_may_run() -> None:
-    snapshot = with_releases(backfill_pool().snapshot(), (2, 8))
+    # 16 h100 GPUs on four 4-GPU nodes; two nodes run one job that ends in 2 hours.
+    snapshot = (
+        a_pool()
+        .projects("kaist-nlp", "snu-medical-imaging", credits=10_000)
+        .cluster("national-daejeon", h100=(4, 4))
+        .busy("national-daejeon", h100=(4, 4))
+        .released("national-daejeon", h100=((2, 8),))
+        .snapshot()
+    )
     large = a_job("large").project("kaist-nlp").gpus(12, H100).hours(4).submitted(30).build()
-    spare = a_job("spare").project("snu-medical-imaging").gpus(4, H100).hours(8).submitted(9)
-    spare = spare.build()
+    spare = (
+        a_job("spare").project("snu-medical-imaging").gpus(4, H100).hours(8).submitted(9).build()
+    )
     greedy = a_job("greedy").project("snu-medical-imaging").gpus(4, H100).hours(8).build()
 
-    decisions = {d.job: d for d in decide_queue(snapshot, [large, spare, greedy])}
+    decisions = by_job(decide_queue(snapshot, [large, spare, greedy]))
 
-    assert isinstance(decisions["large"], Wait)  # 8 free now, 12 needed
-    assert isinstance(decisions["spare"], Admit)  # 16 free at +2h: 12 for large, 4 spare
-    assert isinstance(decisions["greedy"], Wait)  # would eat into the large job's GPUs
+    waiting(decisions["large"])  # 8 free now, 12 needed
+    admitted(decisions["spare"])  # 16 free at +2h: 12 for large, 4 spare
+    waiting(decisions["greedy"])  # would eat into the large job's GPUs
+
+
+def test_a_job_of_whole_nodes_reserves_whole_nodes() -> None:
+    # 12 GPUs on 8-GPU nodes take two whole nodes: nothing is spare at +2h for a long job.
+    snapshot = backfill_pool().snapshot()
+    large = a_job("large").project("kaist-nlp").gpus(12, H100).hours(4).submitted(30).build()
+    long = a_job("long").project("snu-medical-imaging").gpus(4, H100).hours(8).build()
+
+    plan = plan_queue(snapshot, [large, long])
+
+    assert plan.reservations == (
+        Reservation("large", "national-daejeon", H100, NOW + timedelta(hours=2), spare=0),
+    )
+    waiting(by_job(plan.decisions)["long"])
+
+
+# --- backfill per cluster: a blocked job holds back one cluster, the one it starts on first ------
+
+
+def two_clusters(a: Callable[[PoolBuilder], PoolBuilder]) -> PoolBuilder:
+    """Cluster A (national-a) shaped by ``a``; cluster B (national-b): one free 8-GPU h100 node
+    that can never hold a 16-GPU job."""
+    pool = (
+        a_pool()
+        .program("research")
+        .organization("kaist")
+        .projects("kaist-nlp", "kaist-vision", credits=10_000)
+        .organization("snu")
+        .project("snu-medical-imaging", credits=10_000)
+        .cluster("national-b", h100=(1, 8))
+    )
+    return a(pool)
+
+
+BACKFILL_PER_CLUSTER = {
+    # A: 4 GPUs free on one node; all 16 back only at +5h. B's 8 free GPUs are no use to the
+    # 16-GPU job: a long job may take them (one reservation over the flavor held them back).
+    "blocked for want of capacity in A, B too small for it": (
+        two_clusters(
+            lambda pool: (
+                pool.cluster("national-a", h100=(2, 8))
+                .busy("national-a", h100=(4, 8))
+                .released("national-a", h100=((2, 4), (5, 8)))
+            )
+        ),
+        ("national-a", 5),
+        {"long-8": "national-b", "long-4": None, "short-4": "national-a"},
+    ),
+    # A: 8 GPUs free in total, 4 on each of two nodes: the job needs two whole nodes, which
+    # are empty at +4h at the earliest. B stays usable by jobs that could never hurt it.
+    "blocked by fragmentation in A": (
+        two_clusters(
+            lambda pool: (
+                pool.cluster("national-a", h100=(4, 8))
+                .busy("national-a", h100=(4, 4, 8, 8))
+                .released("national-a", h100=((1, 4), (4, 4), (6, 16)))
+                .busy("national-b", h100=(2,))
+            )
+        ),
+        ("national-a", 4),
+        {"long-6": "national-b", "long-4": None, "short-4": "national-a"},
+    ),
+    # Both could hold it: A at +3h, B (two nodes here) at +1h. B is reserved; A is not.
+    "reserved where it starts earliest: B": (
+        a_pool()
+        .projects("kaist-nlp", "kaist-vision", "snu-medical-imaging", credits=10_000)
+        .cluster("national-a", h100=(3, 8))
+        .busy("national-a", h100=(0, 8, 8))
+        .released("national-a", h100=((3, 16),))
+        .cluster("national-b", h100=(2, 8))
+        .busy("national-b", h100=(8,))
+        .released("national-b", h100=((1, 8),)),
+        ("national-b", 1),
+        {"long-8": "national-a", "long-4": None, "short-4": "national-b"},
+    ),
+    "reserved where it starts earliest: A": (
+        a_pool()
+        .projects("kaist-nlp", "kaist-vision", "snu-medical-imaging", credits=10_000)
+        .cluster("national-a", h100=(2, 8))
+        .busy("national-a", h100=(8,))
+        .released("national-a", h100=((1, 8),))
+        .cluster("national-b", h100=(3, 8))
+        .busy("national-b", h100=(0, 8, 8))
+        .released("national-b", h100=((3, 16),)),
+        ("national-a", 1),
+        {"long-8": "national-b", "long-4": None, "short-4": "national-a"},
+    ),
+    # A starts it first but is dedicated to snu: the reservation goes where kaist-nlp may run.
+    "only on a cluster open to the job": (
+        a_pool()
+        .program("research")
+        .organization("kaist")
+        .projects("kaist-nlp", "kaist-vision", credits=10_000)
+        .organization("snu")
+        .project("snu-medical-imaging", credits=10_000)
+        .cluster("national-a", h100=(2, 8))
+        .busy("national-a", h100=(8,))
+        .released("national-a", h100=((1, 8),))
+        .dedicated("national-a", to="snu")
+        .cluster("national-b", h100=(2, 8))
+        .busy("national-b", h100=(8,))
+        .released("national-b", h100=((3, 8),)),
+        ("national-b", 3),
+        {"long-8": "national-a", "long-4": None, "short-4": "national-b"},
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("pool", "reserved", "placed"),
+    BACKFILL_PER_CLUSTER.values(),
+    ids=BACKFILL_PER_CLUSTER.keys(),
+)
+def test_a_blocked_job_reserves_one_cluster_where_it_starts_first_and_leaves_the_others_free(
+    pool: PoolBuilder, reserved: tuple[str, int], placed: dict[str, str | None]
+) -> None:
+    large = a_job("large").project("kaist-nlp").gpus(16, H100).hours(4).submitted(60).build()
+    later = [
+        a_job(name)
+        .project("snu-medical-imaging" if name == "long-8" else "kaist-vision")
+        .gpus(int(name.split("-")[1]), H100)
+        .hours(1 if name.startswith("short") else 10)
+        .submitted(50 - index)
+        .build()
+        for index, name in enumerate(placed)
+    ]
+
+    plan = plan_queue(pool.snapshot(), [large, *later])
+
+    cluster, hours = reserved
+    assert [(r.job, r.cluster, r.flavor, r.start) for r in plan.reservations] == [
+        ("large", cluster, H100, NOW + timedelta(hours=hours))
+    ]
+    decisions = by_job(plan.decisions)
+    waiting(decisions["large"])
+    for name, where in placed.items():
+        if where is None:
+            assert f"on {cluster} is reserved for a larger job" in waiting(decisions[name]).reason
+        else:
+            assert admitted(decisions[name]).placement.cluster == where, name
+
+
+def test_a_restricted_job_reserves_a_national_cluster_not_an_earlier_cloud() -> None:
+    snapshot = (
+        a_pool()
+        .projects("kaist-nlp", "kaist-vision", credits=10_000)
+        .cluster("cloud-seoul", site="foreign_cloud", h100=(2, 8))
+        .full("cloud-seoul")
+        .released("cloud-seoul", h100=((1, 16),))
+        .cluster("national-a", h100=(2, 8))
+        .full("national-a")
+        .released("national-a", h100=((5, 16),))
+        .snapshot()
+    )
+    large = a_job("large").gpus(16, H100).data("restricted").submitted(10).build()
+    public = a_job("public").project("kaist-vision").gpus(16, H100).build()
+
+    plan = plan_queue(snapshot, [large, public])
+
+    assert [(r.job, r.cluster, r.start) for r in plan.reservations] == [
+        ("large", "national-a", NOW + timedelta(hours=5)),
+        ("public", "cloud-seoul", NOW + timedelta(hours=1)),
+    ]
+
+
+def test_a_job_too_large_for_every_node_of_a_single_node_cluster_reserves_nothing_there() -> None:
+    snapshot = (
+        a_pool()
+        .projects("kaist-nlp", credits=10_000)
+        .cluster("ray-a", h100=(2, 8))
+        .single_node("ray-a")
+        .full("ray-a")
+        .released("ray-a", h100=((1, 16),))
+        .cluster("national-b", h100=(2, 8))
+        .full("national-b")
+        .released("national-b", h100=((3, 16),))
+        .snapshot()
+    )
+    large = a_job("large").gpus(16, H100).build()
+
+    plan = plan_queue(snapshot, [large])
+
+    assert [(r.cluster, r.start) for r in plan.reservations] == [
+        ("national-b", NOW + timedelta(hours=3))
+    ]
+
+
+def test_a_job_that_can_never_start_from_known_releases_reserves_nothing() -> None:
+    # The busy GPUs are not gpupool's (no time limit known): no start can be promised.
+    snapshot = (
+        a_pool()
+        .projects("kaist-nlp", "kaist-vision", credits=10_000)
+        .cluster("national-a", h100=(2, 8))
+        .busy("national-a", h100=(8,))
+        .snapshot()
+    )
+    large = a_job("large").gpus(16, H100).submitted(10).build()
+    long = a_job("long").project("kaist-vision").gpus(8, H100).hours(48).build()
+
+    plan = plan_queue(snapshot, [large, long])
+
+    assert plan.reservations == ()
+    admitted(by_job(plan.decisions)["long"])
