@@ -7,8 +7,9 @@ The rules, one place for every interface (REST, Ray-compatible API, pages, CLI):
 - admin and auditor read everything; only admin changes the pool (funders, periods, programs,
   clusters, flavors, rate cards) and nobody writes the ledger except through its operations;
 - a program manager reads and manages the accounts inside their programs and reviews their
-  requests; a pi manages their project's members and requests allocations for it; a researcher
-  submits, watches and cancels jobs in their projects;
+  requests, as an admin may, but nobody reviews a request they made or whose project they
+  belong to (``quotas.allocations.Reviewers``); a pi manages their project's members and
+  requests allocations for it; a researcher submits, watches and cancels jobs in their projects;
 - a token carries scopes that narrow what its holder may do: ``read`` sees the books (accounts,
   jobs, requests, the catalogue, reports, the ledger, the audit log, users), ``jobs`` submits,
   follows (state and logs) and cancels jobs, ``manage`` changes accounts, members, quotas,
@@ -130,9 +131,6 @@ class Principal:
         return self.allows(Scope.MANAGE) and (
             self.is_admin or self.projects.get(project) is Role.PI
         )
-
-    def can_review_in(self, tree: AccountTree, project: str) -> bool:
-        return self.allows(Scope.MANAGE) and self.manages_program_of(tree, project)
 
     def can_manage_account(self, tree: AccountTree, account: str) -> bool:
         """Set shares, budgets, guarantees and borrowing limits: admin anywhere, a program
