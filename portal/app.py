@@ -7,7 +7,6 @@ errors, body limits and browser sessions; ``gpupool serve`` runs it beside the s
 
 from __future__ import annotations
 
-import os
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -32,6 +31,7 @@ from portal.deps import BearerVerifier, Portal
 from portal.problems import problem
 from portal.settings import PortalSettings
 from quotas.db.session import make_engine, session_factory
+from quotas.settings import write_private
 
 API_DESCRIPTION = """\
 One national GPU pool, one ledger, fair share. Every request carries
@@ -91,12 +91,8 @@ def session_secret(settings: PortalSettings) -> str:
     key_file = Path(settings.data_dir) / "session.key"
     if key_file.exists():
         return key_file.read_text().strip()
-    key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     key = secrets.token_urlsafe(32)
-    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(key)
-    key_file.chmod(0o600)
+    write_private(key_file, key)
     return key
 
 

@@ -14,7 +14,6 @@ else, for ``make run`` on this machine, the admin token that ``gpupool serve`` k
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,8 @@ from typing import Any
 import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from quotas.settings import write_private
 
 API_PREFIX = "/api/v1"
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -97,13 +98,7 @@ def stored_credentials(settings: ClientSettings) -> Credentials | None:
 def store_credentials(settings: ClientSettings, url: str, token: str) -> Path:
     """Write ``{url, token}`` readable by the owner only (0600, in a 0700 directory)."""
     path = settings.credentials_file
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as file:
-        json.dump({"url": url, "token": token}, file)
-    temporary.chmod(0o600)
-    temporary.replace(path)
+    write_private(path, json.dumps({"url": url, "token": token}))
     return path
 
 

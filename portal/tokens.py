@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -30,6 +29,7 @@ from quotas.db.access import ApiToken, ApiTokenRepository, RoleRepository
 from quotas.db.repositories import PeopleRepository
 from quotas.errors import Forbidden, InvalidInput, NotFound
 from quotas.service import Books
+from quotas.settings import write_private
 
 PREFIX = "gpp_"
 ADMIN_USER = "admin"
@@ -165,9 +165,5 @@ def ensure_admin(books: Books, token_file: Path) -> str | None:
         except (InvalidToken, NotFound):
             pass  # a new database behind an old file: issue a new token
     issued = issue(books.session, ADMIN_USER, "bootstrap admin token", list(Scope), books.clock())
-    token_file.parent.mkdir(parents=True, exist_ok=True)
-    descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(issued.token + "\n")
-    os.chmod(token_file, 0o600)
+    write_private(token_file, issued.token + "\n")
     return issued.token

@@ -66,6 +66,8 @@ from typing import Self
 
 import httpx
 
+from quotas.settings import write_private
+
 # Ray puts unix sockets under ``<temp dir>/session_<date>_<time>_<micros>_<pid>/sockets/...``;
 # a socket path may not exceed 107 bytes, which leaves about 40 for the temp dir itself.
 MAX_TEMP_DIR_LENGTH = 40
@@ -224,13 +226,12 @@ class ClusterState:
     inventory: dict[str, int]
     user: str | None
 
+    @property
+    def endpoint(self) -> RayEndpoint:
+        return RayEndpoint(f"http://{self.host}:{self.ports.dashboard}", self.auth_token)
+
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        partial = path.with_suffix(".partial")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(asdict(self), out)
-        partial.replace(path)
+        write_private(path, json.dumps(asdict(self)))
 
     @classmethod
     def load(cls, path: Path) -> ClusterState | None:
@@ -444,10 +445,7 @@ class EmbeddedRayCluster:
             or not {"gcs_server", "raylet"} <= names
         ):
             return False
-        endpoint = RayEndpoint(
-            f"http://{recorded.host}:{recorded.ports.dashboard}", recorded.auth_token
-        )
-        if not _answers(endpoint, time.monotonic() + 10.0):
+        if not _answers(recorded.endpoint, time.monotonic() + 10.0):
             return False
         self._ports = recorded.ports
         self._temp_dir = Path(recorded.temp_dir)
@@ -625,6 +623,4 @@ def _alive(pid: int) -> bool:
 def embedded_endpoint(data_dir: Path) -> RayEndpoint | None:
     """The endpoint of the embedded cluster ``gpupool serve`` runs from ``data_dir``, if any."""
     state = ClusterState.load(data_dir / "ray" / STATE_FILE)
-    if state is None:
-        return None
-    return RayEndpoint(f"http://{state.host}:{state.ports.dashboard}", state.auth_token)
+    return None if state is None else state.endpoint

@@ -39,12 +39,12 @@ def build_backends(
     """A backend per cluster that can be reached from here; ``auth_tokens`` gives the Ray auth
     token of each cluster address that needs one (the embedded cluster's comes with it)."""
     resources = {name: flavor.ray_resource for name, flavor in flavors.items()}
+    tokens = {address.rstrip("/"): token for address, token in (auth_tokens or {}).items()}
     shared: dict[str, RayBackend] = {}
     backends: dict[str, Backend] = {}
     for cluster in clusters:
         if cluster.backend is not BackendKind.RAY:
             continue
-        tokens = auth_tokens or {}
         endpoint = (
             RayEndpoint(cluster.address, tokens.get(cluster.address.rstrip("/")))
             if cluster.address
