@@ -186,7 +186,7 @@ class SchedulerThread:
         backends = build_backends(self.clusters, self.flavors, self.ray)
         self._ready.set()
         try:
-            await run_scheduler(engine, backends, self.settings, self._stop)
+            await run_scheduler(engine, backends, self.settings, stop=self._stop)
         finally:
             await close_backends(backends)
             engine.dispose()

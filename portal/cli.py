@@ -436,13 +436,18 @@ def jobs_command(
         list[JobState] | None, typer.Option(help="Only jobs in this state (repeat).")
     ] = None,
     all_jobs: Annotated[
-        bool, typer.Option("--all", help="Finished jobs too (default: waiting and running).")
+        bool,
+        typer.Option(
+            "--all", help="Finished jobs too (default: waiting, running and rejected ones)."
+        ),
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 50,
     as_json: AsJson = False,
 ) -> None:
-    """The queue and the running jobs you may see, with each waiting job's position and reason."""
-    states = state or ([] if all_jobs else [s for s in JobState if not s.is_terminal])
+    """The queue, the running jobs and the rejected ones you may see, with each waiting job's
+    position and reason (a rejected job stays listed, so its reason is not lost)."""
+    shown = [s for s in JobState if not s.is_terminal or s is JobState.REJECTED]
+    states = state or ([] if all_jobs else shown)
     page = _api(ctx).get(
         "/jobs",
         {"project": project, "state": [s.value for s in states] or None, "limit": limit},

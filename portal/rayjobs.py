@@ -105,6 +105,7 @@ from portal.logs import LogsUnavailable, read_logs
 from portal.problems import Problem
 from quotas.access import Principal, Scope
 from quotas.admission import DataClass, PriorityClass
+from quotas.causes import Ended, Outcome, Stopping
 from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
 from quotas.errors import BooksError, NotFound
@@ -192,8 +193,6 @@ class Logs(Strict):
 
 # -- mapping gpupool's jobs onto Ray's statuses ------------------------------------------------
 
-EXIT_CODE = re.compile(r"\(exit code (-?\d+)\)")
-
 
 def ray_status(job: Job) -> tuple[str, str, str | None]:
     """Ray's ``(status, message, error_type)`` for a gpupool job."""
@@ -217,7 +216,7 @@ def ray_status(job: Job) -> tuple[str, str, str | None]:
     if state is JobState.STARTING:
         return "RUNNING", _stopping(f"starting on {where}", job), None
     if state is JobState.RUNNING:
-        if reason.startswith("stopping"):  # the scheduler is stopping it, and says why
+        if isinstance(job.cause, Stopping):  # the scheduler is stopping it, and says why
             return "RUNNING", f"running on {where}; {reason}", None
         return "RUNNING", _stopping(f"running on {where}", job), None
     if state is JobState.SUCCEEDED:
@@ -228,8 +227,8 @@ def ray_status(job: Job) -> tuple[str, str, str | None]:
         return "FAILED", f"timed out: {reason}", "TIMED_OUT"
     if state is JobState.REJECTED:
         return "FAILED", f"rejected: {reason}", "REJECTED"
-    error_type = "SYSTEM_FAULT" if reason.startswith("system fault") else "FAILED"
-    return "FAILED", reason or "failed", error_type
+    fault = isinstance(job.cause, Ended) and job.cause.outcome is Outcome.SYSTEM_FAULT
+    return "FAILED", reason or "failed", "SYSTEM_FAULT" if fault else "FAILED"
 
 
 def _stopping(message: str, job: Job) -> str:
@@ -240,9 +239,8 @@ def exit_code(job: Job) -> int | None:
     """The entrypoint's exit code, where gpupool knows it."""
     if job.state is JobState.SUCCEEDED:
         return 0
-    if job.state is JobState.FAILED:
-        found = EXIT_CODE.search(job.reason)
-        return int(found.group(1)) if found else None
+    if job.state is JobState.FAILED and isinstance(job.cause, Ended):
+        return job.cause.exit_code
     return None
 
 

@@ -18,9 +18,9 @@ from portal.settings import PortalSettings
 from quotas.db.session import make_engine
 from quotas.flavors import Flavor
 from quotas.inventory import BackendKind, ClusterSpec, Tenancy
-from scheduler.backends.registry import build_backends, close_backends, embedded_inventory
+from scheduler.backends.registry import build_backends, embedded_inventory
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
-from scheduler.loop import run_scheduler
+from scheduler.loop import SchedulerThread
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,20 @@ async def _serve(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     engine = make_engine(settings.database)
-    backends = build_backends(clusters, flavors, embedded, settings.ray_tokens())
-    scheduler: asyncio.Task[None] | None = None
+    scheduler: SchedulerThread | None = None
+    watcher: asyncio.Task[None] | None = None
+    scheduling = "no scheduler"
     if settings.run_scheduler:
-        scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop))
+        backends = build_backends(clusters, flavors, embedded, settings.ray_tokens())
+        scheduling = f"scheduler: {len(backends)} clusters"
+        scheduler = SchedulerThread(engine, backends, settings)
+        scheduler.start()
+        # the thread's end wakes this loop, as Ctrl-C does
+        watcher = asyncio.create_task(scheduler.join())
+        watcher.add_done_callback(lambda _: stop.set())
 
     def scheduler_ready() -> bool:
-        return scheduler is not None and not scheduler.done()
+        return scheduler is not None and scheduler.running
 
     app = create_app(settings, engine, scheduler_ready=scheduler_ready)
     config = uvicorn.Config(
@@ -113,18 +120,18 @@ async def _serve(
             raise SystemExit(f"the portal could not listen on {settings.host}:{settings.port}")
         print(
             f"gpupool portal: {settings.base_url} (API docs {settings.base_url}/docs); "
-            f"scheduler: {len(backends)} clusters; Ctrl-C stops",
+            f"{scheduling}; Ctrl-C stops",
             flush=True,
         )
-        waiters = [asyncio.create_task(stop.wait()), api]
-        if scheduler is not None:
-            waiters.append(scheduler)
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [asyncio.create_task(stop.wait()), api], return_when=asyncio.FIRST_COMPLETED
+        )
     finally:
         stop.set()
         server.should_exit = True
-        await asyncio.gather(api, return_exceptions=True)
         if scheduler is not None:
-            await asyncio.gather(scheduler, return_exceptions=True)
-        await close_backends(backends)
+            scheduler.stop()
+        await asyncio.gather(api, return_exceptions=True)
+        if watcher is not None:
+            await watcher
         engine.dispose()

@@ -6,7 +6,8 @@ cluster and flavor, GPUs in use per account) and a job request, ``decide`` retur
 * ``Admit``: the credits to hold (GPUs x time limit x the flavor's exchange rate) and candidate
   placements, best first. A placement is admissible only if its hold fits the project's
   committed credits and every budget cap above it, so a hold never makes any balance negative.
-* ``Wait``: the job could run later; ``reason`` says why in words a person can act on.
+* ``Wait``: the job could run later; ``cause`` says why (``quotas.causes``), and its sentence
+  says so in words a person can act on.
 * ``Reject``: the job can never run as asked (unknown flavor, more GPUs than any cluster has,
   a hold larger than the project's whole budget, a zero or negative size or time limit, ...).
 
@@ -37,6 +38,20 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from quotas.accounts import AccountKind, AccountTree
+from quotas.causes import (
+    BorrowingLimit,
+    Invalid,
+    NoCapacity,
+    NoFlavor,
+    NoOpenCluster,
+    NoSite,
+    OverBudget,
+    OverWholeBudget,
+    RejectCause,
+    Reserved,
+    TooLarge,
+    WaitCause,
+)
 from quotas.errors import BooksError
 from quotas.fairshare import FairShare
 from quotas.flavors import Flavor, RateCard, acceptable_flavors
@@ -181,13 +196,21 @@ class Admit:
 @dataclass(frozen=True, slots=True)
 class Wait:
     job: str
-    reason: str
+    cause: WaitCause
+
+    @property
+    def reason(self) -> str:
+        return self.cause.sentence
 
 
 @dataclass(frozen=True, slots=True)
 class Reject:
     job: str
-    reason: str
+    cause: RejectCause
+
+    @property
+    def reason(self) -> str:
+        return self.cause.sentence
 
 
 Decision = Admit | Wait | Reject
@@ -220,6 +243,17 @@ class QueuePlan:
 def decide(snapshot: Snapshot, job: JobRequest) -> Decision:
     """The decision for one job against the snapshot as it stands."""
     return _Cycle(snapshot).decide(job)
+
+
+def refusal(snapshot: Snapshot, job: JobRequest) -> RejectCause | None:
+    """Why ``job`` could never run in this pool, whatever frees up, or None.
+
+    Only what the pool's shape decides: the acceptable flavors, and whether a cluster at a site
+    the data class allows, open to the project, is large enough; the snapshot's free capacity
+    is read as whole clusters. A submission that fails this is refused at the door.
+    """
+    cycle = _Cycle(snapshot)
+    return cycle._runnable(job, cycle._flavors(job))[1]
 
 
 def order_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> list[JobRequest]:
@@ -393,7 +427,7 @@ class _Cycle:
         # on is worked out once per (flavors, min memory, data class, GPUs).
         self.runnable: dict[
             tuple[tuple[str, ...], int | None, DataClass, int, frozenset[str]],
-            tuple[list[Flavor], str | None],
+            tuple[list[Flavor], RejectCause | None],
         ] = {}
         # Dedicated clusters take only their owner's jobs; most pools have few or none.
         self.owners = frozenset(
@@ -453,19 +487,18 @@ class _Cycle:
         try:
             return self._decide(job, commit)
         except BooksError as error:
-            return Reject(job.id, str(error))
+            return Reject(job.id, Invalid(str(error)))
 
     def _runnable(
         self, job: JobRequest, flavors: Sequence[Flavor]
-    ) -> tuple[list[Flavor], str | None]:
+    ) -> tuple[list[Flavor], RejectCause | None]:
         """The acceptable flavors the job could ever run on here, or why there are none.
 
         A flavor counts only if a cluster at a site the data class allows has at least as many
         GPUs of it as the job asks for; budgets and waits are judged on these flavors alone.
         """
         if not flavors:
-            memory = f" with at least {job.min_memory_gb} GB" if job.min_memory_gb else ""
-            return [], f"no flavor{memory} in the pool"
+            return [], NoFlavor(job.min_memory_gb)
         allowed = ALLOWED_SITES[job.data_class]
         sizes = {
             flavor.name: max(
@@ -480,38 +513,35 @@ class _Cycle:
         }
         largest = max(sizes.values())
         if not largest:
-            names = ", ".join(flavor.name for flavor in flavors)
+            names = tuple(flavor.name for flavor in flavors)
             if any(cap.site in allowed for f in flavors for cap in self.capacity.get(f.name, [])):
-                return [], f"no cluster open to {job.project} has {names}"
-            return [], f"no {job.data_class} site has {names}"
+                return [], NoOpenCluster(job.project, names)
+            return [], NoSite(job.data_class.value, names)
         if job.gpus > largest:
-            single = not any(
+            multi_node = any(
                 cap.multi_node for flavor in flavors for cap in self.capacity.get(flavor.name, [])
             )
-            if single:
-                return [], (
-                    f"{job.gpus} GPUs is more than one node has ({largest} at most), and no "
-                    "cluster here runs jobs across nodes"
-                )
-            return [], f"{job.gpus} GPUs is more than any cluster has ({largest} at most)"
+            return [], TooLarge(job.gpus, largest, multi_node)
         return [flavor for flavor in flavors if sizes[flavor.name] >= job.gpus], None
 
     def _decide(self, job: JobRequest, commit: bool) -> Decision:
         if job.gpus <= 0:
-            return Reject(job.id, f"a job needs at least one GPU, asked for {job.gpus}")
+            return Reject(job.id, Invalid(f"a job needs at least one GPU, asked for {job.gpus}"))
         if job.time_limit_seconds <= 0:
-            return Reject(job.id, "a job needs a positive time limit")
+            return Reject(job.id, Invalid("a job needs a positive time limit"))
         account = self.tree[job.project]
         if account.kind is not AccountKind.PROJECT:
             article = "an" if account.kind[0] in "aeiou" else "a"
-            return Reject(job.id, f"{job.project} is {article} {account.kind}, not a project")
+            return Reject(
+                job.id, Invalid(f"{job.project} is {article} {account.kind}, not a project")
+            )
         key = (job.flavors, job.min_memory_gb, job.data_class, job.gpus, self._owners(job.project))
         runnable = self.runnable.get(key)
         if runnable is None:
             runnable = self.runnable[key] = self._runnable(job, self._flavors(job))
-        flavors, reason = runnable
-        if reason:
-            return Reject(job.id, reason)
+        flavors, refusal = runnable
+        if refusal is not None:
+            return Reject(job.id, refusal)
         path = self._path(job.project)
         cheapest = min(self._rate(f.name).cost(job.gpus, job.time_limit_seconds) for f in flavors)
         for name in path:
@@ -523,11 +553,7 @@ class _Cycle:
                 )
                 whole = project_total if whole is None else min(whole, project_total)
             if whole is not None and cheapest > whole:
-                return Reject(
-                    job.id,
-                    f"over the whole budget of {node.kind} {name}: needs {cheapest} credits, "
-                    f"the budget is {whole}",
-                )
+                return Reject(job.id, OverWholeBudget(cheapest, whole, node.kind.value, name))
         wait = self._borrowing_wait(job, path)
         if wait:
             return Wait(job.id, wait)
@@ -543,7 +569,7 @@ class _Cycle:
             self._commit(job, placements[0], path)
         return Admit(job.id, tuple(placements))
 
-    def _borrowing_wait(self, job: JobRequest, path: list[str]) -> str | None:
+    def _borrowing_wait(self, job: JobRequest, path: list[str]) -> BorrowingLimit | None:
         for name in path:
             node = self.tree[name]
             if node.borrowing_limit_gpus is None:
@@ -551,9 +577,12 @@ class _Cycle:
             limit = node.guaranteed_gpus + node.borrowing_limit_gpus
             running = self.running.get(name, 0)
             if running + job.gpus > limit:
-                return (
-                    f"borrowing limit: {node.kind} {name} uses {running} GPUs of "
-                    f"{node.guaranteed_gpus} guaranteed + {node.borrowing_limit_gpus} borrowable"
+                return BorrowingLimit(
+                    node.kind.value,
+                    name,
+                    running,
+                    node.guaranteed_gpus,
+                    node.borrowing_limit_gpus,
                 )
         return None
 
@@ -561,24 +590,24 @@ class _Cycle:
         """The most credits a new hold may take, and the account that limits it."""
         project = path[-1]
         left = self.committed.get(project, Credits.zero())
-        limiter = f"project {project}"
+        limiter = project
         for name in path:
             budget = self.tree[name].budget
             if budget is None:
                 continue
             room = budget - self.used.get(name, Credits.zero())
             if room < left:
-                left, limiter = room, f"{self.tree[name].kind} {name}"
+                left, limiter = room, name
         return left, limiter
 
     def _placements(
         self, job: JobRequest, flavors: Sequence[Flavor], path: list[str]
-    ) -> tuple[list[Placement], str | None, str | None]:
+    ) -> tuple[list[Placement], OverBudget | None, Reserved | None]:
         allowed = ALLOWED_SITES[job.data_class]
         left, limiter = self._headroom(path)
         placements: list[Placement] = []
-        budget_wait: str | None = None
-        reserved_wait: str | None = None
+        budget_wait: OverBudget | None = None
+        reserved_wait: Reserved | None = None
         version = self.snapshot.rate_card.version
         candidates: list[tuple[int, int, int, str, Placement]] = []
         cheapest_over: Credits | None = None
@@ -598,10 +627,8 @@ class _Cycle:
                 if reservation is not None and not reservation.allows(
                     self.snapshot.now, job.time_limit_seconds, cap.taken(job.gpus)
                 ):
-                    reserved_wait = reserved_wait or (
-                        f"{flavor.name} on {cap.cluster} is reserved for a larger job waiting "
-                        f"since earlier, from {reservation.start:%Y-%m-%d %H:%M} UTC; this job "
-                        "would still run then"
+                    reserved_wait = reserved_wait or Reserved(
+                        flavor.name, cap.cluster, reservation.start
                     )
                     continue
                 priced = rate if cap.multiplier == 1000 else _multiplied(rate, cap.multiplier)
@@ -612,21 +639,24 @@ class _Cycle:
                 placement = Placement(cap.cluster, flavor.name, priced, version, hold)
                 candidates.append((SITE_ORDER[cap.site], index, free, cap.cluster, placement))
         if not candidates and cheapest_over is not None:
-            budget_wait = (
-                f"budget: needs {cheapest_over} credits, {max(left, Credits.zero())} left "
-                f"({limiter})"
+            budget_wait = OverBudget(
+                cheapest_over,
+                max(left, Credits.zero()),
+                self.tree[limiter].kind.value,
+                limiter,
             )
         candidates.sort(key=lambda item: item[:4])
         placements = [item[4] for item in candidates]
         return placements, budget_wait, reserved_wait
 
-    def _capacity_wait(self, job: JobRequest, flavors: Sequence[Flavor], commit: bool) -> str:
-        names = " or ".join(flavor.name for flavor in flavors)
+    def _capacity_wait(
+        self, job: JobRequest, flavors: Sequence[Flavor], commit: bool
+    ) -> NoCapacity:
         ahead = min(self.ahead.get(flavor.name, 0) for flavor in flavors)
         if commit:
             for flavor in flavors:
                 self.ahead[flavor.name] = self.ahead.get(flavor.name, 0) + job.gpus
-        return f"no {names} free for {_gpus(job.gpus)}; {_gpus(ahead)} ahead of you"
+        return NoCapacity(tuple(flavor.name for flavor in flavors), job.gpus, ahead)
 
     def _reserve(self, job: JobRequest, flavors: Sequence[Flavor]) -> None:
         """Backfill: hold back the one cluster's flavor where this blocked job starts soonest.
@@ -679,10 +709,6 @@ class _Cycle:
                     reservation.spare -= taken
                 break
         self.largest[placement.flavor] = self._largest(placement.flavor)
-
-
-def _gpus(count: int) -> str:
-    return f"{count} GPU" if count == 1 else f"{count} GPUs"
 
 
 @dataclass(slots=True)

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
 from quotas.admission import DataClass, JobRequest, PriorityClass
+from quotas.causes import Cause, StopCause
 from quotas.errors import InvalidInput, InvalidTransition
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -136,15 +137,6 @@ class JobSpec:
         )
 
 
-class StopCause(StrEnum):
-    """Why gpupool asked a backend to stop a job; decides the state it ends in."""
-
-    CANCEL = "cancel"
-    TIME_LIMIT = "time_limit"
-    OVERUSE = "overuse"
-    PREEMPT = "preempt"
-
-
 @dataclass(frozen=True, slots=True)
 class Placed:
     """Where an admitted job runs and at what price: recorded at admission, never repriced."""
@@ -177,10 +169,16 @@ class Job:
     charged_until: datetime | None = None
     cancel_requested: bool = False
     stop_cause: StopCause | None = None
+    cause: Cause | None = None
+    """Why it waits, was refused, is being stopped or ended, as data; ``reason`` says it."""
     position: int | None = None
     eta: datetime | None = None
     dispatch_failures: int = 0
     next_dispatch_at: datetime | None = None
+
+    def because(self, cause: Cause) -> Job:
+        """This job with ``cause`` as why it stands where it does, and its sentence as reason."""
+        return replace(self, cause=cause, reason=cause.sentence)
 
     @property
     def submission_id(self) -> str:

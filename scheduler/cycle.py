@@ -36,6 +36,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from quotas.accounts import AccountKind, AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
+from quotas.causes import (
+    BooksMoved,
+    DispatchRetry,
+    Ended,
+    Lost,
+    NoCapacity,
+    Outcome,
+    OverShare,
+    RejectCause,
+    Requeued,
+    StopCause,
+    Stopping,
+)
 from quotas.clock import Clock, utc_now
 from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
@@ -44,7 +57,7 @@ from quotas.errors import BooksError, NotFound
 from quotas.fairshare import FairShare
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec, Tenancy
-from quotas.jobs import Job, JobEvent, JobState, Placed, StopCause, check_transition
+from quotas.jobs import Job, JobEvent, JobState, Placed, check_transition
 from quotas.preemption import RunningJob, choose_preemptions
 from quotas.quantities import Credits, format_duration
 from quotas.service import Books
@@ -128,12 +141,12 @@ class Scheduler:
                 job = jobs[request.id]
                 if isinstance(decision, Wait):
                     position += 1
-                    if decision.reason.startswith("no "):
+                    if isinstance(decision.cause, NoCapacity):
                         starved.append(request)
                     self._wait(books, job, decision, position, eta, view)
                     report.waiting += 1
                 elif isinstance(decision, Reject):
-                    self._reject(books, job, decision.reason)
+                    self._reject(books, job, decision.cause)
                     report.rejected.append(job.id)
                 elif self._hold(books, job, decision, view):
                     eta.admitted(
@@ -180,12 +193,8 @@ class Scheduler:
         victims = {job.id: job for job in view.holding}
         for preemption in chosen:
             victim = victims[preemption.victim]
-            self._save(
-                books,
-                replace(
-                    victim, stop_cause=StopCause.PREEMPT, reason=f"stopping: {preemption.reason}"
-                ),
-            )
+            asked = Stopping(StopCause.PREEMPT, preemption.reason)
+            self._save(books, replace(victim.because(asked), stop_cause=StopCause.PREEMPT))
             report.preempted.append(victim.id)
 
     def _hold(self, books: Books, job: Job, decision: Admit, view: PoolView) -> bool:
@@ -202,7 +211,7 @@ class Scheduler:
                     period,
                 )
         except BooksError as error:  # the books moved since the snapshot: wait a cycle
-            self._save(books, replace(job, reason=str(error)))
+            self._save(books, job.because(BooksMoved(str(error))))
             return False
         placed = Placed(
             placement.cluster,
@@ -226,6 +235,7 @@ class Scheduler:
             eta=None,
             stop_cause=None,
             reason="",
+            cause=None,
             dispatch_failures=0,
             next_dispatch_at=None,
         )
@@ -248,30 +258,30 @@ class Scheduler:
         eta: _EtaEstimator,
         view: PoolView,
     ) -> None:
-        reason = decision.reason
+        cause = decision.cause
         estimate = None
-        if reason.startswith("no "):
-            reason = _fair_share_context(view.snapshot.tree, job, view.fair_share) + reason
+        if isinstance(cause, NoCapacity):
+            cause = replace(cause, over_share=_over_share(view.snapshot.tree, job, view.fair_share))
             estimate = eta.estimate(job)
         else:
             eta.skip(job)
-        if (job.reason, job.position, job.eta) != (reason, position, estimate):
-            self._save(books, replace(job, reason=reason, position=position, eta=estimate))
+        if (job.cause, job.reason, job.position, job.eta) != (
+            cause,
+            cause.sentence,
+            position,
+            estimate,
+        ):
+            self._save(books, replace(job.because(cause), position=position, eta=estimate))
 
-    def _reject(self, books: Books, job: Job, reason: str) -> None:
-        self._move(
-            books,
-            job,
-            replace(
-                job,
-                state=JobState.REJECTED,
-                reason=reason,
-                ended_at=self.clock(),
-                position=None,
-                eta=None,
-            ),
-            reason,
+    def _reject(self, books: Books, job: Job, cause: RejectCause) -> None:
+        rejected = replace(
+            job.because(cause),
+            state=JobState.REJECTED,
+            ended_at=self.clock(),
+            position=None,
+            eta=None,
         )
+        self._move(books, job, rejected, cause.sentence)
 
     # -- step 6: dispatch -------------------------------------------------------------------
 
@@ -286,7 +296,10 @@ class Scheduler:
             assert job.placed is not None
             backend = self.backends.get(job.placed.cluster)
             if backend is None:
-                self._finish_unlaunched(job, f"no backend is configured for {job.placed.cluster}")
+                self._finish_unlaunched(
+                    job,
+                    Ended(Outcome.NEVER_STARTED, detail=f"no backend runs {job.placed.cluster}"),
+                )
                 continue
             if job.cancel_requested:
                 await self._cancel_admitted(job, backend)
@@ -300,7 +313,9 @@ class Scheduler:
                 self._retry_later(job, str(error))
                 continue
             except PermanentBackendError as error:
-                self._finish_unlaunched(job, f"the backend refused it: {error}")
+                self._finish_unlaunched(
+                    job, Ended(Outcome.NEVER_STARTED, detail=f"the backend refused it: {error}")
+                )
                 continue
             self.on_step("dispatched")
             self._mark_starting(job, f"dispatched to {job.placed.cluster} as {job.submission_id}")
@@ -356,7 +371,9 @@ class Scheduler:
             log.warning("cannot poll %s before cancelling: %s", job.id, error)
             return
         if status.state is RunState.NOT_FOUND:
-            self._finish_unlaunched(job, "cancelled before it started", JobState.CANCELLED)
+            self._finish_unlaunched(
+                job, Ended(Outcome.CANCELLED, detail="cancelled before it started")
+            )
             return
         cluster = job.placed.cluster if job.placed else "?"
         self._mark_starting(
@@ -389,23 +406,26 @@ class Scheduler:
     def _retry_later(self, job: Job, error: str) -> None:
         failures = job.dispatch_failures + 1
         if failures >= self.settings.dispatch_max_failures:
-            self._finish_unlaunched(job, f"could not reach the backend {failures} times: {error}")
+            detail = f"could not reach the backend {failures} times: {error}"
+            self._finish_unlaunched(job, Ended(Outcome.NEVER_STARTED, detail=detail))
             return
         delay = self.settings.dispatch_retry_seconds * 2 ** (failures - 1)
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
+            retry = DispatchRetry(error, delay)
             self._save(
                 books,
                 replace(
-                    job,
+                    job.because(retry),
                     dispatch_failures=failures,
                     next_dispatch_at=self.clock() + timedelta(seconds=delay),
-                    reason=f"dispatch failed ({error}); retrying in {delay:g}s",
                 ),
             )
 
-    def _finish_unlaunched(self, job: Job, reason: str, state: JobState = JobState.FAILED) -> None:
+    def _finish_unlaunched(self, job: Job, ended: Ended) -> None:
         """End an admitted job that never ran: release its whole hold, charge nothing."""
+        state = JobState.CANCELLED if ended.outcome is Outcome.CANCELLED else JobState.FAILED
+        reason = ended.sentence
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             current = JobRepository(session).get(job.id, for_update=True)
@@ -416,7 +436,7 @@ class Scheduler:
             self._move(
                 books,
                 current,
-                replace(current, state=state, reason=reason, ended_at=self.clock()),
+                replace(current.because(ended), state=state, ended_at=self.clock()),
                 reason,
             )
 
@@ -512,20 +532,17 @@ class Scheduler:
     def _mark_stopping(self, job: Job, cause: StopCause, gpus: float | None) -> None:
         if job.stop_cause is cause:
             return
-        limit = format_duration(job.spec.time_limit_seconds)
         if cause is StopCause.TIME_LIMIT:
-            reason = f"stopping: reached its time limit of {limit}"
+            stopping = Stopping.time_limit(job.spec.time_limit_seconds)
         elif cause is StopCause.OVERUSE:
-            reason = (
-                f"stopping: its tasks and actors held {gpus or 0:g} GPUs, {job.spec.gpus} reserved"
-            )
+            stopping = Stopping.overuse(gpus or 0, job.spec.gpus)
         else:
-            reason = f"stopping: {cause.value} requested"
+            stopping = Stopping.requested(cause)
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             current = JobRepository(session).get(job.id, for_update=True)
             if current.state.holds_capacity:
-                self._save(books, replace(current, stop_cause=cause, reason=reason))
+                self._save(books, replace(current.because(stopping), stop_cause=cause))
 
     def _apply_status(self, job: Job, status: RunStatus) -> bool:
         """Record what the backend says; returns True when the job ended (and was settled)."""
@@ -583,7 +600,7 @@ class Scheduler:
         period = job.placed.period
         job = self._charge_to(books, replace(job, ended_at=ended), ended, "final usage")
         books.release(job.spec.project, job.id, ACTOR, "job ended: unused hold", period)
-        state, reason = _ending(job, status)
+        state, ending = _ending(job, status)
         if status.system_fault and job.charged_milli:
             books.refund(
                 job.spec.project,
@@ -593,9 +610,11 @@ class Scheduler:
                 f"system fault: {status.message or 'the backend ended the job'}",
                 period,
             )
-            reason += f"; {Credits(job.charged_milli)} credits refunded"
+            ending = replace(ending, refunded=Credits(job.charged_milli))
         self.on_step("settling")
-        self._move(books, job, replace(job, state=state, reason=reason, ended_at=ended), reason)
+        self._move(
+            books, job, replace(job.because(ending), state=state, ended_at=ended), ending.sentence
+        )
 
     def _requeue_preempted(self, books: Books, job: Job, status: RunStatus) -> None:
         """Charge a preempted job for what it ran, release the rest, and queue it again."""
@@ -604,8 +623,10 @@ class Scheduler:
         ended = status.ended_at or self.clock()
         job = self._charge_to(books, replace(job, ended_at=ended), ended, "usage until preempted")
         books.release(job.spec.project, job.id, ACTOR, "preempted: unused hold", period)
-        reason = job.reason.replace("stopping: ", "", 1)
-        self._requeue(books, job, reason, f"requeued after being {reason}")
+        why = (
+            job.cause if isinstance(job.cause, Stopping) else Stopping.requested(StopCause.PREEMPT)
+        )
+        self._requeue(books, job, why)
 
     def _requeue_lost(self, books: Books, job: Job) -> None:
         """The backend forgot the job (e.g. the cluster restarted): refund, release, requeue."""
@@ -621,18 +642,18 @@ class Scheduler:
                 period,
             )
         books.release(job.spec.project, job.id, ACTOR, "the backend lost the job", period)
-        reason = f"lost by {job.placed.cluster} (cluster restarted?); requeued"
-        self._requeue(books, job, reason, reason)
+        self._requeue(books, job, Lost(job.placed.cluster))
 
-    def _requeue(self, books: Books, job: Job, why: str, waiting_reason: str) -> None:
+    def _requeue(self, books: Books, job: Job, why: Stopping | Lost) -> None:
         """Running -> preempted (``why``) -> queued, keeping the history; a later attempt
         gets a new submission id."""
-        preempted = replace(job, state=JobState.PREEMPTED, reason=why)
-        self._move(books, job, preempted, why)
+        requeued = Requeued(why)
+        said = why.detail if isinstance(why, Stopping) else requeued.sentence
+        preempted = replace(job, state=JobState.PREEMPTED, reason=said, cause=why)
+        self._move(books, job, preempted, said)
         queued = replace(
-            preempted,
+            preempted.because(requeued),
             state=JobState.QUEUED,
-            reason=waiting_reason,
             placed=None,
             started_at=None,
             ended_at=None,
@@ -662,9 +683,9 @@ class Scheduler:
         )
 
 
-def _ending(job: Job, status: RunStatus) -> tuple[JobState, str]:
+def _ending(job: Job, status: RunStatus) -> tuple[JobState, Ended]:
     if status.state is RunState.SUCCEEDED:
-        return JobState.SUCCEEDED, "succeeded"
+        return JobState.SUCCEEDED, Ended(Outcome.SUCCEEDED, status.exit_code)
     if status.state is RunState.STOPPED or job.stop_cause is not None:
         ran_to_limit = (
             job.started_at is not None
@@ -672,32 +693,29 @@ def _ending(job: Job, status: RunStatus) -> tuple[JobState, str]:
             and job.ended_at - job.started_at >= timedelta(seconds=job.spec.time_limit_seconds)
         )
         if job.stop_cause is StopCause.TIME_LIMIT or (job.stop_cause is None and ran_to_limit):
-            return JobState.TIMED_OUT, (
-                f"reached its time limit of {format_duration(job.spec.time_limit_seconds)}"
+            limit = format_duration(job.spec.time_limit_seconds)
+            return JobState.TIMED_OUT, Ended(
+                Outcome.TIME_LIMIT, detail=f"reached its time limit of {limit}"
             )
         if job.stop_cause is StopCause.OVERUSE:
-            return JobState.FAILED, job.reason.replace("stopping", "stopped", 1)
+            why = job.cause.detail if isinstance(job.cause, Stopping) else "used more GPUs"
+            return JobState.FAILED, Ended(Outcome.OVERUSE, detail=f"stopped: {why}")
         if job.stop_cause is StopCause.CANCEL or job.cancel_requested:
-            return JobState.CANCELLED, "cancelled"
-        return JobState.CANCELLED, f"stopped on the backend: {status.message}".rstrip(": ")
-    code = f" (exit code {status.exit_code})" if status.exit_code is not None else ""
-    detail = f": {status.message}" if status.message else ""
-    prefix = "system fault" if status.system_fault else "failed"
-    return JobState.FAILED, f"{prefix}{code}{detail}"
+            return JobState.CANCELLED, Ended(Outcome.CANCELLED, detail="cancelled")
+        return JobState.CANCELLED, Ended(Outcome.STOPPED, detail=status.message)
+    outcome = Outcome.SYSTEM_FAULT if status.system_fault else Outcome.FAILED
+    return JobState.FAILED, Ended(outcome, status.exit_code, status.message)
 
 
-def _fair_share_context(tree: AccountTree, job: Job, shares: FairShare) -> str:
-    """'over fair share: program startups uses 61% vs entitled 40%; ' when it is so."""
+def _over_share(tree: AccountTree, job: Job, shares: FairShare) -> OverShare | None:
+    """The first account on the job's path that uses more than its fair share, if any."""
     for account in tree.path(job.spec.project):
         if account.kind is AccountKind.POOL:
             continue
         node = shares.explain(account.name)
         if node.norm_usage > node.norm_share + 1e-9:
-            return (
-                f"over fair share: {account.kind} {account.name} uses "
-                f"{node.norm_usage:.0%} vs entitled {node.norm_share:.0%}; "
-            )
-    return ""
+            return OverShare(account.kind.value, account.name, node.norm_usage, node.norm_share)
+    return None
 
 
 class _EtaEstimator:

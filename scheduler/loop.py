@@ -13,9 +13,12 @@ job needs any more (``scheduler.package_cleanup``).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +27,7 @@ from quotas.clock import Clock, utc_now
 from quotas.db.repositories import JobRepository
 from quotas.db.session import session_factory, transaction
 from scheduler.backends.base import Backend
+from scheduler.backends.registry import close_backends
 from scheduler.cycle import Scheduler
 from scheduler.lock import SchedulerLock
 from scheduler.package_cleanup import PackageCleanup
@@ -36,6 +40,7 @@ async def run_scheduler(
     engine: Engine,
     backends: Mapping[str, Backend],
     settings: SchedulerSettings,
+    *,
     stop: asyncio.Event,
     clock: Clock = utc_now,
 ) -> None:
@@ -60,7 +65,7 @@ async def run_scheduler(
                         log.info("%s %s", name, job_id)
             if cleanup.due():
                 await asyncio.to_thread(cleanup.run)
-            await _pause(stop, settings, factory, started)
+            await _pause(stop, settings, factory, started, clock)
     finally:
         lock.release()
 
@@ -70,6 +75,7 @@ async def _pause(
     settings: SchedulerSettings,
     factory: sessionmaker[Session],
     since: datetime,
+    clock: Clock,
 ) -> None:
     """Wait for the next cycle: ``cycle_seconds``, or less when there is news."""
     waited = 0.0
@@ -79,8 +85,63 @@ async def _pause(
             return
         waited += step
         with transaction(factory) as session:
-            if JobRepository(session).news_since(since):
+            if JobRepository(session).news_since(since, clock()):
                 return
+
+
+class SchedulerThread:
+    """``run_scheduler`` on a thread of its own, with its own event loop.
+
+    A cycle's database work blocks; on the web server's event loop it would stall every log
+    stream and WebSocket for as long as a cycle takes. The thread owns the backends it is given
+    from ``start`` on, and closes them when it stops.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        backends: Mapping[str, Backend],
+        settings: SchedulerSettings,
+        clock: Clock = utc_now,
+    ) -> None:
+        self._run = partial(run_scheduler, engine, backends, settings, clock=clock)
+        self._backends = backends
+        self._thread = threading.Thread(target=self._main, name="gpupool-scheduler", daemon=True)
+        self._started = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def _main(self) -> None:
+        asyncio.run(self._serve())
+
+    async def _serve(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._started.set()
+        try:
+            await self._run(stop=self._stop)
+        except Exception:
+            log.exception("the scheduler stopped")
+        finally:
+            await close_backends(self._backends)
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def stop(self) -> None:
+        """Ask the loop to stop after the step it is in; ``join`` waits for it."""
+        if self._loop is not None and self._stop is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def join(self) -> None:
+        """Wait, without blocking the caller's event loop, until the thread has ended."""
+        await asyncio.to_thread(self._thread.join)
 
 
 async def _wait(stop: asyncio.Event, seconds: float) -> bool:

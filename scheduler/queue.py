@@ -10,6 +10,7 @@ import secrets
 from dataclasses import replace
 
 from quotas.accounts import AccountKind
+from quotas.admission import Snapshot, refusal
 from quotas.db.repositories import JobRepository
 from quotas.errors import InvalidInput
 from quotas.flavors import acceptable_flavors
@@ -17,6 +18,7 @@ from quotas.jobs import Job, JobEvent, JobSpec, JobState
 from quotas.quantities import format_duration
 from quotas.quote import QuoteLine, quote
 from quotas.service import Books
+from scheduler.snapshot import free_capacity
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -44,9 +46,25 @@ def submit(
         )
     flavors = books.flavors.all()
     acceptable_flavors(flavors, spec.flavors, spec.min_memory_gb)  # unknown flavor -> error
+    rate_card = books.rate_card()
+    never = refusal(
+        Snapshot(
+            now=books.clock(),
+            period="",
+            tree=tree,
+            flavors=flavors,
+            rate_card=rate_card,
+            clusters=tuple(free_capacity(books.clusters.all(), [])),
+            committed={},
+            used={},
+        ),
+        spec.request("", books.clock()),
+    )
+    if never is not None:
+        raise InvalidInput(f"this job could never run in this pool: {never.sentence}")
     lines = quote(
         flavors,
-        books.rate_card(),
+        rate_card,
         spec.gpus,
         spec.time_limit_seconds,
         spec.flavors,

@@ -284,6 +284,7 @@ class JobRow(Base):
     preemptible: Mapped[bool] = mapped_column(Boolean)
     state: Mapped[str] = mapped_column(String(16), index=True)
     reason: Mapped[str] = mapped_column(Text, default="")
+    cause: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     submitted_at: Mapped[datetime]
     admitted_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from quotas.accounts import Account, AccountKind, AccountTree
 from quotas.admission import DataClass, PriorityClass, SiteKind
 from quotas.allocations import AUTO_APPROVER, AllocationRequest, RequestState
+from quotas.causes import StopCause, from_json, to_json
 from quotas.db.models import (
     AccountRow,
     AllocationRequestRow,
@@ -38,7 +39,7 @@ from quotas.errors import NoSuchAccount, NoSuchFlavor, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, ClusterSpec, Inventory, Tenancy
-from quotas.jobs import Job, JobEvent, JobSpec, JobState, Placed, StopCause
+from quotas.jobs import Job, JobEvent, JobSpec, JobState, Placed
 from quotas.ledger import Balances, Bucket, EntryKind, Pocket, Posting
 from quotas.quantities import Credits, Rate
 
@@ -860,6 +861,7 @@ class JobRepository:
     def _fill(self, row: JobRow, job: Job) -> None:
         row.state = job.state.value
         row.reason = job.reason
+        row.cause = to_json(job.cause) if job.cause is not None else None
         row.attempt = job.attempt
         placed = job.placed
         row.cluster = placed.cluster if placed else None
@@ -981,15 +983,31 @@ class JobRepository:
             if cluster is not None and flavor is not None
         }
 
-    def news_since(self, since: datetime) -> bool:
-        """Whether anything a scheduler should act on soon happened: a job submitted (or
-        requeued) after ``since``, a job admitted or starting, or a cancel asked for."""
+    def news_since(self, since: datetime, now: datetime) -> bool:
+        """Whether anything a scheduler should act on soon happened since the cycle that began
+        at ``since``: a job submitted, a job admitted in that cycle (to dispatch it, then see it
+        start), an admitted job whose dispatch is due, or a cancel not yet acted on.
+
+        A job waiting out a dispatch retry, starting for a long time (a large runtime_env being
+        installed) or being stopped is not news: the regular cycle looks at it, so the loop
+        never spins.
+        """
         query = select(JobRow.id).where(
             ((JobRow.state == JobState.QUEUED.value) & (JobRow.submitted_at > since))
-            | JobRow.state.in_([JobState.ADMITTED.value, JobState.STARTING.value])
+            | (
+                (JobRow.state == JobState.ADMITTED.value)
+                & (JobRow.next_dispatch_at.is_(None) | (JobRow.next_dispatch_at <= now))
+            )
+            | (
+                JobRow.state.in_([JobState.ADMITTED.value, JobState.STARTING.value])
+                & (JobRow.admitted_at > since)
+            )
             | (
                 JobRow.cancel_requested
-                & JobRow.state.in_([JobState.RUNNING.value, JobState.ADMITTED.value])
+                & JobRow.stop_cause.is_(None)
+                & JobRow.state.in_(
+                    [JobState.RUNNING.value, JobState.STARTING.value, JobState.ADMITTED.value]
+                )
             )
         )
         return self.session.scalar(query.limit(1)) is not None
@@ -1049,6 +1067,7 @@ class JobRepository:
             charged_until=maybe_utc(row.charged_until),
             cancel_requested=row.cancel_requested,
             stop_cause=StopCause(row.stop_cause) if row.stop_cause else None,
+            cause=from_json(row.cause) if row.cause else None,
             position=row.position,
             eta=maybe_utc(row.eta),
             dispatch_failures=row.dispatch_failures,

@@ -3,12 +3,17 @@ logs, cancel, and what a user may not see."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from quotas.causes import OverWholeBudget
 from quotas.clock import utc_now
-from quotas.db.session import session_factory
+from quotas.db.repositories import JobRepository
+from quotas.db.session import session_factory, transaction
+from quotas.jobs import JobState
+from quotas.quantities import Credits
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.cycle import CycleReport, Scheduler
 from scheduler.settings import SchedulerSettings
@@ -159,6 +164,7 @@ def test_another_projects_job_is_not_found(gpupool: Cli) -> None:
         (("submit", "--project", "kaist-nlp", "  "), "entrypoint"),
         (("submit", "--project", "kaist", "echo"), "no project kaist"),
         (("submit", "--project", "kaist-nlp", "--time-limit", "100h", "echo"), "over the cap"),
+        (("submit", "--project", "kaist-nlp", "--gpus", "24", "echo"), "could never run"),
         (("submit", "--project", "snu-medical-imaging", "echo"), "no project"),
     ],
 )
@@ -181,3 +187,16 @@ def test_quote_prices_each_flavor_best_deal_first(gpupool: Cli) -> None:
         ["h100-80g", "1.0", "32.0"],
         ["v100-32g", "0.25", "8.0"],
     ]
+
+
+def test_a_rejected_job_stays_in_the_default_list_with_its_reason(gpupool: Cli, demo: Demo) -> None:
+    job_id = submit(gpupool)
+    with transaction(session_factory(demo.engine)) as session:
+        jobs = JobRepository(session)
+        cause = OverWholeBudget(Credits.of(900), Credits.of(800), "project", "kaist-nlp")
+        jobs.save(replace(jobs.get(job_id).because(cause), state=JobState.REJECTED))
+
+    default = gpupool.ok("jobs", user="jiwoo.jung")
+
+    assert job_id in default
+    assert "over the whole budget of project kaist-nlp" in default

@@ -58,3 +58,25 @@ def test_unknown_fields_and_missing_auth_are_refused(demo: Demo) -> None:
     assert "gpu" in unknown.json()["detail"]
     assert anonymous.status_code == 401
     assert anonymous.headers["www-authenticate"].startswith("Bearer")
+
+
+def test_a_job_that_could_never_run_is_refused_at_submission(demo: Demo) -> None:
+    """No node in the demo pool has more than 8 GPUs and no cluster runs jobs across nodes: a
+    24-GPU job is refused with the reason, not accepted and rejected a second later."""
+    headers = demo.headers("jiwoo.jung")
+    before = demo.client.get("/api/v1/jobs", headers=headers).json()["total"]
+    body = {"project": "kaist-nlp", "entrypoint": "python train.py", "gpus": 24, "time_limit": "1h"}
+
+    refused = demo.client.post("/api/v1/jobs", json=body, headers=headers)
+    too_rare = demo.client.post(
+        "/api/v1/jobs", json=body | {"gpus": 1, "min_memory_gb": 200}, headers=headers
+    )
+
+    assert refused.status_code == 422
+    assert refused.json()["detail"] == (
+        "this job could never run in this pool: 24 GPUs is more than one node has (8 at most), "
+        "and no cluster here runs jobs across nodes"
+    )
+    assert too_rare.status_code == 422
+    assert "no flavor with at least 200 GB" in too_rare.json()["detail"]
+    assert demo.client.get("/api/v1/jobs", headers=headers).json()["total"] == before

@@ -41,11 +41,20 @@ from portal.problems import Problem
 from portal.rayjobs import exit_code, gpu_count, job_details, own_job_id, ray_status
 from portal.server import QuietServer
 from quotas.admission import DataClass, PriorityClass, SiteKind
+from quotas.causes import (
+    Ended,
+    NoCapacity,
+    NoFlavor,
+    Outcome,
+    StopCause,
+    Stopping,
+)
 from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
 from quotas.db.session import session_factory, transaction
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.jobs import Job, JobSpec, JobState, Placed
+from quotas.quantities import Credits
 from quotas.service import Books
 from scheduler.backends.base import content_addressed_uri
 from scheduler.backends.ray import RayBackend
@@ -179,7 +188,7 @@ def gateway(
 
         async def serve() -> None:
             backends = build_backends(clusters, flavors, auth_tokens=settings.ray_tokens())
-            scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop))
+            scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop=stop))
             serving = asyncio.create_task(server.serve())
             await stop.wait()
             server.should_exit = True
@@ -579,7 +588,10 @@ def a_job(state: JobState, **fields: Any) -> Job:
         metadata={"project": "kaist-nlp"},
         runtime_env={"pip": ["torch"]},
     )
-    return replace(Job("gp-1", spec, state, NOW), **fields)
+    job = Job("gp-1", spec, state, NOW)
+    if "cause" in fields:
+        job = job.because(fields.pop("cause"))
+    return replace(job, **fields)
 
 
 @pytest.mark.parametrize(
@@ -589,7 +601,7 @@ def a_job(state: JobState, **fields: Any) -> Job:
         (
             a_job(
                 JobState.QUEUED,
-                reason="no h100-80g free for 2 GPUs; 4 GPUs ahead of you",
+                cause=NoCapacity(("h100-80g",), 2, 4),
                 position=3,
                 eta=NOW + timedelta(hours=2),
             ),
@@ -622,7 +634,7 @@ def a_job(state: JobState, **fields: Any) -> Job:
                 JobState.RUNNING,
                 placed=PLACED,
                 cancel_requested=True,
-                reason="stopping: cancel requested",
+                cause=Stopping.requested(StopCause.CANCEL),
             ),
             "RUNNING",
             "running on national-daejeon (h100-80g); stopping: cancel requested",
@@ -636,27 +648,36 @@ def a_job(state: JobState, **fields: Any) -> Job:
             None,
         ),
         (
-            a_job(JobState.FAILED, reason="failed (exit code 3): Job entrypoint command failed"),
+            a_job(
+                JobState.FAILED,
+                cause=Ended(Outcome.FAILED, 3, "Job entrypoint command failed"),
+            ),
             "FAILED",
             "failed (exit code 3)",
             "FAILED",
         ),
         (
-            a_job(JobState.FAILED, reason="system fault: node died; 1.2 credits refunded"),
+            a_job(
+                JobState.FAILED,
+                cause=Ended(Outcome.SYSTEM_FAULT, None, "node died", Credits.of("1.2")),
+            ),
             "FAILED",
             "system fault: node died",
             "SYSTEM_FAULT",
         ),
         (
-            a_job(JobState.TIMED_OUT, reason="reached its time limit of 1h"),
+            a_job(
+                JobState.TIMED_OUT,
+                cause=Ended(Outcome.TIME_LIMIT, detail="reached its time limit of 1h"),
+            ),
             "FAILED",
             "timed out: reached its time limit of 1h",
             "TIMED_OUT",
         ),
         (
-            a_job(JobState.REJECTED, reason="budget exhausted"),
+            a_job(JobState.REJECTED, cause=NoFlavor(min_memory_gb=200)),
             "FAILED",
-            "rejected: budget exhausted",
+            "rejected: no flavor with at least 200 GB in the pool",
             "REJECTED",
         ),
     ],
@@ -691,7 +712,7 @@ def test_job_details_carry_times_in_unix_ms_and_the_exit_code() -> None:
     ended = a_job(
         JobState.FAILED,
         placed=PLACED,
-        reason="failed (exit code 3): boom",
+        cause=Ended(Outcome.FAILED, 3, "boom"),
         ended_at=NOW + timedelta(seconds=90),
     )
     details = job_details(ended)
@@ -704,4 +725,8 @@ def test_job_details_carry_times_in_unix_ms_and_the_exit_code() -> None:
     assert details.runtime_env == {"pip": ["torch"]}
     assert exit_code(a_job(JobState.SUCCEEDED)) == 0
     assert exit_code(a_job(JobState.RUNNING)) is None
+    # the sentence is for people: a reason that reads like an exit code is not one
+    assert exit_code(a_job(JobState.FAILED, reason="failed (exit code 3)")) is None
+    stopped_by_hand = a_job(JobState.FAILED, reason="system fault: node died")
+    assert ray_status(stopped_by_hand)[2] == "FAILED"
     JobDetails(**details.model_dump())  # Ray's own model reads it

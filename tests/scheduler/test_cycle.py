@@ -15,6 +15,8 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotas.admission import DataClass, PriorityClass, SiteKind
+from quotas.causes import Ended, NoCapacity
+from quotas.causes import Outcome as Ending
 from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
@@ -228,9 +230,14 @@ def test_a_failing_job_is_charged_and_a_system_fault_is_refunded(pool: Pool) -> 
 
     assert pool.job(own).state is JobState.FAILED
     assert "exit code 3" in pool.job(own).reason
+    assert pool.job(own).cause == Ended(Ending.FAILED, exit_code=3)
     assert pool.entries(own, EntryKind.CHARGE) == Credits.of("0.167").milli
     assert pool.job(fault).state is JobState.FAILED
     assert "refunded" in pool.job(fault).reason
+    fault_cause = pool.job(fault).cause
+    assert isinstance(fault_cause, Ended)
+    assert fault_cause.outcome is Ending.SYSTEM_FAULT
+    assert fault_cause.refunded.milli == pool.entries(fault, EntryKind.REFUND)
     assert pool.entries(fault, EntryKind.REFUND) == pool.entries(fault, EntryKind.CHARGE) > 0
 
 
@@ -247,6 +254,12 @@ def test_waiting_jobs_get_a_true_reason_a_position_and_an_estimated_start(pool: 
     waiting = pool.job(third)
     assert waiting.state is JobState.QUEUED
     assert "no h100-80g free for 8 GPUs; 0 GPUs ahead of you" in waiting.reason
+    assert isinstance(waiting.cause, NoCapacity)
+    assert (waiting.cause.flavors, waiting.cause.gpus, waiting.cause.ahead) == (
+        ("h100-80g",),
+        8,
+        0,
+    )
     assert waiting.position == 1
     assert waiting.eta == START + timedelta(hours=2)
     assert pool.job(fourth).position == 2

@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from sqlalchemy.orm import Session
+
+from quotas.causes import StopCause
 from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
-from quotas.jobs import JobSpec, JobState
+from quotas.jobs import Job, JobSpec, JobState, Placed
 from quotas.seed import seed_demo
 from quotas.service import Books
+from scheduler.backends.base import RunStatus
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.lock import SchedulerLock
-from scheduler.loop import run_scheduler
+from scheduler.loop import SchedulerThread, run_scheduler
 from scheduler.queue import submit
 from scheduler.settings import SchedulerSettings
 
@@ -43,7 +49,7 @@ def test_a_submitted_job_wakes_a_pausing_scheduler(fresh_database_url: str) -> N
     async def scenario() -> float:
         stop = asyncio.Event()
         loop = asyncio.create_task(
-            run_scheduler(engine, {"national-daejeon": backend}, settings, stop)
+            run_scheduler(engine, {"national-daejeon": backend}, settings, stop=stop)
         )
         await asyncio.sleep(0.5)  # the first cycle ran; the loop now pauses for 60 s
         with transaction(factory) as session:
@@ -73,4 +79,102 @@ def test_a_submitted_job_wakes_a_pausing_scheduler(fresh_database_url: str) -> N
 
     waited = asyncio.run(scenario())
     assert waited < settings.cycle_seconds / 2
+    engine.dispose()
+
+
+def _job(state: JobState, name: str, **fields: Any) -> Job:
+    spec = JobSpec("kaist-nlp", "seoyeon.lee", name, "python train.py", 1, 600)
+    return replace(Job(name, spec, state, AT - timedelta(hours=1)), **fields)
+
+
+AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+PLACED = Placed("national-daejeon", "h100-80g", 1000, 1, "2026", 170)
+
+
+def test_work_that_is_only_waiting_is_no_news(session: Session) -> None:
+    """A job waiting out a dispatch retry, starting for long, or already being stopped does not
+    wake the loop every ``wake_seconds``; new work and due work does."""
+    seed_demo(Books(session), demo_pool(AT))
+    jobs = JobRepository(session)
+    since, now = AT, AT + timedelta(seconds=1)
+
+    def news(job: Job) -> bool:
+        jobs.add(job)
+        found = jobs.news_since(since, now)
+        jobs.save(replace(job, state=JobState.CANCELLED, cancel_requested=False))
+        return found
+
+    later = now + timedelta(seconds=30)
+    earlier = since - timedelta(minutes=5)
+    quiet = [
+        _job(JobState.QUEUED, "old"),
+        _job(
+            JobState.ADMITTED, "retry", placed=PLACED, admitted_at=earlier, next_dispatch_at=later
+        ),
+        _job(JobState.STARTING, "installing", placed=PLACED, admitted_at=earlier),
+        _job(
+            JobState.RUNNING,
+            "stopping",
+            placed=PLACED,
+            admitted_at=earlier,
+            cancel_requested=True,
+            stop_cause=StopCause.CANCEL,
+        ),
+    ]
+    loud = [
+        replace(_job(JobState.QUEUED, "new"), submitted_at=since + timedelta(milliseconds=5)),
+        _job(JobState.ADMITTED, "due", placed=PLACED, admitted_at=earlier, next_dispatch_at=now),
+        _job(JobState.STARTING, "just-started", placed=PLACED, admitted_at=since),
+        _job(JobState.RUNNING, "cancel", placed=PLACED, admitted_at=earlier, cancel_requested=True),
+    ]
+    # A job admitted in the cycle that began at ``since`` is news once: to see it start soon.
+    loud[2] = replace(loud[2], admitted_at=since + timedelta(milliseconds=5))
+    assert [job.id for job in quiet if news(job)] == []
+    assert [job.id for job in loud if news(job)] == [job.id for job in loud]
+
+
+class BlockingBackend(SimulatedBackend):
+    """A backend whose status call blocks its thread, as slow database work in a cycle does."""
+
+    polls = 0
+
+    async def status(self, job_id: str) -> RunStatus:
+        time.sleep(0.3)
+        self.polls += 1
+        return await super().status(job_id)
+
+
+def test_a_slow_cycle_never_blocks_the_web_servers_event_loop(fresh_database_url: str) -> None:
+    engine = make_engine(fresh_database_url)
+    factory = session_factory(engine)
+    with transaction(factory) as session:
+        seed_demo(Books(session), demo_pool(datetime.now(UTC)))
+        submit(
+            Books(session),
+            JobSpec("kaist-nlp", "seoyeon.lee", "slow", "python train.py", 1, 600, ("h100-80g",)),
+            max_time_limit_seconds=3600,
+        )
+    backend = BlockingBackend(lambda: datetime.now(UTC), {"h100-80g": (2, 8)})
+    thread = SchedulerThread(
+        engine, {"national-daejeon": backend}, SchedulerSettings(cycle_seconds=0.05)
+    )
+
+    async def longest_stall_while_scheduling() -> tuple[float, int]:
+        thread.start()
+        longest = 0.0
+        last = started = time.monotonic()
+        while last < started + 1.5:
+            await asyncio.sleep(0.01)
+            now = time.monotonic()
+            longest, last = max(longest, now - last), now
+        polls = backend.polls
+        thread.stop()
+        await thread.join()
+        return longest, polls
+
+    longest, polls = asyncio.run(longest_stall_while_scheduling())
+    assert polls >= 2  # the scheduler ran: it launched the job and polled it, blocking
+    # each poll blocks its thread for 0.3 s; on this loop, no 10 ms sleep may take that long
+    assert longest < 0.25
+    assert not thread.running
     engine.dispose()

@@ -101,7 +101,7 @@ def test_the_scheduler_loop_removes_unneeded_packages_as_it_runs(engine: Engine)
     async def scenario() -> None:
         stop = asyncio.Event()
         loop = asyncio.create_task(
-            run_scheduler(engine, {"national-daejeon": backend}, settings, stop)
+            run_scheduler(engine, {"national-daejeon": backend}, settings, stop=stop)
         )
         for _ in range(200):
             if not kept(engine, old):

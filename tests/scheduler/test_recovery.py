@@ -38,11 +38,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from quotas.causes import StopCause
 from quotas.clock import utc_now
 from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
-from quotas.jobs import Job, JobSpec, JobState, StopCause
+from quotas.jobs import Job, JobSpec, JobState
 from quotas.ledger import Balances, Bucket, EntryKind, Pocket, Posting
 from quotas.seed import seed_demo
 from quotas.service import Books

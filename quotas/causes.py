@@ -1,0 +1,434 @@
+"""Why a job waits, was refused, is being stopped, or ended: typed causes, each with a sentence.
+
+Code decides on a cause's type and fields; ``sentence`` is for people and is never parsed. Each
+cause is a small frozen value with a ``kind`` (stored with the job as JSON by ``to_json``, read
+back by ``from_json``), so the scheduler, the Ray Jobs API and the pages read the same facts:
+
+* waits (``WaitCause``): no acceptable capacity free, capacity reserved for an earlier job,
+  not enough credits, a borrowing limit, the books moved since the snapshot, requeued;
+  ``DispatchRetry``: admitted, its backend unreachable for now;
+* refusals (``RejectCause``): the job can never run as asked here;
+* ``Stopping``: gpupool asked the backend to stop the job, and why;
+* ``Ended``: how a run ended (exit code, system fault, refund).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+from quotas.quantities import Credits, format_duration
+
+
+class StopCause(StrEnum):
+    """Why gpupool asked a backend to stop a job; decides the state it ends in."""
+
+    CANCEL = "cancel"
+    TIME_LIMIT = "time_limit"
+    OVERUSE = "overuse"
+    PREEMPT = "preempt"
+
+
+def _gpus(count: int) -> str:
+    return f"{count} GPU" if count == 1 else f"{count} GPUs"
+
+
+# -- waits --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class OverShare:
+    """An account on the job's path that uses more than its fair share at its level."""
+
+    level: str
+    """The account's kind: program, organization or project."""
+    account: str
+    usage: float
+    """Its normalized (decayed) usage among its siblings, 0-1."""
+    share: float
+    """Its normalized entitled share among its siblings, 0-1."""
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"over fair share: {self.level} {self.account} uses {self.usage:.0%} vs entitled "
+            f"{self.share:.0%}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class NoCapacity:
+    """No acceptable flavor has the GPUs free now; others ahead in the queue want them too."""
+
+    kind: ClassVar[str] = "no_capacity"
+    flavors: tuple[str, ...]
+    gpus: int
+    ahead: int
+    """GPUs of those flavors wanted by jobs ahead of this one in the queue."""
+    over_share: OverShare | None = None
+
+    @property
+    def sentence(self) -> str:
+        wanted = f"no {' or '.join(self.flavors)} free for {_gpus(self.gpus)}"
+        text = f"{wanted}; {_gpus(self.ahead)} ahead of you"
+        return f"{self.over_share.sentence}; {text}" if self.over_share else text
+
+
+@dataclass(frozen=True, slots=True)
+class Reserved:
+    """Free GPUs the job fits are held back for an earlier job blocked on capacity (backfill)."""
+
+    kind: ClassVar[str] = "reserved"
+    flavor: str
+    cluster: str
+    start: datetime
+    """When the reservation's job is expected to start there."""
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"{self.flavor} on {self.cluster} is reserved for a larger job waiting since "
+            f"earlier, from {self.start:%Y-%m-%d %H:%M} UTC; this job would still run then"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OverBudget:
+    """The cheapest acceptable placement costs more than an account on the path has left."""
+
+    kind: ClassVar[str] = "over_budget"
+    needs: Credits
+    left: Credits
+    level: str
+    account: str
+
+    @property
+    def sentence(self) -> str:
+        return f"budget: needs {self.needs} credits, {self.left} left ({self.level} {self.account})"
+
+
+@dataclass(frozen=True, slots=True)
+class BorrowingLimit:
+    """An account on the path would use more GPUs than it is guaranteed plus may borrow."""
+
+    kind: ClassVar[str] = "borrowing_limit"
+    level: str
+    account: str
+    running: int
+    guaranteed: int
+    borrowable: int
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"borrowing limit: {self.level} {self.account} uses {self.running} GPUs of "
+            f"{self.guaranteed} guaranteed + {self.borrowable} borrowable"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BooksMoved:
+    """The books changed between the cycle's snapshot and the hold: decided again next cycle."""
+
+    kind: ClassVar[str] = "books_moved"
+    detail: str
+
+    @property
+    def sentence(self) -> str:
+        return self.detail
+
+
+@dataclass(frozen=True, slots=True)
+class Requeued:
+    """Stopped and queued again: by preemption, or because its cluster lost it."""
+
+    kind: ClassVar[str] = "requeued"
+    why: Stopping | Lost
+
+    @property
+    def sentence(self) -> str:
+        if isinstance(self.why, Lost):
+            return f"{self.why.sentence}; requeued"
+        return f"requeued after being {self.why.detail}"
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchRetry:
+    """Admitted, but its backend could not be reached: launched again after a delay."""
+
+    kind: ClassVar[str] = "dispatch_retry"
+    error: str
+    delay_seconds: float
+
+    @property
+    def sentence(self) -> str:
+        return f"dispatch failed ({self.error}); retrying in {self.delay_seconds:g}s"
+
+
+WaitCause = NoCapacity | Reserved | OverBudget | BorrowingLimit | BooksMoved | Requeued
+
+
+# -- refusals -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NoFlavor:
+    """No flavor in the pool is acceptable to the job."""
+
+    kind: ClassVar[str] = "no_flavor"
+    min_memory_gb: int | None
+
+    @property
+    def sentence(self) -> str:
+        memory = f" with at least {self.min_memory_gb} GB" if self.min_memory_gb else ""
+        return f"no flavor{memory} in the pool"
+
+
+@dataclass(frozen=True, slots=True)
+class NoOpenCluster:
+    """The acceptable flavors are only on clusters dedicated to others."""
+
+    kind: ClassVar[str] = "no_open_cluster"
+    project: str
+    flavors: tuple[str, ...]
+
+    @property
+    def sentence(self) -> str:
+        return f"no cluster open to {self.project} has {', '.join(self.flavors)}"
+
+
+@dataclass(frozen=True, slots=True)
+class NoSite:
+    """No site the job's data class allows has an acceptable flavor."""
+
+    kind: ClassVar[str] = "no_site"
+    data_class: str
+    flavors: tuple[str, ...]
+
+    @property
+    def sentence(self) -> str:
+        return f"no {self.data_class} site has {', '.join(self.flavors)}"
+
+
+@dataclass(frozen=True, slots=True)
+class TooLarge:
+    """More GPUs than any one place the job could run has."""
+
+    kind: ClassVar[str] = "too_large"
+    gpus: int
+    largest: int
+    multi_node: bool
+    """Whether any cluster with an acceptable flavor runs jobs across nodes."""
+
+    @property
+    def sentence(self) -> str:
+        if not self.multi_node:
+            return (
+                f"{self.gpus} GPUs is more than one node has ({self.largest} at most), and no "
+                "cluster here runs jobs across nodes"
+            )
+        return f"{self.gpus} GPUs is more than any cluster has ({self.largest} at most)"
+
+
+@dataclass(frozen=True, slots=True)
+class OverWholeBudget:
+    """Even the cheapest placement costs more than an account's whole budget."""
+
+    kind: ClassVar[str] = "over_whole_budget"
+    needs: Credits
+    budget: Credits
+    level: str
+    account: str
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"over the whole budget of {self.level} {self.account}: needs {self.needs} credits, "
+            f"the budget is {self.budget}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    """The request itself is not a job the books can take (no GPUs, not a project...)."""
+
+    kind: ClassVar[str] = "invalid"
+    detail: str
+
+    @property
+    def sentence(self) -> str:
+        return self.detail
+
+
+RejectCause = NoFlavor | NoOpenCluster | NoSite | TooLarge | OverWholeBudget | Invalid
+
+
+# -- stops and endings --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Stopping:
+    """gpupool asked the job's backend to stop it; ``detail`` says why, for people."""
+
+    kind: ClassVar[str] = "stopping"
+    stop: StopCause
+    detail: str
+
+    @property
+    def sentence(self) -> str:
+        return f"stopping: {self.detail}"
+
+    @classmethod
+    def time_limit(cls, seconds: int) -> Stopping:
+        return cls(StopCause.TIME_LIMIT, f"reached its time limit of {format_duration(seconds)}")
+
+    @classmethod
+    def overuse(cls, used: float, reserved: int) -> Stopping:
+        return cls(
+            StopCause.OVERUSE, f"its tasks and actors held {used:g} GPUs, {reserved} reserved"
+        )
+
+    @classmethod
+    def requested(cls, stop: StopCause) -> Stopping:
+        return cls(stop, f"{stop.value} requested")
+
+
+@dataclass(frozen=True, slots=True)
+class Lost:
+    """The job's cluster no longer knows the launch (restarted?)."""
+
+    kind: ClassVar[str] = "lost"
+    cluster: str
+
+    @property
+    def sentence(self) -> str:
+        return f"lost by {self.cluster} (cluster restarted?)"
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SYSTEM_FAULT = "system_fault"
+    """The platform, not the job, ended it: what it was charged is refunded."""
+    TIME_LIMIT = "time_limit"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"
+    """Stopped on the backend, not by gpupool."""
+    OVERUSE = "overuse"
+    NEVER_STARTED = "never_started"
+    """Admitted but never launched: the backend refused it or could not be reached."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """How a job's run ended."""
+
+    kind: ClassVar[str] = "ended"
+    outcome: Outcome
+    exit_code: int | None = None
+    detail: str = ""
+    """The backend's message, or what gpupool knows of why."""
+    refunded: Credits = field(default_factory=Credits.zero)
+
+    @property
+    def sentence(self) -> str:
+        match self.outcome:
+            case Outcome.SUCCEEDED:
+                text = "succeeded"
+            case Outcome.CANCELLED | Outcome.TIME_LIMIT | Outcome.OVERUSE | Outcome.NEVER_STARTED:
+                text = self.detail or self.outcome.value
+            case Outcome.STOPPED:
+                text = f"stopped on the backend: {self.detail}".rstrip(": ")
+            case Outcome.FAILED | Outcome.SYSTEM_FAULT:
+                prefix = "system fault" if self.outcome is Outcome.SYSTEM_FAULT else "failed"
+                code = f" (exit code {self.exit_code})" if self.exit_code is not None else ""
+                text = f"{prefix}{code}: {self.detail}" if self.detail else f"{prefix}{code}"
+        if self.refunded:
+            text += f"; {self.refunded} credits refunded"
+        return text
+
+
+Cause = WaitCause | DispatchRetry | RejectCause | Stopping | Lost | Ended
+
+_KINDS: Mapping[str, type[Cause]] = {
+    kind.kind: kind
+    for kind in (
+        NoCapacity,
+        Reserved,
+        OverBudget,
+        BorrowingLimit,
+        BooksMoved,
+        Requeued,
+        DispatchRetry,
+        NoFlavor,
+        NoOpenCluster,
+        NoSite,
+        TooLarge,
+        OverWholeBudget,
+        Invalid,
+        Stopping,
+        Lost,
+        Ended,
+    )
+}
+
+
+def to_json(cause: Cause) -> dict[str, object]:
+    """The cause as plain JSON: its kind and its fields."""
+    encoded: dict[str, object] = {"kind": cause.kind}
+    for item in fields(cause):
+        encoded[item.name] = _encode(getattr(cause, item.name))
+    return encoded
+
+
+def from_json(data: Mapping[str, object]) -> Cause:
+    """The cause ``to_json`` wrote."""
+    kind = _KINDS[str(data["kind"])]
+    values: dict[str, Any] = {
+        item.name: _decode(item.type, data[item.name]) for item in fields(kind)
+    }
+    return kind(**values)
+
+
+def _encode(value: object) -> object:
+    if isinstance(value, Credits):
+        return value.milli
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if isinstance(value, OverShare):
+        return {item.name: getattr(value, item.name) for item in fields(value)}
+    if isinstance(value, (Stopping, Lost)):
+        return to_json(value)
+    return value
+
+
+def _decode(annotation: object, value: object) -> object:
+    """A field's value from JSON, by the field's (string) annotation."""
+    if value is None:
+        return None
+    match str(annotation):
+        case "Credits":
+            assert isinstance(value, int)
+            return Credits(value)
+        case "datetime":
+            assert isinstance(value, str)
+            return datetime.fromisoformat(value)
+        case "tuple[str, ...]":
+            assert isinstance(value, list)
+            return tuple(str(item) for item in value)
+        case "OverShare | None":
+            assert isinstance(value, dict)
+            return OverShare(**value)
+        case "Stopping | Lost":
+            assert isinstance(value, dict)
+            return from_json(value)
+        case "StopCause":
+            return StopCause(str(value))
+        case "Outcome":
+            return Outcome(str(value))
+    return value
