@@ -67,7 +67,7 @@ from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.base import LaunchSpec, RunState
 from scheduler.backends.ray import RayBackend
-from scheduler.backends.registry import build_backends, close_backends
+from scheduler.backends.registry import Reachable, build_backends, close_backends
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
 from scheduler.loop import run_scheduler
 from scheduler.queue import request_cancel, submit
@@ -115,7 +115,6 @@ async def direct_round(backend: RayBackend, poll: float) -> float:
         entrypoint=ENTRYPOINT,
         gpus=1,
         flavor=FLAVOR,
-        flavor_resource=FLAVOR,
         time_limit_seconds=TIME_LIMIT_SECONDS,
     )
     start = time.perf_counter()
@@ -183,7 +182,7 @@ class SchedulerThread:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         engine = make_engine(self.url)
-        backends = build_backends(self.clusters, self.flavors, self.ray)
+        backends = build_backends(self.clusters, self.flavors, Reachable(self.ray))
         self._ready.set()
         try:
             await run_scheduler(engine, backends, self.settings, stop=self._stop)

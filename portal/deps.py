@@ -34,6 +34,7 @@ from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepositor
 from quotas.db.session import transaction
 from quotas.errors import NotFound
 from quotas.service import Books
+from scheduler.logs import LogReader
 
 TOUCH_EVERY = timedelta(minutes=1)
 MAX_CACHED_TOKENS = 10_000
@@ -76,6 +77,11 @@ class Portal:
     def books(self) -> Iterator[Books]:
         with transaction(self.sessions) as session:
             yield Books(session, self.clock)
+
+    @property
+    def logs(self) -> LogReader:
+        """Jobs' output, read from the clusters they ran on."""
+        return LogReader(self.sessions, self.settings.data_dir, self.settings.ray_tokens())
 
 
 def get_portal(request: Request) -> Portal:

@@ -20,14 +20,14 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
 from portal.deps import Portal, PortalDep
 from quotas.accounts import AccountKind
-from quotas.db.models import AccountRow, JobEventRow, JobRow, LedgerEntryRow
+from quotas.db.metrics import MetricsRepository
+from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
 from quotas.jobs import JobState
-from quotas.ledger import EntryKind
 from quotas.service import Books
 
 router = APIRouter(tags=["health"])
@@ -64,96 +64,58 @@ class BooksCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with transaction(self.portal.sessions) as session:
             tree = Books(session).tree()
-            names = {
-                row[0]: row[1] for row in session.execute(select(AccountRow.id, AccountRow.name))
-            }
+            metrics = MetricsRepository(session)
+            queued = metrics.queued_flavors()
+            admitted = metrics.admissions()
+            within, waited, total_wait = metrics.waits(WAIT_BUCKETS)
+            in_use = JobRepository(session).gpus_in_use([JobState.STARTING, JobState.RUNNING])
+            charged_milli = metrics.charged_milli()
 
-            def program(project_id: int) -> str:
-                name = names.get(project_id, "")
-                path = tree.path(name) if name in tree else []
-                return next((a.name for a in path if a.kind is AccountKind.PROGRAM), "")
+        depth: Counter[tuple[str, str]] = Counter()
+        for project, flavors, count in queued:
+            path = tree.path(project) if project in tree else []
+            program = next((a.name for a in path if a.kind is AccountKind.PROGRAM), "")
+            flavor = flavors[0] if len(flavors) == 1 else ("any" if not flavors else "several")
+            depth[(program, flavor)] += count
+        queue = GaugeMetricFamily(
+            "gpupool_queue_depth",
+            "Jobs waiting in the queue, per program and flavor asked for",
+            labels=["program", "flavor"],
+        )
+        for (program, flavor), count in sorted(depth.items()):
+            queue.add_metric([program, flavor], count)
+        yield queue
 
-            depth: Counter[tuple[str, str]] = Counter()
-            queued = session.execute(
-                select(JobRow.project_id, JobRow.flavors).where(
-                    JobRow.state == JobState.QUEUED.value
-                )
-            )
-            for project_id, flavors in queued:
-                flavor = flavors[0] if len(flavors) == 1 else ("any" if not flavors else "several")
-                depth[(program(project_id), flavor)] += 1
-            queue = GaugeMetricFamily(
-                "gpupool_queue_depth",
-                "Jobs waiting in the queue, per program and flavor asked for",
-                labels=["program", "flavor"],
-            )
-            for (program_name, flavor), count in sorted(depth.items()):
-                queue.add_metric([program_name, flavor], count)
-            yield queue
+        admissions = CounterMetricFamily(
+            "gpupool_admissions", "Jobs admitted by the scheduler (every attempt)"
+        )
+        admissions.add_metric([], admitted)
+        yield admissions
 
-            admissions = CounterMetricFamily(
-                "gpupool_admissions", "Jobs admitted by the scheduler (every attempt)"
-            )
-            admitted = session.scalar(
-                select(func.count(JobEventRow.id)).where(
-                    JobEventRow.to_state == JobState.ADMITTED.value
-                )
-            )
-            admissions.add_metric([], admitted or 0)
-            yield admissions
+        buckets = [
+            (str(bound), float(count)) for bound, count in zip(WAIT_BUCKETS, within, strict=True)
+        ]
+        buckets.append(("+Inf", float(waited)))
+        histogram = HistogramMetricFamily(
+            "gpupool_wait_seconds", "Time from submission to admission", unit=""
+        )
+        histogram.add_metric([], buckets, sum_value=total_wait)
+        yield histogram
 
-            waits = sorted(
-                (admitted_at - submitted_at).total_seconds()
-                for submitted_at, admitted_at in session.execute(
-                    select(JobRow.submitted_at, JobRow.admitted_at).where(
-                        JobRow.admitted_at.is_not(None)
-                    )
-                )
-                if admitted_at is not None
-            )
-            buckets: list[tuple[str, float]] = []
-            for bound in WAIT_BUCKETS:
-                buckets.append((str(bound), float(sum(1 for w in waits if w <= bound))))
-            buckets.append(("+Inf", float(len(waits))))
-            histogram = HistogramMetricFamily(
-                "gpupool_wait_seconds", "Time from submission to admission", unit=""
-            )
-            histogram.add_metric([], buckets, sum_value=sum(waits))
-            yield histogram
+        gpus = GaugeMetricFamily(
+            "gpupool_gpus_in_use",
+            "GPUs held by starting or running jobs, per cluster and flavor",
+            labels=["cluster", "flavor"],
+        )
+        for (cluster, flavor), count in sorted(in_use.items()):
+            gpus.add_metric([cluster, flavor], float(count))
+        yield gpus
 
-            in_use = GaugeMetricFamily(
-                "gpupool_gpus_in_use",
-                "GPUs held by starting or running jobs, per cluster and flavor",
-                labels=["cluster", "flavor"],
-            )
-            rows = session.execute(
-                select(JobRow.cluster, JobRow.flavor, func.sum(JobRow.gpus))
-                .where(JobRow.state.in_([JobState.STARTING.value, JobState.RUNNING.value]))
-                .group_by(JobRow.cluster, JobRow.flavor)
-            )
-            for cluster, used_flavor, gpus in rows:
-                in_use.add_metric([cluster or "", used_flavor or ""], float(gpus or 0))
-            yield in_use
-
-            charged = CounterMetricFamily(
-                "gpupool_credits_charged", "Credits charged for GPU time, net of refunds"
-            )
-            total = {
-                kind: milli or 0
-                for kind, milli in session.execute(
-                    select(LedgerEntryRow.kind, func.sum(LedgerEntryRow.amount_milli))
-                    .where(
-                        LedgerEntryRow.kind.in_([EntryKind.CHARGE.value, EntryKind.REFUND.value])
-                    )
-                    .group_by(LedgerEntryRow.kind)
-                )
-            }
-            charged.add_metric(
-                [],
-                (total.get(EntryKind.CHARGE.value, 0) - total.get(EntryKind.REFUND.value, 0))
-                / 1000,
-            )
-            yield charged
+        charged = CounterMetricFamily(
+            "gpupool_credits_charged", "Credits charged for GPU time, net of refunds"
+        )
+        charged.add_metric([], charged_milli / 1000)
+        yield charged
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=PlainTextResponse)

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 
 from quotas.errors import (
     BooksError,
+    Conflict,
     Forbidden,
     InsufficientCredits,
     InvalidInput,
@@ -34,6 +35,7 @@ PROBLEM_JSON = "application/problem+json"
 STATUS_OF: list[tuple[type[BooksError], int]] = [
     (NotFound, 404),
     (Forbidden, 403),
+    (Conflict, 409),
     (InsufficientCredits, 409),
     (InvalidTransition, 409),
     (TreeError, 422),

@@ -101,7 +101,6 @@ from portal.deps import (
     require_scope,
     sole_project,
 )
-from portal.logs import LogsUnavailable, read_logs
 from portal.problems import Problem
 from quotas.access import Principal, Scope
 from quotas.admission import DataClass, PriorityClass
@@ -113,6 +112,7 @@ from quotas.jobs import Job, JobState
 from quotas.quantities import parse_duration
 from quotas.runtime_env import PACKAGE_NAME
 from quotas.service import Books
+from scheduler.logs import LogsUnavailable
 from scheduler.queue import request_cancel
 
 router = APIRouter(tags=["ray jobs"])
@@ -679,7 +679,7 @@ def _origin(url: str) -> tuple[str, str, int] | None:
 async def job_logs(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Logs:
     job = await asyncio.to_thread(_visible, portal, principal, job_id)
     try:
-        return Logs(logs=await read_logs(portal, job))
+        return Logs(logs=await portal.logs.read(job))
     except LogsUnavailable as error:
         raise Problem(503, str(error)) from error
 
@@ -726,18 +726,11 @@ async def _follow(
     job: Job,
     gone: asyncio.Task[None],
 ) -> None:
-    sent = 0
-    while not gone.done():
-        text = await read_logs(portal, job)
-        if len(text) < sent:  # a new launch after a preemption: its output starts over
-            sent = 0
-        if len(text) > sent:
-            await websocket.send_text(text[sent:])
-            sent = len(text)
-        if job.state.is_terminal:
-            return
-        await asyncio.wait({gone}, timeout=LOG_POLL_SECONDS)
-        job = await asyncio.to_thread(_refreshed, portal, principal, job)
+    async def refresh(job: Job) -> Job:
+        return await asyncio.to_thread(_refreshed, portal, principal, job)
+
+    async for chunk in portal.logs.follow(job, refresh, LOG_POLL_SECONDS, stopped=gone.done):
+        await websocket.send_text(chunk)
 
 
 async def _until_disconnected(websocket: WebSocket) -> None:

@@ -18,8 +18,7 @@ from portal.settings import PortalSettings
 from quotas.db.session import make_engine
 from quotas.flavors import Flavor
 from quotas.inventory import BackendKind, ClusterSpec, Tenancy
-from scheduler.backends.registry import build_backends, embedded_inventory
-from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
+from scheduler.embedded import EmbeddedRayCluster, RayEndpoint, embedded_inventory
 from scheduler.loop import SchedulerThread
 
 log = logging.getLogger(__name__)
@@ -95,9 +94,8 @@ async def _serve(
     watcher: asyncio.Task[None] | None = None
     scheduling = "no scheduler"
     if settings.run_scheduler:
-        backends = build_backends(clusters, flavors, embedded, settings.ray_tokens())
-        scheduling = f"scheduler: {len(backends)} clusters"
-        scheduler = SchedulerThread(engine, backends, settings)
+        scheduler = SchedulerThread.for_clusters(engine, clusters, flavors, embedded, settings)
+        scheduling = f"scheduler: {scheduler.clusters} clusters"
         scheduler.start()
         # the thread's end wakes this loop, as Ctrl-C does
         watcher = asyncio.create_task(scheduler.join())

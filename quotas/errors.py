@@ -19,6 +19,22 @@ class NotFound(BooksError):
     """Something named does not exist."""
 
 
+class Conflict(BooksError):
+    """The request contradicts what the books already hold; asking again will not help."""
+
+
+class AlreadyExists(Conflict):
+    """Something with that name (or id) is already there."""
+
+
+class PeriodClosed(Conflict):
+    """The funding period has expired: its books are closed to new movements."""
+
+
+class AlreadyDone(Conflict):
+    """The operation was already carried out (a ledger entry reversed twice, ...)."""
+
+
 class NoSuchFlavor(NotFound):
     def __init__(self, name: str) -> None:
         super().__init__(f"unknown flavor {name!r}")

@@ -12,16 +12,25 @@ the newest finished job that did ended more than ``Retention.after_last_job`` ag
 uploaded more than ``Retention.grace`` ago (so one uploaded for a job about to be submitted
 stays), it is removed (``unneeded``), which gives its bytes back to its project and the pool.
 
+A job names each package by the sha256 of its bytes (``content_addressed_uri``), never by the
+name the client chose: on a cluster shared by many tenants, a name then means one content only.
+
 Pure decisions over what the caller read: no database here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from quotas.errors import PoolStorageFull, ProjectStorageFull
+
+UPLOADED_PACKAGE_PREFIX = "gcs://"
+"""URIs of packages uploaded through a Ray Jobs API (Ray keeps them in its GCS)."""
+CONTENT_ADDRESSED = re.compile(r"gcs://_ray_pkg_([0-9a-f]{64})\.zip")
+"""A package named by the sha256 of its bytes, in Ray's own form of package name."""
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -127,3 +136,49 @@ def unneeded(
             continue
         found.append(package)
     return found
+
+
+def uploaded_packages(runtime_env: Mapping[str, object]) -> list[str]:
+    """The uploaded packages (``gcs://`` URIs) a runtime_env's ``working_dir`` and
+    ``py_modules`` name, in order, each once."""
+    named: list[object] = [runtime_env.get("working_dir")]
+    modules = runtime_env.get("py_modules")
+    if isinstance(modules, Sequence) and not isinstance(modules, str | bytes):
+        named.extend(modules)
+    found: list[str] = []
+    for item in named:
+        if isinstance(item, str) and item.startswith(UPLOADED_PACKAGE_PREFIX) and item not in found:
+            found.append(item)
+    return found
+
+
+def content_addressed_uri(sha256: str) -> str:
+    """The name of the package whose bytes have this sha256 (hex): the whole digest, so two
+    different contents never share a name."""
+    uri = f"{UPLOADED_PACKAGE_PREFIX}_ray_pkg_{sha256}.zip"
+    if not CONTENT_ADDRESSED.fullmatch(uri):
+        raise ValueError(f"{sha256!r} is not a sha256 in hex")
+    return uri
+
+
+def content_digest(uri: str) -> str | None:
+    """The sha256 a content-addressed package URI names; None for any other URI."""
+    found = CONTENT_ADDRESSED.fullmatch(uri)
+    return found.group(1) if found else None
+
+
+def with_packages_renamed(
+    runtime_env: Mapping[str, object], names: Mapping[str, str]
+) -> dict[str, object]:
+    """``runtime_env`` with each package URI in ``working_dir`` and ``py_modules`` that
+    ``names`` maps replaced by what it maps to; everything else as it was."""
+    renamed = dict(runtime_env)
+    working_dir = renamed.get("working_dir")
+    if isinstance(working_dir, str) and working_dir in names:
+        renamed["working_dir"] = names[working_dir]
+    modules = renamed.get("py_modules")
+    if isinstance(modules, Sequence) and not isinstance(modules, str | bytes):
+        renamed["py_modules"] = [
+            names[item] if isinstance(item, str) and item in names else item for item in modules
+        ]
+    return renamed

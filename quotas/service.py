@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import fields, is_dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -33,12 +33,24 @@ from quotas.db.repositories import (
     PeopleRepository,
 )
 from quotas.db.session import lock_ledger
-from quotas.errors import Forbidden, InvalidInput, InvalidTransition, NotFound, TreeError
+from quotas.errors import (
+    AlreadyDone,
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    InvalidTransition,
+    NotFound,
+    PeriodClosed,
+    TreeError,
+)
 from quotas.flavors import Flavor, RateCard, rate_card_in_force
 from quotas.funding import Funder, Period
 from quotas.ledger import AccountBalances, Actor, Ledger, Posting
 from quotas.priorities import PriorityGrant, check_priority, may_grant, needs_grant
 from quotas.quantities import Credits, Rate
+
+BACKDATE_GRACE = timedelta(minutes=5)
+"""How far in the past a new rate card may say it took effect (clock skew, a slow request)."""
 
 
 class Books:
@@ -74,19 +86,31 @@ class Books:
         self, flavor: Flavor, throughput_source: str = "", actor: str = "system"
     ) -> None:
         if flavor.name in self.flavors.all():
-            raise InvalidInput(f"flavor {flavor.name} already exists")
+            raise AlreadyExists(f"flavor {flavor.name} already exists")
         self.flavors.add(flavor, throughput_source)
         self._audit(actor, "flavor.add", f"flavor/{flavor.name}", None, _record(flavor))
 
     def publish_rate_card(
         self, rates: Mapping[str, Rate], effective_from: datetime, actor: str, note: str = ""
     ) -> RateCard:
-        """A new version of the rate card; jobs admitted before it keep their recorded rate."""
+        """A new version of the rate card; jobs admitted before it keep their recorded rate.
+
+        It prices every flavor, and no other. It may take effect later, but not earlier than
+        now (give or take ``BACKDATE_GRACE`` for clocks), except the first card of a pool.
+        """
         known = self.flavors.all()
         missing = sorted(set(known) - set(rates))
         if missing:
             raise InvalidInput(f"a rate card prices every flavor; missing {', '.join(missing)}")
+        unknown = sorted(set(rates) - set(known))
+        if unknown:
+            raise InvalidInput(f"rates name unknown flavors: {', '.join(unknown)}")
         cards = self.flavors.rate_cards()
+        if cards and effective_from < self.clock() - BACKDATE_GRACE:
+            raise InvalidInput(
+                "effective_from is in the past; a rate card cannot be backdated (jobs admitted "
+                "since were priced by the card then in force)"
+            )
         card = RateCard(self.flavors.next_rate_card_version(), effective_from, dict(rates))
         self.flavors.add_rate_card(card, actor, note)
         self._audit(
@@ -104,7 +128,7 @@ class Books:
     def add_period(self, period: Period, actor: str = "system") -> None:
         for other in self.funding.periods():
             if other.name == period.name:
-                raise InvalidInput(f"period {period.name} already exists")
+                raise AlreadyExists(f"period {period.name} already exists")
             if period.starts_at < other.ends_at and other.starts_at < period.ends_at:
                 raise InvalidInput(f"period {period.name} overlaps period {other.name}")
         self.funding.add_period(period)
@@ -112,7 +136,7 @@ class Books:
 
     def add_funder(self, funder: Funder, actor: str = "system") -> None:
         if funder.name in {each.name for each in self.funding.funders()}:
-            raise InvalidInput(f"funder {funder.name} already exists")
+            raise AlreadyExists(f"funder {funder.name} already exists")
         self.funding.add_funder(funder)
         self._audit(actor, "funder.add", f"funder/{funder.name}", None, _record(funder))
 
@@ -140,7 +164,7 @@ class Books:
     def add_account(self, account: Account, actor: str = "system") -> None:
         tree = self.tree()
         if account.name in tree:
-            raise TreeError(f"an account named {account.name} already exists")
+            raise AlreadyExists(f"an account named {account.name} already exists")
         if account.kind is AccountKind.POOL and len(tree.accounts):
             raise TreeError("there is one pool; add programs under it")
         tree.with_account(account)  # validates the whole new tree
@@ -187,7 +211,7 @@ class Books:
             raise InvalidInput(f"{project} is not a project")
         before = {m.user: m.role for m in self.people.members() if m.project == project}
         if user in before:
-            raise InvalidInput(f"{user} is already a {before[user]} of {project}")
+            raise AlreadyExists(f"{user} is already a {before[user]} of {project}")
         self.people.add_member(user, project, role.value)
         self._audit(
             actor, "membership.add", f"account/{project}", None, {"user": user, "role": role}
@@ -215,7 +239,7 @@ class Books:
         self, name: str, display_name: str = "", email: str = "", actor: str = "system"
     ) -> None:
         if self.people.has_user(name):
-            raise InvalidInput(f"user {name} already exists")
+            raise AlreadyExists(f"user {name} already exists")
         self.people.add_user(name, display_name, email)
         self._audit(
             actor,
@@ -230,7 +254,7 @@ class Books:
         links = IdentityLinkRepository(self.session)
         linked = links.user_for_subject(issuer, subject)
         if linked is not None:
-            raise InvalidInput(f"subject {subject!r} of {issuer} is already linked to {linked}")
+            raise AlreadyExists(f"subject {subject!r} of {issuer} is already linked to {linked}")
         link = links.link_subject(issuer, subject, user)
         self._audit(
             actor,
@@ -384,7 +408,7 @@ class Books:
         """Lock, read the balances the movement touches, compute its entries, append them."""
         self.funding.period(period)
         if self.funding.expired_at(period) is not None:
-            raise InvalidInput(f"period {period} has expired; its books are closed")
+            raise PeriodClosed(f"period {period} has expired; its books are closed")
         lock_ledger(self.session)
         tree = self.tree(period)
         if not tree.accounts:
@@ -501,7 +525,7 @@ class Books:
     def reverse(self, entry_id: int, actor: str, reason: str) -> list[int]:
         entry = self.ledger.get(entry_id)
         if self.ledger.is_reversed(entry_id):
-            raise InvalidInput(f"ledger entry {entry_id} has already been reversed")
+            raise AlreadyDone(f"ledger entry {entry_id} has already been reversed")
         touched = [name for name in (entry.posting.target.account,) if name]
         return self._post(
             entry.posting.period,

@@ -55,9 +55,9 @@ from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
 from quotas.errors import BooksError, NotFound
 from quotas.fairshare import FairShare
-from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec, Tenancy
 from quotas.jobs import Job, JobEvent, JobState, Placed, check_transition
+from quotas.packages import content_digest, uploaded_packages
 from quotas.preemption import RunningJob, choose_preemptions
 from quotas.quantities import Credits, format_duration
 from quotas.service import Books
@@ -71,8 +71,6 @@ from scheduler.backends.base import (
     RunState,
     RunStatus,
     TransientBackendError,
-    content_digest,
-    uploaded_packages,
 )
 from scheduler.charging import owed_milli
 from scheduler.settings import SchedulerSettings
@@ -289,7 +287,6 @@ class Scheduler:
         now = self.clock()
         with transaction(self.factory) as session:
             admitted = JobRepository(session).find([JobState.ADMITTED])
-            flavors = Books(session).flavors.all()
         for job in admitted:
             if job.next_dispatch_at is not None and job.next_dispatch_at > now:
                 continue
@@ -306,7 +303,7 @@ class Scheduler:
                 continue
             try:
                 self.on_step("dispatching")
-                spec = self._launch_spec(job, flavors[job.placed.flavor])
+                spec = self._launch_spec(job)
                 await self._forward_packages(job, backend, spec)
                 await backend.submit(spec)
             except TransientBackendError as error:
@@ -388,7 +385,7 @@ class Scheduler:
             if current.state is JobState.ADMITTED and current.attempt == job.attempt:
                 self._move(books, current, replace(current, state=JobState.STARTING), reason)
 
-    def _launch_spec(self, job: Job, flavor: Flavor) -> LaunchSpec:
+    def _launch_spec(self, job: Job) -> LaunchSpec:
         assert job.placed is not None
         return LaunchSpec(
             job_id=job.submission_id,
@@ -396,7 +393,6 @@ class Scheduler:
             entrypoint=job.spec.entrypoint,
             gpus=job.spec.gpus,
             flavor=job.placed.flavor,
-            flavor_resource=flavor.ray_resource,
             time_limit_seconds=job.spec.time_limit_seconds,
             runtime_env=job.spec.runtime_env,
             image=job.spec.image,

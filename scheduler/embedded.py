@@ -58,7 +58,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import TracebackType
@@ -66,6 +66,8 @@ from typing import Self
 
 import httpx
 
+from quotas.flavors import Flavor
+from quotas.inventory import BackendKind, ClusterSpec
 from quotas.settings import write_private
 
 # Ray puts unix sockets under ``<temp dir>/session_<date>_<time>_<micros>_<pid>/sockets/...``;
@@ -624,3 +626,17 @@ def embedded_endpoint(data_dir: Path) -> RayEndpoint | None:
     """The endpoint of the embedded cluster ``gpupool serve`` runs from ``data_dir``, if any."""
     state = ClusterState.load(data_dir / "ray" / STATE_FILE)
     return None if state is None else state.endpoint
+
+
+def embedded_inventory(
+    clusters: Iterable[ClusterSpec], flavors: Mapping[str, Flavor]
+) -> dict[str, int]:
+    """Logical GPUs per Ray flavor resource for the clusters the embedded Ray cluster serves:
+    the Ray clusters the books declare without an address."""
+    inventory: dict[str, int] = {}
+    for cluster in clusters:
+        if cluster.backend is BackendKind.RAY and not cluster.address:
+            for item in cluster.inventory:
+                resource = flavors[item.flavor].ray_resource
+                inventory[resource] = inventory.get(resource, 0) + item.gpus
+    return inventory

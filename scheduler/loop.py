@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import partial
 
@@ -26,9 +26,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from quotas.clock import Clock, utc_now
 from quotas.db.repositories import JobRepository
 from quotas.db.session import session_factory, transaction
+from quotas.flavors import Flavor
+from quotas.inventory import ClusterSpec
 from scheduler.backends.base import Backend
-from scheduler.backends.registry import close_backends
+from scheduler.backends.registry import Reachable, build_backends, close_backends
 from scheduler.cycle import Scheduler
+from scheduler.embedded import RayEndpoint
 from scheduler.lock import SchedulerLock
 from scheduler.package_cleanup import PackageCleanup
 from scheduler.settings import SchedulerSettings
@@ -110,6 +113,24 @@ class SchedulerThread:
         self._started = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+
+    @classmethod
+    def for_clusters(
+        cls,
+        engine: Engine,
+        clusters: Iterable[ClusterSpec],
+        flavors: Mapping[str, Flavor],
+        embedded: RayEndpoint | None,
+        settings: SchedulerSettings,
+    ) -> SchedulerThread:
+        """A scheduler for the clusters the books declare that this process can reach."""
+        reachable = Reachable(embedded, settings.ray_tokens())
+        return cls(engine, build_backends(clusters, flavors, reachable), settings)
+
+    @property
+    def clusters(self) -> int:
+        """How many clusters it schedules onto."""
+        return len(self._backends)
 
     def start(self) -> None:
         self._thread.start()

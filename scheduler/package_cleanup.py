@@ -25,8 +25,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from quotas.clock import Clock, utc_now
 from quotas.db.access import AuditRepository, PackageRepository
 from quotas.db.session import transaction
-from quotas.packages import PackageUse, Retention, StoredPackage, unneeded
-from scheduler.backends.base import content_digest, uploaded_packages
+from quotas.packages import (
+    PackageUse,
+    Retention,
+    StoredPackage,
+    content_digest,
+    unneeded,
+    uploaded_packages,
+)
 from scheduler.settings import SchedulerSettings
 
 log = logging.getLogger(__name__)

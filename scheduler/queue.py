@@ -12,7 +12,7 @@ from dataclasses import replace
 from quotas.accounts import AccountKind
 from quotas.admission import Snapshot, refusal
 from quotas.db.repositories import JobRepository
-from quotas.errors import InvalidInput
+from quotas.errors import AlreadyExists, InvalidInput
 from quotas.flavors import acceptable_flavors
 from quotas.jobs import Job, JobEvent, JobSpec, JobState
 from quotas.quantities import format_duration
@@ -77,7 +77,7 @@ def submit(
                 f"{job_id!r} is not a valid job id: 1-64 letters, digits, '.', '_', '-'"
             )
         if jobs.exists(job_id):
-            raise InvalidInput(f"job id {job_id} is taken")
+            raise AlreadyExists(f"job id {job_id} is taken")
     job = Job(
         id=job_id or new_job_id(), spec=spec, state=JobState.QUEUED, submitted_at=books.clock()
     )

@@ -7,7 +7,7 @@ goes through ``Books``, which writes its audit entry.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -32,7 +32,6 @@ from quotas.quote import quote
 router = APIRouter(tags=["catalog"])
 
 ALLOCATED_STATES = (JobState.STARTING, JobState.RUNNING)
-BACKDATE_GRACE = timedelta(minutes=5)
 """A rate card may take effect a little before it arrives (clock skew), never further back."""
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$")]
 
@@ -170,11 +169,6 @@ def publish_rate_card(body: NewRateCard, portal: PortalDep, principal: Principal
         effective_from = (
             in_utc(body.effective_from, "effective_from") if body.effective_from else now
         )
-        if effective_from < now - BACKDATE_GRACE:
-            raise Problem(422, "effective_from is in the past; a rate card cannot be backdated")
-        unknown = sorted(set(rates) - set(books.flavors.all()))
-        if unknown:
-            raise Problem(422, f"rates name unknown flavors: {', '.join(unknown)}")
         card = books.publish_rate_card(rates, effective_from, principal.user, body.note)
         return rate_card_out(card, books.flavors.rate_card_notes())
 

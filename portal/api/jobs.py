@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,7 +13,6 @@ from pydantic import Field
 
 from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict
 from portal.deps import PortalDep, PrincipalDep, require, require_scope
-from portal.logs import LogsUnavailable, read_logs
 from portal.problems import Problem
 from quotas.access import Principal, Scope
 from quotas.admission import DataClass, PriorityClass
@@ -21,16 +20,17 @@ from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
 from quotas.errors import NotFound
 from quotas.jobs import Job, JobEvent, JobSpec, JobState
-from quotas.quantities import Credits, Rate, parse_duration
-from quotas.quote import QuoteLine
-from quotas.runtime_env import checked_runtime_env as allowed_runtime_env
-from quotas.service import Books
-from scheduler.backends.base import (
+from quotas.packages import (
     content_addressed_uri,
     content_digest,
     uploaded_packages,
     with_packages_renamed,
 )
+from quotas.quantities import Credits, Rate, parse_duration
+from quotas.quote import QuoteLine
+from quotas.runtime_env import checked_runtime_env as allowed_runtime_env
+from quotas.service import Books
+from scheduler.logs import LogsUnavailable
 from scheduler.queue import request_cancel, submit
 
 router = APIRouter(tags=["jobs"])
@@ -323,7 +323,7 @@ async def job_logs(
 ) -> PlainTextResponse:
     job = await asyncio.to_thread(_readable, portal, principal, job_id)
     try:
-        text = await read_logs(portal, job)
+        text = await portal.logs.read(job)
     except LogsUnavailable as error:
         raise Problem(503, str(error)) from error
     return PlainTextResponse(text)
@@ -344,21 +344,8 @@ async def stream_logs(
 ) -> StreamingResponse:
     job = await asyncio.to_thread(_readable, portal, principal, job_id)
 
-    async def chunks() -> AsyncIterator[str]:
-        sent = 0
-        current = job
-        while True:
-            if current.placed is not None:
-                try:
-                    text = await read_logs(portal, current)
-                except LogsUnavailable:
-                    text = ""
-                if len(text) > sent:
-                    yield text[sent:]
-                    sent = len(text)
-            if current.state.is_terminal:
-                return
-            await asyncio.sleep(LOG_POLL_SECONDS)
-            current = await asyncio.to_thread(_readable, portal, principal, job_id)
+    async def refresh(job: Job) -> Job:
+        return await asyncio.to_thread(_readable, portal, principal, job.id)
 
-    return StreamingResponse(chunks(), media_type="text/plain; charset=utf-8")
+    chunks = portal.logs.follow(job, refresh, LOG_POLL_SECONDS)
+    return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")

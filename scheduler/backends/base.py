@@ -6,25 +6,17 @@ job twice launches it once, cancelling a finished job is a no-op. Failures are c
 ``PermanentBackendError`` (the job can never run there: fail it and release its hold).
 
 A job's runtime_env may name packages a Ray client uploaded to gpupool (``gcs://`` URIs in
-``working_dir`` or ``py_modules``); a backend that can take them implements ``PackageStore``, and
-dispatch forwards each package to it before ``submit``. A job names each by the sha256 of its
-bytes (``content_addressed_uri``), never by the name the client chose: on a cluster shared by
-many tenants, a name then means one content only.
+``working_dir`` or ``py_modules``, ``quotas.packages``); a backend that can take them implements
+``PackageStore``, and dispatch forwards each package to it before ``submit``.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
-
-UPLOADED_PACKAGE_PREFIX = "gcs://"
-"""URIs of packages uploaded through a Ray Jobs API (Ray keeps them in its GCS)."""
-CONTENT_ADDRESSED = re.compile(r"gcs://_ray_pkg_([0-9a-f]{64})\.zip")
-"""A package named by the sha256 of its bytes, in Ray's own form of package name."""
 
 
 class BackendError(Exception):
@@ -63,8 +55,7 @@ class LaunchSpec:
     entrypoint: str
     gpus: int
     flavor: str
-    flavor_resource: str
-    """The backend's resource name for the flavor (Ray custom resource, Kubernetes resource)."""
+    """The flavor's name; each backend maps it to its own resource names."""
     time_limit_seconds: int
     runtime_env: Mapping[str, object] = field(default_factory=dict)
     image: str | None = None
@@ -110,6 +101,9 @@ class Backend(Protocol):
     async def capacity(self) -> Mapping[str, FlavorCapacity]:
         """Free capacity per flavor, read from the backend itself."""
 
+    async def close(self) -> None:
+        """Let go of connections; the backend is not called again."""
+
 
 @runtime_checkable
 class GpuAccounting(Protocol):
@@ -137,49 +131,3 @@ class PackageStore(Protocol):
 
     async def upload_package(self, uri: str, content: bytes) -> None:
         """Store the package's bytes under ``uri``; storing the same package again is harmless."""
-
-
-def uploaded_packages(runtime_env: Mapping[str, object]) -> list[str]:
-    """The uploaded packages (``gcs://`` URIs) a runtime_env's ``working_dir`` and
-    ``py_modules`` name, in order, each once."""
-    named: list[object] = [runtime_env.get("working_dir")]
-    modules = runtime_env.get("py_modules")
-    if isinstance(modules, Sequence) and not isinstance(modules, str | bytes):
-        named.extend(modules)
-    found: list[str] = []
-    for item in named:
-        if isinstance(item, str) and item.startswith(UPLOADED_PACKAGE_PREFIX) and item not in found:
-            found.append(item)
-    return found
-
-
-def content_addressed_uri(sha256: str) -> str:
-    """The name of the package whose bytes have this sha256 (hex): the whole digest, so two
-    different contents never share a name."""
-    uri = f"{UPLOADED_PACKAGE_PREFIX}_ray_pkg_{sha256}.zip"
-    if not CONTENT_ADDRESSED.fullmatch(uri):
-        raise ValueError(f"{sha256!r} is not a sha256 in hex")
-    return uri
-
-
-def content_digest(uri: str) -> str | None:
-    """The sha256 a content-addressed package URI names; None for any other URI."""
-    found = CONTENT_ADDRESSED.fullmatch(uri)
-    return found.group(1) if found else None
-
-
-def with_packages_renamed(
-    runtime_env: Mapping[str, object], names: Mapping[str, str]
-) -> dict[str, object]:
-    """``runtime_env`` with each package URI in ``working_dir`` and ``py_modules`` that
-    ``names`` maps replaced by what it maps to; everything else as it was."""
-    renamed = dict(runtime_env)
-    working_dir = renamed.get("working_dir")
-    if isinstance(working_dir, str) and working_dir in names:
-        renamed["working_dir"] = names[working_dir]
-    modules = renamed.get("py_modules")
-    if isinstance(modules, Sequence) and not isinstance(modules, str | bytes):
-        renamed["py_modules"] = [
-            names[item] if isinstance(item, str) and item in names else item for item in modules
-        ]
-    return renamed

@@ -156,6 +156,10 @@ class RayBackend:
     ) -> None:
         await self.close()
 
+    def _resource(self, flavor: str) -> str:
+        """The Ray custom resource that marks the flavor's GPUs (its own name unless mapped)."""
+        return (self.flavor_resources or {}).get(flavor, flavor)
+
     # -- HTTP ---------------------------------------------------------------------------------
 
     def _url(self, path: str) -> str:
@@ -216,7 +220,7 @@ class RayBackend:
             "submission_id": spec.job_id,
             "entrypoint": spec.entrypoint,
             "entrypoint_num_gpus": spec.gpus,
-            "entrypoint_resources": {spec.flavor_resource: spec.gpus} if spec.gpus else {},
+            "entrypoint_resources": {self._resource(spec.flavor): spec.gpus} if spec.gpus else {},
             "runtime_env": dict(spec.runtime_env),
             "metadata": {
                 **spec.metadata,

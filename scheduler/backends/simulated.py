@@ -143,3 +143,6 @@ class SimulatedBackend:
                 free.append(per_node - take)
             capacity[flavor] = FlavorCapacity(flavor, per_node, tuple(free))
         return capacity
+
+    async def close(self) -> None:
+        """Nothing to let go of: the simulated cluster lives in this process."""

@@ -241,7 +241,7 @@ def test_a_program_manager_adds_organizations_and_projects_inside_their_program(
         ("admin", {"kind": "organization", "parent": "nowhere"}, 404),
         ("admin", {"kind": "pool"}, 422),  # there is one pool
         ("admin", {"kind": "organization", "parent": "startups", "name": "Bad Name"}, 422),
-        ("admin", {"kind": "organization", "parent": "startups", "name": "kaist"}, 422),
+        ("admin", {"kind": "organization", "parent": "startups", "name": "kaist"}, 409),  # taken
         ("admin", {"kind": "organization", "parent": "startups", "share": -1}, 422),
         ("admin", {"kind": "region", "parent": "startups"}, 422),
     ],
@@ -288,7 +288,7 @@ def test_a_pi_manages_their_projects_members_with_audit(demo: Demo) -> None:
         ("auditor.kim", {"user": "eunji.han", "role": "researcher"}, 403),
         ("jaehyun.kim", {"user": "eunji.han", "role": "pi"}, 201),
         ("admin", {"user": "eunji.han", "role": "researcher"}, 201),
-        ("seoyeon.lee", {"user": "jiwoo.jung", "role": "pi"}, 422),  # already a member
+        ("seoyeon.lee", {"user": "jiwoo.jung", "role": "pi"}, 409),  # already a member
         ("seoyeon.lee", {"user": "nobody", "role": "researcher"}, 404),
         ("seoyeon.lee", {"user": "eunji.han", "role": "admin"}, 422),
         ("seoyeon.lee", {"user": "eunji.han", "role": "researcher", "x": 1}, 422),

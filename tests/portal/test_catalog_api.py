@@ -68,7 +68,7 @@ def test_an_admin_adds_a_flavor_and_prices_it_on_a_new_rate_card(demo: Demo) -> 
     [
         ("minji.park", {"name": "x1", "memory_gb": 8, "relative_throughput": 0.1}, 403),
         ("auditor.kim", {"name": "x1", "memory_gb": 8, "relative_throughput": 0.1}, 403),
-        ("admin", {"name": "h100-80g", "memory_gb": 80, "relative_throughput": 1.0}, 422),
+        ("admin", {"name": "h100-80g", "memory_gb": 80, "relative_throughput": 1.0}, 409),  # taken
         ("admin", {"name": "x1", "memory_gb": 0, "relative_throughput": 0.1}, 422),
         ("admin", {"name": "x1", "memory_gb": 8, "relative_throughput": 0}, 422),
         ("admin", {"name": "X 1", "memory_gb": 8, "relative_throughput": 0.1}, 422),
@@ -216,7 +216,7 @@ def test_bad_periods_are_refused(demo: Demo, user: str, body: dict[str, Any], st
     ("user", "body", "status"),
     [
         ("auditor.kim", {}, 403),
-        ("admin", {"name": "msit"}, 422),
+        ("admin", {"name": "msit"}, 409),  # taken
         ("admin", {"kind": "bank"}, 422),
         ("admin", {"krw_per_credit": -1}, 422),
         ("admin", {"display_name": ""}, 422),

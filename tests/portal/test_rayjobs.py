@@ -54,11 +54,11 @@ from quotas.db.repositories import JobRepository
 from quotas.db.session import session_factory, transaction
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.jobs import Job, JobSpec, JobState, Placed
+from quotas.packages import content_addressed_uri
 from quotas.quantities import Credits
 from quotas.service import Books
-from scheduler.backends.base import content_addressed_uri
 from scheduler.backends.ray import RayBackend
-from scheduler.backends.registry import build_backends, close_backends
+from scheduler.backends.registry import Reachable, build_backends, close_backends
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint, free_port
 from scheduler.loop import run_scheduler
 from tests.conftest import new_database
@@ -187,7 +187,9 @@ def gateway(
         stop = asyncio.Event()
 
         async def serve() -> None:
-            backends = build_backends(clusters, flavors, auth_tokens=settings.ray_tokens())
+            backends = build_backends(
+                clusters, flavors, Reachable(ray_tokens=settings.ray_tokens())
+            )
             scheduler = asyncio.create_task(run_scheduler(engine, backends, settings, stop=stop))
             serving = asyncio.create_task(server.serve())
             await stop.wait()

@@ -171,7 +171,7 @@ def test_admins_add_users_and_auditors_list_them(demo: Demo) -> None:
     [
         ("minji.park", {"name": "nari.oh"}, 403),
         ("auditor.kim", {"name": "nari.oh"}, 403),
-        ("admin", {"name": "jiwoo.jung"}, 422),
+        ("admin", {"name": "jiwoo.jung"}, 409),  # taken
         ("admin", {"name": "Nari Oh"}, 422),
         ("admin", {"name": "x" * 65}, 422),
         ("admin", {"name": "nari.oh", "email": "not an email"}, 422),
@@ -308,7 +308,7 @@ def test_a_subject_links_to_one_user_only(demo: Demo) -> None:
     )
 
     assert first.status_code == 201
-    assert second.status_code == 422
+    assert second.status_code == 409
     assert "already linked" in second.json()["detail"]
 
 

@@ -33,7 +33,7 @@ from quotas.db.session import make_engine, session_factory, transaction
 from quotas.jobs import JobState
 from quotas.service import Books
 from scheduler.backends.base import Backend, FlavorCapacity, GpuAccounting, LaunchSpec, RunStatus
-from scheduler.backends.registry import build_backends, close_backends
+from scheduler.backends.registry import Reachable, build_backends, close_backends
 from scheduler.cycle import Scheduler
 from scheduler.embedded import RayEndpoint
 from scheduler.lock import SchedulerLock
@@ -118,7 +118,7 @@ async def main(args: argparse.Namespace) -> int:
         clusters = books.clusters.all()
         flavors = books.flavors.all()
     token = Path(args.ray_token_file).read_text() if args.ray_token_file else None
-    backends = build_backends(clusters, flavors, RayEndpoint(args.ray_address, token))
+    backends = build_backends(clusters, flavors, Reachable(RayEndpoint(args.ray_address, token)))
     crasher = Crasher(args.crash_step, args.crash_at)
     wrapped = {id(inner): CrashingBackend(inner, crasher) for inner in backends.values()}
     settings = SchedulerSettings(charge_interval_seconds=1, cycle_seconds=args.pause)

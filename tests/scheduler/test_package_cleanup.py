@@ -16,10 +16,10 @@ from quotas.db.access import AuditRepository, PackageRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.jobs import JobSpec
+from quotas.packages import content_addressed_uri
 from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler import package_cleanup
-from scheduler.backends.base import content_addressed_uri
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.loop import run_scheduler
 from scheduler.package_cleanup import REMOVE_ACTION, remove_unneeded_packages

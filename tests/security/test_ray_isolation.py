@@ -173,7 +173,6 @@ def test_a_job_submitted_around_the_books_is_stopped(ray_pool: RayPool) -> None:
                 entrypoint=sleeper,
                 gpus=1,
                 flavor="h100-80g",
-                flavor_resource="h100-80g",
                 project="nobody",
                 time_limit_seconds=600,
             )

@@ -233,7 +233,6 @@ def test_a_runtime_env_stored_before_the_rules_never_reaches_ray(tmp_path: Path)
             entrypoint="python train.py",
             gpus=1,
             flavor="h100-80g",
-            flavor_resource="h100-80g",
             time_limit_seconds=3600,
             runtime_env=runtime_env,
         )

@@ -15,13 +15,15 @@ from quotas.accounts import Account, AccountKind
 from quotas.allocations import AUTO_APPROVER, AllocationRequest, RequestState
 from quotas.db.models import LedgerEntryRow
 from quotas.errors import (
+    AlreadyDone,
+    AlreadyExists,
     BooksError,
     BudgetExhausted,
     Forbidden,
     InsufficientCredits,
     InvalidInput,
     InvalidTransition,
-    NoSuchFlavor,
+    PeriodClosed,
     TreeError,
 )
 from quotas.ledger import Balances, Bucket, EntryKind
@@ -111,7 +113,10 @@ def test_a_hold_past_an_organization_budget_is_refused_and_writes_nothing(
             lambda b: b.award("universities", "kaist-nlp", PERIOD, Credits.of(901), "pm", "x"),
             InsufficientCredits,
         ),
-        (lambda b: b.add_account(Account("kaist-nlp", AccountKind.PROJECT, "kaist")), TreeError),
+        (
+            lambda b: b.add_account(Account("kaist-nlp", AccountKind.PROJECT, "kaist")),
+            AlreadyExists,
+        ),
         (
             lambda b: b.update_account(Account("kaist", AccountKind.ORGANIZATION, "kaist-nlp")),
             TreeError,
@@ -128,7 +133,7 @@ def test_a_hold_past_an_organization_budget_is_refused_and_writes_nothing(
         ),
         (
             lambda b: b.publish_rate_card({"h100-80g": Rate.of(1), "x100": Rate.of(2)}, NOW, "a"),
-            NoSuchFlavor,
+            InvalidInput,
         ),
         (lambda b: b.hold("kaist-nlp", "j", Credits.of(1), "s", "r", PERIOD), BudgetExhausted),
         (lambda b: b.contribute("unknown-funder", PERIOD, Credits.of(5), "a", "r"), BooksError),
@@ -177,7 +182,7 @@ def test_a_reversal_undoes_an_entry_once(small_pool: Books) -> None:
     books.reverse(award, "pm", "awarded to the wrong project")
 
     assert books.balances("kaist-nlp", PERIOD).committed == Credits.zero()
-    with pytest.raises(InvalidInput, match="already been reversed"):
+    with pytest.raises(AlreadyDone, match="already been reversed"):
         books.reverse(award, "pm", "again")
 
 
@@ -192,7 +197,7 @@ def test_an_expired_period_closes_its_books(small_pool: Books) -> None:
     assert books.ledger.balances(PERIOD).total(
         PERIOD, _pocket(Bucket.EXPIRED, "kaist-nlp")
     ) == Credits.of(40)
-    with pytest.raises(InvalidInput, match="expired"):
+    with pytest.raises(PeriodClosed, match="expired"):
         books.award("universities", "kaist-nlp", PERIOD, Credits.of(1), "pm", "late")
 
 

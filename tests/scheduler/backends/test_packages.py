@@ -28,17 +28,15 @@ from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.jobs import Job, JobSpec, JobState
-from quotas.seed import seed_demo
-from quotas.service import Books
-from scheduler.backends.base import (
-    Backend,
-    PackageStore,
-    RunState,
+from quotas.packages import (
     content_addressed_uri,
     content_digest,
     uploaded_packages,
     with_packages_renamed,
 )
+from quotas.seed import seed_demo
+from quotas.service import Books
+from scheduler.backends.base import Backend, PackageStore, RunState
 from scheduler.backends.ray import RayBackend
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.cycle import CycleReport, Scheduler

@@ -63,7 +63,6 @@ def a_job(
         entrypoint=entrypoint,
         gpus=gpus,
         flavor=flavor,
-        flavor_resource=flavor,
         time_limit_seconds=600,
         runtime_env=runtime_env or {},
         metadata=metadata or {},
