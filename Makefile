@@ -34,11 +34,16 @@ test: lint typecheck contracts
 
 ONE_CORE := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
 
+# The benches run on SQLite; on PostgreSQL too when a server answers on 127.0.0.1:5432 (or
+# GPUPOOL_BENCH_DATABASE_URL names one).
+PG_BENCH := postgresql+psycopg://postgres@127.0.0.1:5432/test
+BENCH_PG := $(or $(GPUPOOL_BENCH_DATABASE_URL),$(shell pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null && echo $(PG_BENCH)))
+
 bench: $(STAMP)
 	$(ONE_CORE) $(BIN)/python -m bench.admission
-	$(ONE_CORE) $(BIN)/python -m bench.cycle
+	GPUPOOL_BENCH_DATABASE_URL=$(BENCH_PG) $(ONE_CORE) $(BIN)/python -m bench.cycle
 	$(BIN)/python -m bench.latency
-	$(BIN)/python -m bench.submissions
+	$(BIN)/python -m bench.submissions --database-url $(or $(BENCH_PG),sqlite)
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis

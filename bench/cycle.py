@@ -11,12 +11,14 @@ that part (hold + charge entries at past times, so fair share sees decayed usage
 clusters hold 10,000 GPUs on 8-GPU nodes, every GPU free at the start, each cluster backed by a
 ``SimulatedBackend`` on an injected clock (jobs run until cancelled). ``--jobs`` jobs are queued.
 
-Two cycles are timed: the first admits until nothing more fits (capacity, credits, budgets,
-borrowing limits, data-class sites) and leaves the rest waiting with reasons, positions and
-ETAs, then dispatches and polls what it admitted; the second, one default cycle pause (2 s)
-later, is the steady state: nothing new fits, every waiting job is re-decided and every running
-job polled. Building the pool is not timed. The runs use a fresh SQLite file, and also a fresh
-schema in PostgreSQL when ``GPUPOOL_BENCH_DATABASE_URL`` is set (dropped afterwards; its
+Three cycles are timed, each one default cycle pause (2 s) after the last: the first admits
+until nothing more fits (capacity, credits, budgets, borrowing limits, data-class sites) and
+leaves the rest waiting with reasons, positions and ETAs, then dispatches and polls what it
+admitted; the second sees the admitted jobs run, and rewrites the waiting jobs whose place
+changed (the jobs ahead of them were admitted); the third is the steady state: nothing changed,
+every waiting job is re-decided and every running job polled, and nothing needs writing.
+Building the pool is not timed. The runs use a fresh SQLite file, and also a fresh schema in
+PostgreSQL when ``GPUPOOL_BENCH_DATABASE_URL`` is set (dropped afterwards; its
 metrics are named ``scheduler_pg_...``).
 
 Run from the repository root::
@@ -386,6 +388,8 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
         first = run_cycle(scheduler, steps)
         idle = idle_after(engine, clock, scheduler.backends)
         clock.advance(options.steady_after)
+        settling = run_cycle(scheduler, steps)
+        clock.advance(options.steady_after)
         second = run_cycle(scheduler, steps)
         states, reasons = job_states(engine)
     finally:
@@ -399,8 +403,9 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
         f"[{label}] first cycle: {first.describe()} ({admitted_gpus} GPUs admitted, {idle} GPUs "
         "left idle that a waiting job could use)"
     )
+    print(f"[{label}] second cycle ({options.steady_after:g} s later): {settling.describe()}")
     print(f"[{label}] steady cycle ({options.steady_after:g} s later): {second.describe()}")
-    print(f"[{label}] jobs by state after both cycles: {dict(sorted(states.items()))}")
+    print(f"[{label}] jobs by state after the cycles: {dict(sorted(states.items()))}")
     for reason, count in reasons.most_common(6):
         print(f"[{label}]   waiting: {count:>6} x {reason[:150]}")
     name = "scheduler" if label == "sqlite" else f"scheduler_{label}"
@@ -409,12 +414,13 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
     print(f"BENCH {name}_decisions_per_s={decided / first.seconds:.0f} 1/s")
     for step in STEPS:
         print(f"BENCH {name}_{step}_step_s={first.steps.get(step, 0.0):.3f} s")
+    print(f"BENCH {name}_second_cycle_s={settling.seconds:.3f} s")
     print(f"BENCH {name}_steady_cycle_s={second.seconds:.3f} s")
     print(f"BENCH {name}_idle_gpus_first_cycle={idle} GPUs")
 
 
 def profile_cycles(directory: Path, pool: Pool, options: Options, top: int) -> None:
-    """Both cycles again on a fresh SQLite database, each under cProfile; prints the top."""
+    """The cycles again on a fresh SQLite database, each under cProfile; prints the top."""
     profiles: list[tuple[str, cProfile.Profile]] = []
     with sqlite_database(directory) as url:
         engine = make_engine(url)
@@ -425,7 +431,7 @@ def profile_cycles(directory: Path, pool: Pool, options: Options, top: int) -> N
             scheduler = Scheduler(
                 session_factory(engine), simulated_backends(pool, clock), SchedulerSettings(), clock
             )
-            for label in ("first cycle", "steady cycle"):
+            for label in ("first cycle", "second cycle", "steady cycle"):
                 profiler = cProfile.Profile()
                 profiler.enable()
                 asyncio.run(scheduler.run_once())

@@ -28,6 +28,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -118,6 +120,16 @@ def wait_ready(base: str, process: subprocess.Popen[bytes], seconds: float = 60)
     raise SystemExit("the portal did not start")
 
 
+@contextmanager
+def database(url: str, directory: Path) -> Iterator[str]:
+    """A fresh SQLite file (``sqlite``), or a fresh schema on the PostgreSQL server at ``url``."""
+    if url == "sqlite":
+        yield f"sqlite:///{directory / 'submissions.db'}"
+        return
+    with postgres_database(url) as schema_url:
+        yield schema_url
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.submissions", description=__doc__)
     parser.add_argument("--submissions", type=int, default=3000)
@@ -125,10 +137,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument(
-        "--database-url", default=os.environ.get("GPUPOOL_BENCH_DATABASE_URL", DEFAULT_DATABASE)
+        "--database-url",
+        default=os.environ.get("GPUPOOL_BENCH_DATABASE_URL", DEFAULT_DATABASE),
+        help="a PostgreSQL server to make a schema in, or 'sqlite' for a file of its own",
     )
     args = parser.parse_args()
-    with postgres_database(args.database_url) as url, tempfile.TemporaryDirectory() as data:
+    with tempfile.TemporaryDirectory() as data, database(args.database_url, Path(data)) as url:
         pairs = seed(url)
         port = free_port()
         env = {

@@ -22,6 +22,7 @@ from quotas.errors import (
     InvalidInput,
     InvalidRuntimeEnv,
     InvalidTransition,
+    MissingScope,
     NotFound,
     PoolStorageFull,
     ProjectStorageFull,
@@ -86,6 +87,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(BooksError)
     async def on_books_error(request: Request, error: BooksError) -> JSONResponse:
+        if isinstance(error, MissingScope):
+            return problem(status_of(error), str(error), needs=[error.scope])
         return problem(status_of(error), str(error))
 
     @app.exception_handler(RequestValidationError)

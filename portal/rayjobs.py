@@ -5,7 +5,7 @@ and ``ray.job_submission.JobSubmissionClient(address, headers=...)`` talk to the
 would to a Ray dashboard (the shapes of Ray 2.60's ``job_head.py``), but a job submitted here is
 a gpupool job: queued, admitted by fair share and budget, charged to a project, and run on
 whichever pooled Ray cluster the scheduler chooses. Roles and scopes apply exactly as in
-``/api/v1`` (the same ``queue_job`` and ``readable_job``); a job the caller may not read answers
+``/api/v1`` (the same use cases, ``scheduler.queue``); a job the caller may not read answers
 404, as if it did not exist.
 
 How Ray's submission maps onto a gpupool job:
@@ -90,7 +90,6 @@ from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import Field
 
 from portal.api.common import Segment, Strict
-from portal.api.jobs import queue_job, readable_job, require_cancel
 from portal.api.packages import PROJECT_HEADER, charged_project, store_package
 from portal.deps import (
     Portal,
@@ -108,12 +107,12 @@ from quotas.causes import Ended, Outcome, Stopping
 from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
 from quotas.errors import BooksError, NotFound
-from quotas.jobs import Job, JobState
+from quotas.jobs import Job, JobSpec, JobState
 from quotas.quantities import parse_duration
 from quotas.runtime_env import PACKAGE_NAME
 from quotas.service import Books
 from scheduler.logs import LogsUnavailable
-from scheduler.queue import request_cancel
+from scheduler.queue import check_may_stop, readable_job, request_cancel, submit_as
 
 router = APIRouter(tags=["ray jobs"])
 T = TypeVar("T")
@@ -579,9 +578,8 @@ def submit_job(body: RaySubmission, portal: PortalDep, principal: PrincipalDep) 
     with portal.books() as books:
         fields = spec_fields(books, principal, body, settings.default_time_limit)
         job_id = None if chosen is None else chosen_job_id(books, principal, chosen)
-        job, _ = queue_job(
-            books, principal, fields, int(settings.max_time_limit_hours * 3600), job_id=job_id
-        )
+        spec = JobSpec(submitter=principal.user, **fields)
+        job, _ = submit_as(books, principal, spec, settings.max_time_limit_seconds, job_id=job_id)
     shown = ray_id(job, principal.user)
     return Submitted(job_id=shown, submission_id=shown)
 
@@ -607,7 +605,7 @@ def get_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> RayJ
 def stop_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Stopped:
     with portal.books() as books:
         job = visible_job(books, principal, job_id)
-        require_cancel(books, principal, job, "stop")
+        check_may_stop(books, principal, job, "stop")
         if job.state.is_terminal:
             return Stopped(stopped=False)
         request_cancel(books, job.id, principal.user)
@@ -618,7 +616,7 @@ def stop_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Sto
 def delete_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> Deleted:
     with portal.books() as books:
         job = visible_job(books, principal, job_id)
-        require_cancel(books, principal, job, "delete")
+        check_may_stop(books, principal, job, "delete")
         if not job.state.is_terminal:
             raise Problem(
                 400, f"job {job_id} is {job.state}, not finished; stop it before deleting it"

@@ -33,13 +33,15 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
+from fractions import Fraction
 
 from quotas.accounts import AccountKind, AccountTree
 from quotas.causes import (
     BorrowingLimit,
+    FreeInstead,
     Invalid,
     NoCapacity,
     NoFlavor,
@@ -561,7 +563,7 @@ class _Cycle:
         if not placements:
             if budget_wait:
                 return Wait(job.id, budget_wait)
-            capacity_wait = self._capacity_wait(job, flavors, commit)
+            capacity_wait = self._capacity_wait(job, flavors, path, commit)
             if commit and not reserved_wait:
                 self._reserve(job, flavors)
             return Wait(job.id, reserved_wait or capacity_wait)
@@ -650,13 +652,47 @@ class _Cycle:
         return placements, budget_wait, reserved_wait
 
     def _capacity_wait(
-        self, job: JobRequest, flavors: Sequence[Flavor], commit: bool
+        self, job: JobRequest, flavors: Sequence[Flavor], path: list[str], commit: bool
     ) -> NoCapacity:
         ahead = min(self.ahead.get(flavor.name, 0) for flavor in flavors)
         if commit:
             for flavor in flavors:
                 self.ahead[flavor.name] = self.ahead.get(flavor.name, 0) + job.gpus
-        return NoCapacity(tuple(flavor.name for flavor in flavors), job.gpus, ahead)
+        instead = self._free_instead(job, flavors, path) if job.flavors else None
+        return NoCapacity(tuple(flavor.name for flavor in flavors), job.gpus, ahead, None, instead)
+
+    def _free_instead(
+        self, job: JobRequest, asked: Sequence[Flavor], path: list[str]
+    ) -> FreeInstead | None:
+        """A flavor the job did not name that it could start on now: free where it may run,
+        not held back for a reservation, with the memory it needs, within its credits; the
+        one that gives the most training per credit."""
+        allowed = ALLOWED_SITES[job.data_class]
+        left, _ = self._headroom(path)
+        named = {flavor.name for flavor in asked}
+        best: tuple[Fraction, str, FreeInstead] | None = None
+        for flavor in self._flavors(replace(job, flavors=())):
+            if flavor.name in named or flavor.name not in self.snapshot.rate_card.rates:
+                continue
+            rate = self._rate(flavor.name)
+            if rate.cost(job.gpus, job.time_limit_seconds) > left:
+                continue
+            free = 0
+            for cap in self.capacity.get(flavor.name, []):
+                if not self._open(cap, job, allowed) or cap.fit(job.gpus) is None:
+                    continue
+                reservation = cap.reservation
+                if reservation is None or reservation.allows(
+                    self.snapshot.now, job.time_limit_seconds, cap.taken(job.gpus)
+                ):
+                    free += cap.free_gpus()
+            if not free:
+                continue
+            value = training_per_credit(flavor.relative_throughput, rate)
+            found = FreeInstead(flavor.name, free, rate.milli_per_gpu_hour)
+            if best is None or (-value, flavor.name) < (best[0], best[1]):
+                best = (-value, flavor.name, found)
+        return best[2] if best else None
 
     def _reserve(self, job: JobRequest, flavors: Sequence[Flavor]) -> None:
         """Backfill: hold back the one cluster's flavor where this blocked job starts soonest.

@@ -20,7 +20,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
 
-from quotas.quantities import Credits, format_duration
+from quotas.quantities import Credits, Rate, format_duration
 
 
 class StopCause(StrEnum):
@@ -46,16 +46,34 @@ class OverShare:
     level: str
     """The account's kind: program, organization or project."""
     account: str
-    usage: float
-    """Its normalized (decayed) usage among its siblings, 0-1."""
-    share: float
-    """Its normalized entitled share among its siblings, 0-1."""
+    usage_percent: int
+    """Its normalized (decayed) usage among its siblings, in whole percent."""
+    share_percent: int
+    """Its normalized entitled share among its siblings, in whole percent."""
 
     @property
     def sentence(self) -> str:
         return (
-            f"over fair share: {self.level} {self.account} uses {self.usage:.0%} vs entitled "
-            f"{self.share:.0%}"
+            f"over fair share: {self.level} {self.account} uses {self.usage_percent}% vs "
+            f"entitled {self.share_percent}%"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class FreeInstead:
+    """A flavor the job did not ask for that has room for it now, within its credits."""
+
+    flavor: str
+    free: int
+    """GPUs of it free now where the job may run."""
+    rate_milli: int
+    """Its price, milli-credits per GPU-hour."""
+
+    @property
+    def sentence(self) -> str:
+        return (
+            f"{self.free} {self.flavor} free now at {Rate(self.rate_milli)} credits/GPU-h: add "
+            "it to the job's flavors to start now"
         )
 
 
@@ -69,12 +87,15 @@ class NoCapacity:
     ahead: int
     """GPUs of those flavors wanted by jobs ahead of this one in the queue."""
     over_share: OverShare | None = None
+    instead: FreeInstead | None = None
 
     @property
     def sentence(self) -> str:
         wanted = f"no {' or '.join(self.flavors)} free for {_gpus(self.gpus)}"
         text = f"{wanted}; {_gpus(self.ahead)} ahead of you"
-        return f"{self.over_share.sentence}; {text}" if self.over_share else text
+        if self.over_share:
+            text = f"{self.over_share.sentence}; {text}"
+        return f"{text}; {self.instead.sentence}" if self.instead else text
 
 
 @dataclass(frozen=True, slots=True)
@@ -376,11 +397,17 @@ _KINDS: Mapping[str, type[Cause]] = {
 }
 
 
+_FIELDS: Mapping[type[Cause], tuple[tuple[str, str], ...]] = {
+    kind: tuple((item.name, str(item.type)) for item in fields(kind)) for kind in _KINDS.values()
+}
+"""Each kind's fields as (name, annotation), read once: a cycle decodes thousands of causes."""
+
+
 def to_json(cause: Cause) -> dict[str, object]:
     """The cause as plain JSON: its kind and its fields."""
     encoded: dict[str, object] = {"kind": cause.kind}
-    for item in fields(cause):
-        encoded[item.name] = _encode(getattr(cause, item.name))
+    for name, _ in _FIELDS[type(cause)]:
+        encoded[name] = _encode(getattr(cause, name))
     return encoded
 
 
@@ -388,7 +415,7 @@ def from_json(data: Mapping[str, object]) -> Cause:
     """The cause ``to_json`` wrote."""
     kind = _KINDS[str(data["kind"])]
     values: dict[str, Any] = {
-        item.name: _decode(item.type, data[item.name]) for item in fields(kind)
+        name: _decode(annotation, data[name]) for name, annotation in _FIELDS[kind]
     }
     return kind(**values)
 
@@ -400,18 +427,25 @@ def _encode(value: object) -> object:
         return value.isoformat()
     if isinstance(value, tuple):
         return list(value)
+    if isinstance(value, FreeInstead):
+        return {"flavor": value.flavor, "free": value.free, "rate_milli": value.rate_milli}
     if isinstance(value, OverShare):
-        return {item.name: getattr(value, item.name) for item in fields(value)}
+        return {
+            "level": value.level,
+            "account": value.account,
+            "usage_percent": value.usage_percent,
+            "share_percent": value.share_percent,
+        }
     if isinstance(value, (Stopping, Lost)):
         return to_json(value)
     return value
 
 
-def _decode(annotation: object, value: object) -> object:
+def _decode(annotation: str, value: object) -> object:
     """A field's value from JSON, by the field's (string) annotation."""
     if value is None:
         return None
-    match str(annotation):
+    match annotation:
         case "Credits":
             assert isinstance(value, int)
             return Credits(value)
@@ -424,6 +458,9 @@ def _decode(annotation: object, value: object) -> object:
         case "OverShare | None":
             assert isinstance(value, dict)
             return OverShare(**value)
+        case "FreeInstead | None":
+            assert isinstance(value, dict)
+            return FreeInstead(**value)
         case "Stopping | Lost":
             assert isinstance(value, dict)
             return from_json(value)

@@ -84,6 +84,14 @@ class Forbidden(BooksError):
     """The actor may not do this (e.g. reviewing a request outside their program)."""
 
 
+class MissingScope(Forbidden):
+    """The credential lacks the scope the operation needs (a narrowed token)."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"this token lacks the '{scope}' scope")
+        self.scope = scope
+
+
 class ConflictOfInterest(Forbidden):
     """A person reviews (or releases tranches of) an allocation request they made or whose
     project they belong to; the review goes to another manager of the program or to an admin."""

@@ -22,6 +22,7 @@ from enum import StrEnum
 from quotas.admission import DataClass, JobRequest, PriorityClass
 from quotas.causes import Cause, StopCause
 from quotas.errors import InvalidInput, InvalidTransition
+from quotas.quantities import format_duration
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 MAX_METADATA_ITEMS = 64
@@ -72,6 +73,15 @@ TRANSITIONS: Mapping[JobState, frozenset[JobState]] = {
     JobState.PREEMPTED: frozenset({JobState.QUEUED}),
     **{state: frozenset() for state in TERMINAL},
 }
+
+
+def check_time_limit(seconds: int, cap_seconds: int) -> None:
+    """Refuse a time limit over the pool's cap (``max_time_limit_hours``), in one wording."""
+    if seconds > cap_seconds:
+        raise InvalidInput(
+            f"time limit {format_duration(seconds)} is over the cap of "
+            f"{format_duration(cap_seconds)}"
+        )
 
 
 def check_transition(current: JobState, to: JobState) -> None:

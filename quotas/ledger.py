@@ -144,17 +144,21 @@ class Balances:
 
     def apply(self, postings: Iterable[Posting]) -> None:
         """Apply postings, refusing any that would leave a non-funder pocket negative."""
-        staged = defaultdict(int, self.amounts)
+        delta: dict[BalanceKey, int] = defaultdict(int)
         for posting in postings:
             source = (posting.period, posting.funder, posting.source)
-            staged[source] -= posting.amount.milli
-            staged[(posting.period, posting.funder, posting.target)] += posting.amount.milli
-            if posting.source.bucket is not Bucket.FUNDER and staged[source] < 0:
+            delta[source] -= posting.amount.milli
+            delta[(posting.period, posting.funder, posting.target)] += posting.amount.milli
+            if (
+                posting.source.bucket is not Bucket.FUNDER
+                and self.amounts.get(source, 0) + delta[source] < 0
+            ):
                 raise InsufficientCredits(
                     f"{posting.kind} of {posting.amount} would overdraw "
                     f"{describe(posting.source)} ({posting.period}, funder {posting.funder})"
                 )
-        self.amounts = staged
+        for key, change in delta.items():  # all or nothing: nothing changed before here
+            self.amounts[key] = self.amounts.get(key, 0) + change
 
     def get(self, period: str, funder: str, pocket: Pocket) -> int:
         return self.amounts.get((period, funder, pocket), 0)

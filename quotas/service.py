@@ -8,8 +8,8 @@ that opened the session owns the transaction, so a refused operation leaves noth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import fields, is_dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -36,6 +36,8 @@ from quotas.db.session import lock_ledger
 from quotas.errors import (
     AlreadyDone,
     AlreadyExists,
+    BooksError,
+    Conflict,
     Forbidden,
     InvalidInput,
     InvalidTransition,
@@ -48,6 +50,17 @@ from quotas.funding import Funder, Period
 from quotas.ledger import AccountBalances, Actor, Ledger, Posting
 from quotas.priorities import PriorityGrant, check_priority, may_grant, needs_grant
 from quotas.quantities import Credits, Rate
+
+
+@dataclass(frozen=True, slots=True)
+class HoldRequest:
+    """Credits to reserve for one job (``Books.hold_many``)."""
+
+    project: str
+    job: str
+    amount: Credits
+    reason: str
+
 
 BACKDATE_GRACE = timedelta(minutes=5)
 """How far in the past a new rate card may say it took effect (clock skew, a slow request)."""
@@ -189,9 +202,18 @@ class Books:
         self, account: str, period: str, budget: Credits | None, actor: str = "system"
     ) -> None:
         self.tree()[account]
-        before = self.tree(period)[account].budget
+        tree = self.tree(period)
+        before = tree[account].budget
         if budget is not None and budget.milli < 0:
             raise InvalidInput("a budget cannot be negative")
+        if budget is not None:
+            used = self.balances(account, period)
+            spoken_for = used.settled + used.in_flight
+            if budget < spoken_for:
+                raise Conflict(
+                    f"{account} has already spent or holds {spoken_for} credits in {period}; "
+                    f"a budget of {budget} would be below that (set at least {spoken_for})"
+                )
         self.accounts.set_budget(account, period, budget)
         self._trees.clear()
         self._audit(
@@ -473,6 +495,37 @@ class Books:
             lambda tree: _hold_scope(tree, project),
             lambda ledger: ledger.hold(project, job, amount, Actor(actor, reason)),
         )
+
+    def hold_many(
+        self, holds: Sequence[HoldRequest], actor: str, period: str
+    ) -> dict[str, BooksError]:
+        """``hold`` for many jobs at once: one lock, one read of the balances, one write.
+
+        Each hold is judged against the balances as the holds before it left them; a refused
+        one changes nothing. Returns the refused holds' errors by job (the rest are made).
+        """
+        if not holds:
+            return {}
+        self.funding.period(period)
+        if self.funding.expired_at(period) is not None:
+            raise PeriodClosed(f"period {period} has expired; its books are closed")
+        lock_ledger(self.session)
+        tree = self.tree(period)
+        touched = {name for hold in holds for name in _hold_scope(tree, hold.project)}
+        balances = self.ledger.balances(period, touched)
+        ledger = Ledger(tree, balances, period)
+        postings: list[Posting] = []
+        refused: dict[str, BooksError] = {}
+        for hold in holds:
+            try:
+                made = ledger.hold(hold.project, hold.job, hold.amount, Actor(actor, hold.reason))
+                balances.apply(made)
+            except BooksError as error:
+                refused[hold.job] = error
+                continue
+            postings.extend(made)
+        self.ledger.append(postings, self.clock())
+        return refused
 
     def charge(
         self, project: str, job: str, amount: Credits, actor: str, reason: str, period: str

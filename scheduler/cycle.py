@@ -22,19 +22,19 @@ once. ``on_step`` is called at each boundary (the crash tests use it).
 
 from __future__ import annotations
 
-import bisect
+import asyncio
 import hashlib
-import itertools
+import heapq
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from quotas.accounts import AccountKind, AccountTree
+from quotas.accounts import AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
 from quotas.causes import (
     BooksMoved,
@@ -46,6 +46,7 @@ from quotas.causes import (
     OverShare,
     RejectCause,
     Requeued,
+    Reserved,
     StopCause,
     Stopping,
 )
@@ -59,8 +60,8 @@ from quotas.inventory import ClusterSpec, Tenancy
 from quotas.jobs import Job, JobEvent, JobState, Placed, check_transition
 from quotas.packages import content_digest, uploaded_packages
 from quotas.preemption import RunningJob, choose_preemptions
-from quotas.quantities import Credits, format_duration
-from quotas.service import Books
+from quotas.quantities import Credits, Rate, format_duration
+from quotas.service import Books, HoldRequest
 from scheduler.backends.base import (
     Backend,
     GpuAccounting,
@@ -70,6 +71,7 @@ from scheduler.backends.base import (
     PermanentBackendError,
     RunState,
     RunStatus,
+    StatusListing,
     TransientBackendError,
 )
 from scheduler.charging import owed_milli
@@ -135,24 +137,40 @@ class Scheduler:
             ordered = order_queue(view.snapshot, requests.values())
             position = 0
             starved: list[JobRequest] = []
+            waits: list[Job] = []
+            moves: list[tuple[Job, JobEvent | None]] = []
+            admits: list[tuple[Job, Admit]] = []
+            previous: JobRequest | None = None
             for request, decision in zip(ordered, decisions, strict=True):
                 job = jobs[request.id]
                 if isinstance(decision, Wait):
                     position += 1
                     if isinstance(decision.cause, NoCapacity):
                         starved.append(request)
-                    self._wait(books, job, decision, position, eta, view)
+                    changed = self._wait(job, decision, position, eta, view, previous)
+                    if changed is not None:
+                        waits.append(changed)
                     report.waiting += 1
                 elif isinstance(decision, Reject):
-                    self._reject(books, job, decision.cause)
+                    moves.append(self._reject(job, decision.cause))
                     report.rejected.append(job.id)
-                elif self._hold(books, job, decision, view):
+                else:
+                    admits.append((job, decision))
                     eta.admitted(
                         decision.placement.flavor,
                         job.spec.gpus,
                         now + timedelta(seconds=job.spec.time_limit_seconds),
                     )
+                previous = request
+            for job, held in self._hold(books, admits, view):
+                if held.state is JobState.ADMITTED:
+                    moves.append((held, self._event(job, held, _admitted_note(held, view))))
                     report.admitted.append(job.id)
+                else:
+                    waits.append(held)
+            jobs_table = JobRepository(session)
+            jobs_table.save_many(moves)
+            jobs_table.save_waits(waits)
             self._preempt(books, view, starved, report)
         self.on_step("admitted")
 
@@ -195,83 +213,91 @@ class Scheduler:
             self._save(books, replace(victim.because(asked), stop_cause=StopCause.PREEMPT))
             report.preempted.append(victim.id)
 
-    def _hold(self, books: Books, job: Job, decision: Admit, view: PoolView) -> bool:
-        placement = decision.placement
+    def _hold(
+        self, books: Books, admits: list[tuple[Job, Admit]], view: PoolView
+    ) -> list[tuple[Job, Job]]:
+        """Hold the credits of every admitted job at once: each job, and what it becomes
+        (admitted, or still queued when the books moved since the snapshot)."""
         period = view.snapshot.period
+        holds = [
+            HoldRequest(
+                job.spec.project,
+                job.id,
+                decision.placement.hold,
+                f"admitted on {decision.placement.cluster} ({decision.placement.flavor})",
+            )
+            for job, decision in admits
+        ]
         try:
-            with books.session.begin_nested():
-                books.hold(
-                    job.spec.project,
-                    job.id,
-                    placement.hold,
-                    ACTOR,
-                    f"admitted on {placement.cluster} ({placement.flavor})",
-                    period,
-                )
-        except BooksError as error:  # the books moved since the snapshot: wait a cycle
-            self._save(books, job.because(BooksMoved(str(error))))
-            return False
-        placed = Placed(
-            placement.cluster,
-            placement.flavor,
-            placement.rate.milli_per_gpu_hour,
-            placement.rate_version,
-            period,
-            placement.hold.milli,
-        )
-        admitted = replace(
-            job,
-            state=JobState.ADMITTED,
-            placed=placed,
-            attempt=job.attempt + 1,
-            admitted_at=self.clock(),
-            started_at=None,
-            ended_at=None,
-            charged_milli=0,
-            charged_until=None,
-            position=None,
-            eta=None,
-            stop_cause=None,
-            reason="",
-            cause=None,
-            dispatch_failures=0,
-            next_dispatch_at=None,
-        )
-        self._move(
-            books,
-            job,
-            admitted,
-            f"admitted on {placement.cluster} ({placement.flavor} at {placement.rate} "
-            f"credits/GPU-h, rate card v{placement.rate_version}); held {placement.hold} credits"
-            f"{_tenancy_note(view.clusters.get(placement.cluster))}",
-        )
-        return True
+            refused = books.hold_many(holds, ACTOR, period)
+        except BooksError as error:  # e.g. the period closed since the snapshot
+            refused = {job.id: error for job, _ in admits}
+        now = self.clock()
+        outcome: list[tuple[Job, Job]] = []
+        for job, decision in admits:
+            if job.id in refused:  # the books moved since the snapshot: wait a cycle
+                outcome.append((job, job.because(BooksMoved(str(refused[job.id])))))
+                continue
+            placement = decision.placement
+            placed = Placed(
+                placement.cluster,
+                placement.flavor,
+                placement.rate.milli_per_gpu_hour,
+                placement.rate_version,
+                period,
+                placement.hold.milli,
+            )
+            admitted = replace(
+                job,
+                state=JobState.ADMITTED,
+                placed=placed,
+                attempt=job.attempt + 1,
+                admitted_at=now,
+                started_at=None,
+                ended_at=None,
+                charged_milli=0,
+                charged_until=None,
+                position=None,
+                eta=None,
+                stop_cause=None,
+                reason="",
+                cause=None,
+                dispatch_failures=0,
+                next_dispatch_at=None,
+            )
+            outcome.append((job, admitted))
+        return outcome
 
     def _wait(
         self,
-        books: Books,
         job: Job,
         decision: Wait,
         position: int,
         eta: _EtaEstimator,
         view: PoolView,
-    ) -> None:
+        ahead: JobRequest | None,
+    ) -> Job | None:
+        """The waiting job with its cause, position and estimated start, if any changed."""
         cause = decision.cause
         estimate = None
         if isinstance(cause, NoCapacity):
-            cause = replace(cause, over_share=_over_share(view.snapshot.tree, job, view.fair_share))
+            share = _over_share(view.snapshot.tree, job, ahead, view.fair_share)
+            cause = replace(cause, over_share=share)
+            estimate = eta.estimate(job)
+        elif isinstance(cause, Reserved):
             estimate = eta.estimate(job)
         else:
             eta.skip(job)
-        if (job.cause, job.reason, job.position, job.eta) != (
+        if (job.cause, job.reason, job.position, job.eta) == (
             cause,
             cause.sentence,
             position,
             estimate,
         ):
-            self._save(books, replace(job.because(cause), position=position, eta=estimate))
+            return None
+        return replace(job.because(cause), position=position, eta=estimate)
 
-    def _reject(self, books: Books, job: Job, cause: RejectCause) -> None:
+    def _reject(self, job: Job, cause: RejectCause) -> tuple[Job, JobEvent]:
         rejected = replace(
             job.because(cause),
             state=JobState.REJECTED,
@@ -279,44 +305,55 @@ class Scheduler:
             position=None,
             eta=None,
         )
-        self._move(books, job, rejected, cause.sentence)
+        return rejected, self._event(job, rejected, cause.sentence)
 
     # -- step 6: dispatch -------------------------------------------------------------------
 
     async def dispatch(self, report: CycleReport) -> None:
+        """Launch every admitted job that is due, ``dispatch_concurrency`` at a time, then
+        mark the launched ones starting in one transaction."""
         now = self.clock()
         with transaction(self.factory) as session:
             admitted = JobRepository(session).find([JobState.ADMITTED])
-        for job in admitted:
-            if job.next_dispatch_at is not None and job.next_dispatch_at > now:
-                continue
-            assert job.placed is not None
-            backend = self.backends.get(job.placed.cluster)
-            if backend is None:
-                self._finish_unlaunched(
-                    job,
-                    Ended(Outcome.NEVER_STARTED, detail=f"no backend runs {job.placed.cluster}"),
-                )
-                continue
-            if job.cancel_requested:
-                await self._cancel_admitted(job, backend)
-                continue
-            try:
-                self.on_step("dispatching")
-                spec = self._launch_spec(job)
-                await self._forward_packages(job, backend, spec)
-                await backend.submit(spec)
-            except TransientBackendError as error:
-                self._retry_later(job, str(error))
-                continue
-            except PermanentBackendError as error:
-                self._finish_unlaunched(
-                    job, Ended(Outcome.NEVER_STARTED, detail=f"the backend refused it: {error}")
-                )
-                continue
-            self.on_step("dispatched")
-            self._mark_starting(job, f"dispatched to {job.placed.cluster} as {job.submission_id}")
-            report.dispatched.append(job.id)
+        due = [
+            job for job in admitted if job.next_dispatch_at is None or job.next_dispatch_at <= now
+        ]
+        slots = asyncio.Semaphore(self.settings.dispatch_concurrency)
+
+        async def launch(job: Job) -> Job | None:
+            async with slots:
+                return await self._launch(job)
+
+        launched = [job for job in await asyncio.gather(*map(launch, due)) if job is not None]
+        self._mark_starting(launched)
+        report.dispatched.extend(job.id for job in launched if not job.cancel_requested)
+
+    async def _launch(self, job: Job) -> Job | None:
+        """Launch one admitted job on its backend; the job if it was launched."""
+        assert job.placed is not None
+        backend = self.backends.get(job.placed.cluster)
+        if backend is None:
+            self._finish_unlaunched(
+                job, Ended(Outcome.NEVER_STARTED, detail=f"no backend runs {job.placed.cluster}")
+            )
+            return None
+        if job.cancel_requested:
+            return await self._cancel_admitted(job, backend)
+        try:
+            self.on_step("dispatching")
+            spec = self._launch_spec(job)
+            await self._forward_packages(job, backend, spec)
+            await backend.submit(spec)
+        except TransientBackendError as error:
+            self._retry_later(job, str(error))
+            return None
+        except PermanentBackendError as error:
+            self._finish_unlaunched(
+                job, Ended(Outcome.NEVER_STARTED, detail=f"the backend refused it: {error}")
+            )
+            return None
+        self.on_step("dispatched")
+        return job
 
     async def _forward_packages(self, job: Job, backend: Backend, spec: LaunchSpec) -> None:
         """Give the backend each uploaded package the job's runtime_env names, unless it has it.
@@ -359,31 +396,45 @@ class Scheduler:
                 raise PermanentBackendError(f"the bytes kept for package {uri} do not match it")
             await backend.upload_package(uri, content)
 
-    async def _cancel_admitted(self, job: Job, backend: Backend) -> None:
+    async def _cancel_admitted(self, job: Job, backend: Backend) -> Job | None:
         """Cancel an admitted job; if an earlier, interrupted dispatch did launch it, let
-        reconcile stop it and charge what ran instead of pretending it never started."""
+        reconcile stop it and charge what ran instead of pretending it never started (the job
+        is returned, to be marked starting)."""
         try:
             status = await backend.status(job.submission_id)
         except TransientBackendError as error:
             log.warning("cannot poll %s before cancelling: %s", job.id, error)
-            return
+            return None
         if status.state is RunState.NOT_FOUND:
             self._finish_unlaunched(
                 job, Ended(Outcome.CANCELLED, detail="cancelled before it started")
             )
-            return
-        cluster = job.placed.cluster if job.placed else "?"
-        self._mark_starting(
-            job, f"found launched on {cluster} as {job.submission_id}; stopping it as asked"
-        )
+            return None
+        return job
 
-    def _mark_starting(self, job: Job, reason: str) -> None:
-        """Admitted -> starting, unless the job moved on meanwhile (or is a later attempt)."""
+    def _mark_starting(self, launched: Sequence[Job]) -> None:
+        """Admitted -> starting for each launched job, in one transaction, unless it moved on
+        meanwhile (or is a later attempt)."""
+        if not launched:
+            return
         with transaction(self.factory) as session:
-            books = Books(session, self.clock)
-            current = JobRepository(session).get(job.id, for_update=True)
-            if current.state is JobState.ADMITTED and current.attempt == job.attempt:
-                self._move(books, current, replace(current, state=JobState.STARTING), reason)
+            jobs = JobRepository(session)
+            current = jobs.get_many([job.id for job in launched], for_update=True)
+            moves: list[tuple[Job, JobEvent | None]] = []
+            for job in launched:
+                now = current.get(job.id)
+                if now is None or now.state is not JobState.ADMITTED or now.attempt != job.attempt:
+                    continue
+                assert now.placed is not None
+                where = f"{now.placed.cluster} as {now.submission_id}"
+                reason = (
+                    f"found launched on {where}; stopping it as asked"
+                    if now.cancel_requested
+                    else f"dispatched to {where}"
+                )
+                starting = replace(now, state=JobState.STARTING)
+                moves.append((starting, self._event(now, starting, reason)))
+            jobs.save_many(moves)
 
     def _launch_spec(self, job: Job) -> LaunchSpec:
         assert job.placed is not None
@@ -439,16 +490,20 @@ class Scheduler:
     # -- step 7: reconcile ------------------------------------------------------------------
 
     async def reconcile(self, report: CycleReport) -> None:
+        """Poll what runs (one list call per backend that can list its jobs), then write what
+        changed: starts in one transaction, each ending or charge in its own."""
         with transaction(self.factory) as session:
             live = JobRepository(session).find([JobState.STARTING, JobState.RUNNING])
         usage = await self._gpu_usage(live)
+        listed = await self._listed_statuses(live)
+        starts: list[tuple[Job, RunStatus]] = []
         for job in live:
             assert job.placed is not None
             backend = self.backends.get(job.placed.cluster)
             if backend is None:
                 continue
             try:
-                status = await backend.status(job.submission_id)
+                status = await self._status(job, backend, listed)
             except TransientBackendError as error:
                 log.warning("cannot poll %s: %s", job.id, error)
                 continue
@@ -459,8 +514,74 @@ class Scheduler:
                 await self._call(backend.cancel(job.submission_id))
                 continue
             self.on_step("polled")
+            if status.state is RunState.RUNNING:
+                if job.state is JobState.STARTING:
+                    starts.append((job, status))
+                elif self._due(job):
+                    self._apply_status(job, status)
+                continue  # else running on, not yet due for a charge: nothing to write
             if self._apply_status(job, status):
                 report.finished.append(job.id)
+        self._mark_running(starts)
+
+    async def _listed_statuses(
+        self, live: Iterable[Job]
+    ) -> dict[int, Mapping[str, RunStatus] | TransientBackendError]:
+        """Per backend (by identity) that lists its jobs: their statuses, or why not."""
+        listed: dict[int, Mapping[str, RunStatus] | TransientBackendError] = {}
+        for job in live:
+            backend = self.backends.get(job.placed.cluster) if job.placed else None
+            if not isinstance(backend, StatusListing) or id(backend) in listed:
+                continue
+            try:
+                listed[id(backend)] = await backend.statuses()
+            except TransientBackendError as error:
+                listed[id(backend)] = error
+        return listed
+
+    async def _status(
+        self,
+        job: Job,
+        backend: Backend,
+        listed: Mapping[int, Mapping[str, RunStatus] | TransientBackendError],
+    ) -> RunStatus:
+        found = listed.get(id(backend))
+        if found is None:
+            return await backend.status(job.submission_id)
+        if isinstance(found, TransientBackendError):
+            raise found
+        status = found.get(job.submission_id)
+        if status is None:
+            return RunStatus(
+                RunState.NOT_FOUND,
+                f"{job.placed.cluster if job.placed else ''} "
+                f"has no job {job.submission_id}".strip(),
+            )
+        return status
+
+    def _mark_running(self, starts: Sequence[tuple[Job, RunStatus]]) -> None:
+        """Starting -> running for each job its backend now runs, in one transaction."""
+        if not starts:
+            return
+        now = self.clock()
+        with transaction(self.factory) as session:
+            jobs = JobRepository(session)
+            current = jobs.get_many([job.id for job, _ in starts], for_update=True)
+            moves: list[tuple[Job, JobEvent | None]] = []
+            for job, status in starts:
+                found = current.get(job.id)
+                if found is None or found.state is not JobState.STARTING:
+                    continue
+                if found.attempt != job.attempt:
+                    continue
+                running = replace(
+                    found,
+                    state=JobState.RUNNING,
+                    started_at=status.started_at or now,
+                    charged_until=None,
+                )
+                moves.append((running, self._event(found, running, "running")))
+            jobs.save_many(moves)
 
     async def stop_strays(self, report: CycleReport) -> None:
         """Stop every job running on a cluster that the books did not put there.
@@ -573,12 +694,21 @@ class Scheduler:
             self._settle(books, current, status)
             return True
 
-    def _charge_running(self, books: Books, job: Job, now: datetime) -> None:
-        interval = timedelta(seconds=self.settings.charge_interval_seconds)
+    def _due(self, job: Job) -> bool:
+        """Whether a job the backend reports running needs writing: it starts now, or it is
+        due for its next charge."""
+        if job.state is not JobState.RUNNING:
+            return True
+        return self._charge_due(job, self.clock())
+
+    def _charge_due(self, job: Job, now: datetime) -> bool:
         last = job.charged_until or job.started_at
-        if last is not None and now - last < interval:
-            return
-        self._charge_to(books, job, now, "usage while running")
+        interval = timedelta(seconds=self.settings.charge_interval_seconds)
+        return last is None or now - last >= interval
+
+    def _charge_running(self, books: Books, job: Job, now: datetime) -> None:
+        if self._charge_due(job, now):
+            self._charge_to(books, job, now, "usage while running")
 
     def _charge_to(self, books: Books, job: Job, until: datetime, reason: str) -> Job:
         assert job.placed is not None
@@ -673,10 +803,12 @@ class Scheduler:
         JobRepository(books.session).save(job)
 
     def _move(self, books: Books, before: Job, after: Job, reason: str) -> None:
+        JobRepository(books.session).save(after, self._event(before, after, reason))
+
+    def _event(self, before: Job, after: Job, reason: str) -> JobEvent:
+        """The event of a move the transition table allows."""
         check_transition(before.state, after.state)
-        JobRepository(books.session).save(
-            after, JobEvent(self.clock(), before.state, after.state, reason)
-        )
+        return JobEvent(self.clock(), before.state, after.state, reason)
 
 
 def _ending(job: Job, status: RunStatus) -> tuple[JobState, Ended]:
@@ -703,19 +835,42 @@ def _ending(job: Job, status: RunStatus) -> tuple[JobState, Ended]:
     return JobState.FAILED, Ended(outcome, status.exit_code, status.message)
 
 
-def _over_share(tree: AccountTree, job: Job, shares: FairShare) -> OverShare | None:
-    """The first account on the job's path that uses more than its fair share, if any."""
+def _over_share(
+    tree: AccountTree, job: Job, ahead: JobRequest | None, shares: FairShare
+) -> OverShare | None:
+    """Where fair share put the job behind ``ahead`` (the job just before it in the queue): the
+    job's account at the level where their paths part, if it uses more than its share there.
+    None when that account is within its share (priority class or age decided) or nothing is
+    ahead: a project is never told it is over its share because its program is."""
+    if ahead is None:
+        return None
+    theirs = {account.name for account in tree.path(ahead.project)}
     for account in tree.path(job.spec.project):
-        if account.kind is AccountKind.POOL:
+        if account.name in theirs:
             continue
         node = shares.explain(account.name)
         if node.norm_usage > node.norm_share + 1e-9:
-            return OverShare(account.kind.value, account.name, node.norm_usage, node.norm_share)
+            return OverShare(
+                account.kind.value,
+                account.name,
+                round(node.norm_usage * 100),
+                round(node.norm_share * 100),
+            )
+        return None
     return None
 
 
 class _EtaEstimator:
-    """Estimated start of waiting jobs from running jobs' time limits and the GPUs ahead."""
+    """Estimated starts of waiting jobs, from time limits: the queue run forward in its order.
+
+    Per flavor, over the whole pool: the GPUs free now, and when each holding job gives its GPUs
+    back (its start plus its time limit). Waiting jobs are taken in queue order; each starts, on
+    the flavor it accepts where that is soonest, once enough GPUs are back, and gives them back
+    after its own time limit. So every job waiting for capacity gets an estimate, and it reads
+    "no later than" if the jobs ahead run to their limits and none jump the queue; a job that
+    waits although enough GPUs look free (split across nodes, or reserved) is given the next
+    release rather than "now".
+    """
 
     def __init__(self, view: PoolView, now: datetime) -> None:
         self.now = now
@@ -723,28 +878,19 @@ class _EtaEstimator:
         for cluster in view.snapshot.clusters:
             for group in cluster.groups:
                 self.free[group.flavor] += sum(group.free)
-        # An estimate for the whole pool: each flavor's releases over all clusters.
         self.releases: dict[str, list[tuple[datetime, int]]] = defaultdict(list)
         for (_cluster, flavor), items in view.snapshot.releases.items():
             self.releases[flavor].extend(items)
-        for pooled in self.releases.values():
-            pooled.sort()
-        self._freed: dict[str, list[int]] = {}
-        self.ahead: dict[str, int] = defaultdict(int)
+        for heap in self.releases.values():
+            heapq.heapify(heap)
+        self.at: dict[str, datetime] = defaultdict(lambda: now)
+        """How far each flavor's run-forward has come."""
         self.flavors = view.flavors
 
     def admitted(self, flavor: str, gpus: int, ends: datetime) -> None:
         """A job admitted earlier in this cycle takes free GPUs and gives them back at ``ends``."""
         self.free[flavor] -= gpus
-        bisect.insort(self.releases.setdefault(flavor, []), (ends, gpus))
-        self._freed.pop(flavor, None)
-
-    def _cumulative(self, flavor: str) -> list[int]:
-        """GPUs freed by each release time, cumulatively."""
-        if flavor not in self._freed:
-            items = self.releases.get(flavor, [])
-            self._freed[flavor] = list(itertools.accumulate(gpus for _, gpus in items))
-        return self._freed[flavor]
+        heapq.heappush(self.releases[flavor], (ends, gpus))
 
     def _accepted(self, job: Job) -> list[str]:
         names = job.spec.flavors or tuple(self.flavors)
@@ -758,25 +904,58 @@ class _EtaEstimator:
             )
         ]
 
+    def _when(self, flavor: str, gpus: int) -> tuple[datetime, list[tuple[datetime, int]]] | None:
+        """When ``gpus`` are back on ``flavor`` (at least one release after now), and the
+        releases taken for it, removed from the heap; None (nothing taken) if they never are."""
+        heap = self.releases[flavor]
+        free, at = self.free[flavor], self.at[flavor]
+        taken: list[tuple[datetime, int]] = []
+        waits_now = at <= self.now  # GPUs that look free now do not start a waiting job
+        while heap and (free < gpus or (waits_now and not taken)):
+            release = heapq.heappop(heap)
+            taken.append(release)
+            free += release[1]
+            at = max(at, release[0])
+        if free < gpus or (waits_now and not taken):
+            self._put_back(flavor, taken)
+            return None
+        return at, taken
+
+    def _put_back(self, flavor: str, taken: list[tuple[datetime, int]]) -> None:
+        for release in taken:
+            heapq.heappush(self.releases[flavor], release)
+
     def estimate(self, job: Job) -> datetime | None:
-        best: datetime | None = None
-        for flavor in self._accepted(job):
-            needed = self.ahead[flavor] + job.spec.gpus - self.free[flavor]
-            freed = self._cumulative(flavor)
-            if needed <= 0:
-                continue  # GPUs look free but are split across nodes: no honest estimate
-            index = bisect.bisect_left(freed, needed)
-            if index == len(freed):
-                continue
-            candidate = self.releases[flavor][index][0]
-            best = candidate if best is None else min(best, candidate)
-        self.skip(job)
-        return best
+        """When the job is expected to start, the run-forward moved on past it."""
+        gpus = job.spec.gpus
+        trials = {f: found for f in self._accepted(job) if (found := self._when(f, gpus))}
+        if not trials:
+            return None
+        chosen = min(trials, key=lambda f: (trials[f][0], f))
+        for flavor, (_, taken) in trials.items():
+            if flavor != chosen:
+                self._put_back(flavor, taken)
+        start, taken = trials[chosen]
+        self.free[chosen] += sum(released for _, released in taken) - gpus
+        self.at[chosen] = start
+        ends = start + timedelta(seconds=job.spec.time_limit_seconds)
+        heapq.heappush(self.releases[chosen], (ends, gpus))
+        return start
 
     def skip(self, job: Job) -> None:
-        """Count the job's GPUs as ahead of every later job on the flavors it accepts."""
-        for flavor in self._accepted(job):
-            self.ahead[flavor] += job.spec.gpus
+        """A job waiting for something other than capacity (credits, a borrowing limit) gets no
+        estimate; it is counted ahead of later jobs, as if it started when it could."""
+        self.estimate(job)
+
+
+def _admitted_note(job: Job, view: PoolView) -> str:
+    placed = job.placed
+    assert placed is not None
+    return (
+        f"admitted on {placed.cluster} ({placed.flavor} at {Rate(placed.rate_milli)} "
+        f"credits/GPU-h, rate card v{placed.rate_version}); held {Credits(placed.hold_milli)} "
+        f"credits{_tenancy_note(view.clusters.get(placed.cluster))}"
+    )
 
 
 def _tenancy_note(cluster: ClusterSpec | None) -> str:

@@ -195,7 +195,7 @@ def job_user(name: str = JOB_USER) -> JobUser | None:
         found = pwd.getpwnam(name)
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
-        subprocess.run(  # noqa: S603 - a fixed command line, no shell
+        created = subprocess.run(  # noqa: S603 - a fixed command line, no shell
             [
                 useradd,
                 "--system",
@@ -207,10 +207,16 @@ def job_user(name: str = JOB_USER) -> JobUser | None:
                 "/usr/sbin/nologin",
                 name,
             ],
-            check=True,
+            check=False,  # another process may create it at the same moment: look again
             capture_output=True,
         )
-        found = pwd.getpwnam(name)
+        try:
+            found = pwd.getpwnam(name)
+        except KeyError:
+            raise EmbeddedClusterError(
+                f"could not create the user {name} to run jobs as: "
+                f"{created.stderr.decode(errors='replace').strip()}"
+            ) from None
     if found.pw_uid == 0:
         raise EmbeddedClusterError(f"user {name} is root: jobs must not run as root")
     return JobUser(name, found.pw_uid, found.pw_gid)

@@ -17,20 +17,20 @@ import contextlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotas.clock import Clock, utc_now
-from quotas.db.repositories import JobRepository
+from quotas.db.repositories import JobRepository, News
 from quotas.db.session import session_factory, transaction
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec
 from scheduler.backends.base import Backend
 from scheduler.backends.registry import Reachable, build_backends, close_backends
-from scheduler.cycle import Scheduler
+from scheduler.cycle import CycleReport, Scheduler
 from scheduler.embedded import RayEndpoint
 from scheduler.lock import SchedulerLock
 from scheduler.package_cleanup import PackageCleanup
@@ -68,7 +68,7 @@ async def run_scheduler(
                         log.info("%s %s", name, job_id)
             if cleanup.due():
                 await asyncio.to_thread(cleanup.run)
-            await _pause(stop, settings, factory, started, clock)
+            await _pause(stop, settings, factory, started, clock, scheduler)
     finally:
         lock.release()
 
@@ -79,17 +79,27 @@ async def _pause(
     factory: sessionmaker[Session],
     since: datetime,
     clock: Clock,
+    scheduler: Scheduler,
 ) -> None:
-    """Wait for the next cycle: ``cycle_seconds``, or less when there is news."""
+    """Wait for the next cycle: ``cycle_seconds``, or less when there is work. A job that was
+    just launched is polled every ``wake_seconds`` meanwhile (the reconcile step only), so it is
+    seen running at once without a whole cycle each time."""
     waited = 0.0
+    watch = timedelta(seconds=settings.starting_watch_seconds)
     while waited < settings.cycle_seconds:
         step = min(settings.wake_seconds, settings.cycle_seconds - waited)
         if await _wait(stop, step):
             return
         waited += step
         with transaction(factory) as session:
-            if JobRepository(session).news_since(since, clock()):
-                return
+            news = JobRepository(session).news_since(since, clock(), watch)
+        if news is News.WORK:
+            return
+        if news is News.STARTING:
+            try:
+                await scheduler.reconcile(CycleReport())
+            except Exception:
+                log.exception("polling the jobs that start failed; the next cycle retries")
 
 
 class SchedulerThread:

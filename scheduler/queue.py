@@ -1,22 +1,43 @@
-"""The queue's front door: submit a job (checked, quoted, queued) and ask to cancel one.
+"""The queue's front door: the use cases of jobs, each checking everything itself.
 
-The portal and the CLI call these; they only write desired state. The scheduler does the rest.
+Every operation takes the principal asking for it and checks, in one place, what the portal's
+routes, its Ray Jobs API, the CLI and (coming) the web pages would otherwise each check: that
+the job or project is theirs to see (else "not found": names do not leak), the token's scope,
+the role, the runtime_env and packages, the priority grant, the time-limit cap, and that the job
+could ever run here. Callers only translate. They only write desired state: the scheduler does
+the rest.
 """
 
 from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from quotas.access import Principal, Scope
 from quotas.accounts import AccountKind
 from quotas.admission import Snapshot, refusal
+from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
-from quotas.errors import AlreadyExists, InvalidInput
+from quotas.errors import (
+    AlreadyExists,
+    Forbidden,
+    InvalidInput,
+    InvalidRuntimeEnv,
+    MissingScope,
+    NotFound,
+)
 from quotas.flavors import acceptable_flavors
-from quotas.jobs import Job, JobEvent, JobSpec, JobState
-from quotas.quantities import format_duration
+from quotas.jobs import Job, JobEvent, JobSpec, JobState, check_time_limit
+from quotas.packages import (
+    content_addressed_uri,
+    content_digest,
+    uploaded_packages,
+    with_packages_renamed,
+)
 from quotas.quote import QuoteLine, quote
+from quotas.runtime_env import checked_runtime_env as allowed_runtime_env
 from quotas.service import Books
 from scheduler.snapshot import free_capacity
 
@@ -27,23 +48,139 @@ def new_job_id() -> str:
     return f"gp-{secrets.token_hex(6)}"
 
 
+# -- use cases: the principal's view --------------------------------------------------------
+
+
+def readable_job(books: Books, principal: Principal, job_id: str) -> Job:
+    """The job, or "not found" when it is not this principal's to see (names do not leak)."""
+    job = JobRepository(books.session).get(job_id)
+    if not principal.can_read_account(books.tree(), job.spec.project):
+        raise NotFound(f"no job {job_id}")
+    return job
+
+
+def visible_jobs(
+    books: Books,
+    principal: Principal,
+    *,
+    project: str | None = None,
+    states: Sequence[JobState] | None = None,
+    submitter: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[Job], int]:
+    """A page of the jobs the principal may see, newest first, and how many match in all;
+    ``project`` narrows to that account's subtree (not found unless they may read it)."""
+    tree = books.tree()
+    projects: list[str] | None
+    if project is not None:
+        if project not in tree or not principal.can_read_account(tree, project):
+            raise NotFound(f"no project {project}")
+        projects = [project, *(node.name for node in tree.descendants(project))]
+    else:
+        projects = principal.readable_projects(tree)
+    return JobRepository(books.session).search(
+        projects=projects, states=states, submitter=submitter, limit=limit, offset=offset
+    )
+
+
+def submit_as(
+    books: Books,
+    principal: Principal,
+    spec: JobSpec,
+    max_time_limit_seconds: int,
+    job_id: str | None = None,
+) -> tuple[Job, list[QuoteLine]]:
+    """Queue ``spec`` for ``principal``, who must be its submitter, may see the project and
+    submit to it with a token that carries the jobs scope; its runtime_env names only packages
+    they uploaded. Returns the job and its quote."""
+    project = spec.project
+    tree = books.tree()
+    if project not in tree or not principal.can_read_account(tree, project):
+        raise NotFound(f"no project {project}")
+    require_scope(principal, Scope.JOBS)
+    if spec.submitter != principal.user:
+        raise Forbidden(f"{principal.user} may not submit jobs as {spec.submitter}")
+    if not principal.can_submit_to(project):
+        raise Forbidden(f"{principal.user} may not submit jobs to {project}")
+    runtime_env = checked_runtime_env(books, principal.user, spec.runtime_env)
+    return submit(books, replace(spec, runtime_env=runtime_env), max_time_limit_seconds, job_id)
+
+
+def cancel_as(books: Books, principal: Principal, job_id: str) -> Job:
+    """Cancel a job the principal may stop: at once if queued, else on the next cycle."""
+    job = readable_job(books, principal, job_id)
+    check_may_stop(books, principal, job, "cancel")
+    return request_cancel(books, job.id, principal.user)
+
+
+def check_may_stop(books: Books, principal: Principal, job: Job, verb: str) -> None:
+    """Refuse unless ``principal`` may stop ``job`` (its submitter, the project's pi, the
+    program's manager or an admin, with a token that carries the jobs scope)."""
+    require_scope(principal, Scope.JOBS)
+    if not principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter):
+        raise Forbidden(f"{principal.user} may not {verb} job {job.id}")
+
+
+def require_scope(principal: Principal, scope: Scope) -> None:
+    if not principal.allows(scope):
+        raise MissingScope(scope.value)
+
+
+def checked_runtime_env(
+    books: Books, owner: str, runtime_env: Mapping[str, object]
+) -> dict[str, object]:
+    """The runtime_env as Ray will take it, with each uploaded package renamed to the
+    content-addressed name of the bytes ``owner`` uploaded. Refuses (``InvalidRuntimeEnv``)
+    any field a tenant may not set, without reading anything it names: gpupool never reads a
+    server path on a tenant's behalf."""
+    allowed = allowed_runtime_env(runtime_env)
+    return with_packages_renamed(allowed, own_packages(books, owner, allowed))
+
+
+def own_packages(books: Books, owner: str, runtime_env: Mapping[str, object]) -> dict[str, str]:
+    """The content-addressed name of each package the runtime_env names, found among the
+    packages ``owner`` uploaded; refuses one they did not upload."""
+    packages = PackageRepository(books.session)
+    names: dict[str, str] = {}
+    for uri in uploaded_packages(runtime_env):
+        if not uri.endswith(".zip"):
+            raise InvalidRuntimeEnv(
+                f"runtime_env names {uri}: gpupool runs uploaded packages that are zips only (a "
+                "local directory or .zip file); a wheel, named by its file name rather than "
+                "its content, cannot be kept apart from another user's of the same name"
+            )
+        digest = packages.digest(owner, uri)
+        if digest is None:
+            named = content_digest(uri)
+            if named is not None and packages.has_content(owner, named):
+                digest = named
+        if digest is None:
+            raise InvalidRuntimeEnv(
+                f"runtime_env names {uri}, which you never uploaded here; upload it with "
+                "PUT /api/packages/... first (Ray's client does so for a local working_dir)"
+            )
+        names[uri] = content_addressed_uri(digest)
+    return names
+
+
+# -- the books' side: what any submission goes through --------------------------------------
+
+
 def submit(
     books: Books, spec: JobSpec, max_time_limit_seconds: int, job_id: str | None = None
 ) -> tuple[Job, list[QuoteLine]]:
     """Queue a job after checking what can be checked at the door; returns it with its quote.
 
     A class above normal (``urgent``) needs the project's priority grant (``quotas.priorities``).
-    ``job_id`` lets a client choose the id (Ray's ``submission_id``); a taken one is refused.
+    A job that could never run in this pool's shape is refused with the reason. ``job_id`` lets
+    a client choose the id (Ray's ``submission_id``); a taken one is refused.
     """
     tree = books.tree()
     if tree[spec.project].kind is not AccountKind.PROJECT:
         raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
     books.require_priority_grant(spec.project, spec.priority)
-    if spec.time_limit_seconds > max_time_limit_seconds:
-        raise InvalidInput(
-            f"time limit {format_duration(spec.time_limit_seconds)} is over the cap of "
-            f"{format_duration(max_time_limit_seconds)}"
-        )
+    check_time_limit(spec.time_limit_seconds, max_time_limit_seconds)
     flavors = books.flavors.all()
     acceptable_flavors(flavors, spec.flavors, spec.min_memory_gb)  # unknown flavor -> error
     rate_card = books.rate_card()

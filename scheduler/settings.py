@@ -15,12 +15,28 @@ class SchedulerSettings(Settings):
     wake_seconds: float = Field(
         default=0.1, gt=0, description="How often a pausing scheduler looks for new work."
     )
+    starting_watch_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="For how long after its launch a starting job is polled every "
+        "wake_seconds, to see it run at once; after that, once a cycle.",
+    )
     charge_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often running jobs are charged for what they used."
     )
     dispatch_retry_seconds: float = Field(default=2.0, gt=0)
     dispatch_max_failures: int = Field(default=8, gt=0)
-    max_time_limit_hours: float = Field(default=72.0, gt=0)
+    dispatch_concurrency: int = Field(
+        default=16, gt=0, description="How many launches a cycle has in flight at once."
+    )
+    max_time_limit_hours: float = Field(
+        default=72.0, gt=0, description="The longest time limit a job may ask for."
+    )
+
+    @property
+    def max_time_limit_seconds(self) -> int:
+        return int(self.max_time_limit_hours * 3600)
+
     preempt_after_seconds: float = Field(
         default=1800.0,
         gt=0,

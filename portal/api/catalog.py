@@ -25,7 +25,7 @@ from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Tenancy
-from quotas.jobs import JobState
+from quotas.jobs import JobState, check_time_limit
 from quotas.quantities import Rate, parse_duration
 from quotas.quote import quote
 
@@ -344,9 +344,7 @@ def quote_job(body: QuoteRequest, portal: PortalDep, principal: PrincipalDep) ->
         seconds = parse_duration(body.time_limit)
     except ValueError as error:
         raise Problem(422, f"time_limit: {error}") from error
-    cap = int(portal.settings.max_time_limit_hours * 3600)
-    if seconds > cap:
-        raise Problem(422, f"time_limit: over the cap of {cap // 3600} hours")
+    check_time_limit(seconds, portal.settings.max_time_limit_seconds)
     with portal.books() as books:
         card = books.rate_card()
         priced = {name: each for name, each in books.flavors.all().items() if name in card.rates}

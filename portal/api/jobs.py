@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -12,26 +11,16 @@ from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import Field
 
 from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict
-from portal.deps import PortalDep, PrincipalDep, require, require_scope
+from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
-from quotas.access import Principal, Scope
+from quotas.access import Principal
 from quotas.admission import DataClass, PriorityClass
-from quotas.db.access import PackageRepository
 from quotas.db.repositories import JobRepository
-from quotas.errors import NotFound
 from quotas.jobs import Job, JobEvent, JobSpec, JobState
-from quotas.packages import (
-    content_addressed_uri,
-    content_digest,
-    uploaded_packages,
-    with_packages_renamed,
-)
 from quotas.quantities import Credits, Rate, parse_duration
 from quotas.quote import QuoteLine
-from quotas.runtime_env import checked_runtime_env as allowed_runtime_env
-from quotas.service import Books
 from scheduler.logs import LogsUnavailable
-from scheduler.queue import request_cancel, submit
+from scheduler.queue import cancel_as, readable_job, submit_as, visible_jobs
 
 router = APIRouter(tags=["jobs"])
 
@@ -163,86 +152,6 @@ def event_out(event: JobEvent) -> EventOut:
     )
 
 
-def readable_job(books: Books, principal: Principal, job_id: str) -> Job:
-    """The job, or "not found" when it is not this principal's to see (names do not leak)."""
-    job = JobRepository(books.session).get(job_id)
-    if not principal.can_read_account(books.tree(), job.spec.project):
-        raise NotFound(f"no job {job_id}")
-    return job
-
-
-def require_cancel(books: Books, principal: Principal, job: Job, verb: str) -> None:
-    """403 unless ``principal`` may stop ``job`` (its submitter, the project's pi, the
-    program's manager or an admin, with a token that carries the jobs scope)."""
-    require_scope(principal, Scope.JOBS)
-    require(
-        principal,
-        principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter),
-        f"{verb} job {job.id}",
-    )
-
-
-def queue_job(
-    books: Books,
-    principal: Principal,
-    spec_fields: dict[str, Any],
-    max_time_limit_seconds: int,
-    job_id: str | None = None,
-) -> tuple[Job, list[QuoteLine]]:
-    """Submit for ``principal``: checks the project is theirs, then queues through the books."""
-    project = spec_fields["project"]
-    tree = books.tree()
-    if project not in tree or not principal.can_read_account(tree, project):
-        raise NotFound(f"no project {project}")
-    require_scope(principal, Scope.JOBS)
-    require(principal, principal.can_submit_to(project), f"submit jobs to {project}")
-    fields = dict(spec_fields)
-    fields["runtime_env"] = checked_runtime_env(
-        books, principal.user, fields.get("runtime_env") or {}
-    )
-    spec = JobSpec(submitter=principal.user, **fields)
-    return submit(books, spec, max_time_limit_seconds, job_id=job_id)
-
-
-def own_packages(books: Books, owner: str, runtime_env: Mapping[str, object]) -> dict[str, str]:
-    """The content-addressed name of each package the runtime_env names, found among the
-    packages ``owner`` uploaded; refuses one they did not upload."""
-    packages = PackageRepository(books.session)
-    names: dict[str, str] = {}
-    for uri in uploaded_packages(runtime_env):
-        if not uri.endswith(".zip"):
-            raise Problem(
-                400,
-                f"runtime_env names {uri}: gpupool runs uploaded packages that are zips only (a "
-                "local directory or .zip file); a wheel, named by its file name rather than "
-                "its content, cannot be kept apart from another user's of the same name",
-            )
-        digest = packages.digest(owner, uri)
-        if digest is None:
-            named = content_digest(uri)
-            if named is not None and packages.has_content(owner, named):
-                digest = named
-        if digest is None:
-            raise Problem(
-                400,
-                f"runtime_env names {uri}, which you never uploaded here; upload it with "
-                "PUT /api/packages/... first (Ray's client does so for a local working_dir)",
-            )
-        names[uri] = content_addressed_uri(digest)
-    return names
-
-
-def checked_runtime_env(
-    books: Books, owner: str, runtime_env: Mapping[str, object]
-) -> dict[str, object]:
-    """The runtime_env as Ray will take it, with each uploaded package renamed to the
-    content-addressed name of the bytes ``owner`` uploaded. Refuses (``InvalidRuntimeEnv``,
-    400) any field a tenant may not set, without reading anything it names: the portal never
-    reads a server path on a tenant's behalf."""
-    allowed = allowed_runtime_env(runtime_env)
-    return with_packages_renamed(allowed, own_packages(books, owner, allowed))
-
-
 @router.post("/jobs", status_code=201, summary="Submit a job; the answer carries its quote")
 def submit_job(body: JobSubmission, portal: PortalDep, principal: PrincipalDep) -> Submitted:
     try:
@@ -251,11 +160,9 @@ def submit_job(body: JobSubmission, portal: PortalDep, principal: PrincipalDep) 
         raise Problem(422, f"time_limit: {error}") from error
     fields = body.model_dump(exclude={"time_limit"})
     fields["flavors"] = tuple(body.flavors)
-    fields["time_limit_seconds"] = seconds
+    spec = JobSpec(submitter=principal.user, time_limit_seconds=seconds, **fields)
     with portal.books() as books:
-        job, lines = queue_job(
-            books, principal, fields, int(portal.settings.max_time_limit_hours * 3600)
-        )
+        job, lines = submit_as(books, principal, spec, portal.settings.max_time_limit_seconds)
     return Submitted(job=job_out(job), quote=[quote_out(line) for line in lines])
 
 
@@ -270,19 +177,14 @@ def list_jobs(
     submitter: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> Page[JobOut]:
     with portal.books() as books:
-        tree = books.tree()
-        visible = principal.readable_projects(tree)
-        if project is not None:
-            if project not in tree or not principal.can_read_account(tree, project):
-                raise NotFound(f"no project {project}")
-            projects: list[str] | None = [
-                project,
-                *(node.name for node in tree.descendants(project)),
-            ]
-        else:
-            projects = visible
-        jobs, total = JobRepository(books.session).search(
-            projects=projects, states=state, submitter=submitter, limit=limit, offset=offset
+        jobs, total = visible_jobs(
+            books,
+            principal,
+            project=project,
+            states=state,
+            submitter=submitter,
+            limit=limit,
+            offset=offset,
         )
     return Page[JobOut](
         items=[job_out(job) for job in jobs], total=total, limit=limit, offset=offset
@@ -308,9 +210,7 @@ def get_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> JobD
 @router.post("/jobs/{job_id}/cancel", summary="Cancel: at once if queued, else on the next cycle")
 def cancel_job(job_id: Segment, portal: PortalDep, principal: PrincipalDep) -> JobOut:
     with portal.books() as books:
-        job = readable_job(books, principal, job_id)
-        require_cancel(books, principal, job, "cancel")
-        return job_out(request_cancel(books, job_id, principal.user))
+        return job_out(cancel_as(books, principal, job_id))
 
 
 @router.get(

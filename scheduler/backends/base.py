@@ -123,6 +123,15 @@ class JobListing(Protocol):
 
 
 @runtime_checkable
+class StatusListing(Protocol):
+    """Optional: where every job the cluster knows stands, in one call, so a cycle polls a
+    cluster once rather than once per job."""
+
+    async def statuses(self) -> Mapping[str, RunStatus]:
+        """Each job's status by id; a job missing from it is ``NOT_FOUND`` there."""
+
+
+@runtime_checkable
 class PackageStore(Protocol):
     """Optional: a backend that keeps uploaded runtime_env packages by URI (Ray's GCS)."""
 

@@ -311,16 +311,27 @@ class RayBackend:
 
     async def active_jobs(self) -> list[str]:
         """Submission ids of the jobs Ray has not ended, whoever submitted them."""
+        listed = await self._listed()
+        return [
+            submission_id
+            for submission_id, details in listed.items()
+            if (state := JOB_STATES.get(str(details.get("status")))) is not None
+            and not state.is_terminal
+        ]
+
+    # -- StatusListing ------------------------------------------------------------------------
+
+    async def statuses(self) -> Mapping[str, RunStatus]:
+        """Every job Ray knows (one ``GET /api/jobs/``), by submission id."""
+        return {job_id: run_status(details) for job_id, details in (await self._listed()).items()}
+
+    async def _listed(self) -> dict[str, Json]:
         listed = await self._get_json("/api/jobs/", "listing jobs")
-        active: list[str] = []
+        found: dict[str, Json] = {}
         for details in listed if isinstance(listed, list) else []:
-            if not isinstance(details, dict):
-                continue
-            submission_id = details.get("submission_id")
-            state = JOB_STATES.get(str(details.get("status")))
-            if isinstance(submission_id, str) and state is not None and not state.is_terminal:
-                active.append(submission_id)
-        return active
+            if isinstance(details, dict) and isinstance(details.get("submission_id"), str):
+                found[str(details["submission_id"])] = details
+        return found
 
     # -- GpuAccounting ------------------------------------------------------------------------
 

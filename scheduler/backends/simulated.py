@@ -144,5 +144,9 @@ class SimulatedBackend:
             capacity[flavor] = FlavorCapacity(flavor, per_node, tuple(free))
         return capacity
 
+    async def statuses(self) -> Mapping[str, RunStatus]:
+        self._check()
+        return {job_id: await self.status(job_id) for job_id in self.runs}
+
     async def close(self) -> None:
         """Nothing to let go of: the simulated cluster lives in this process."""

@@ -7,7 +7,7 @@ The scene, on the demo pool (times from T0, ten days into the demo's period):
   ``fold`` (kaist-protein, 2 x h100-80g, dies of a system fault after 10 min: refunded);
   dohyun.choi submits ``grasp`` (hanbit-robot-policy, 4 x v100-32g, keeps running);
 - T0+5m: a cycle admits and starts all four; T0+35m and T0+65m: cycles charge and settle;
-- T0+65m (now): jiwoo.jung submits ``big`` (kaist-nlp, 16 x h100-80g), left queued.
+- T0+65m (now): jiwoo.jung submits ``big`` (kaist-nlp, 8 x h100-80g), left queued.
 
 Charged: llm 8 x 0.5 h x 1.0 = 4.0 (funder gyeonggi), xray 8 x 1 h x 0.8 = 6.4 (msit), fold
 0.334 then refunded, grasp 4 x 1 h x 0.25 = 1.0 (gyeonggi); both funders price a credit at 3,500.
@@ -140,7 +140,7 @@ def scene(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Scene:
     scene.cycle()
     clock.at(65 * MINUTE)
     scene.cycle()
-    scene.submit("jiwoo.jung", "kaist-nlp", "big", 16, "h100-80g", Outcome(None))
+    scene.submit("jiwoo.jung", "kaist-nlp", "big", 8, "h100-80g", Outcome(None))
     states = {name: scene.get(f"/api/v1/jobs/{job}")["state"] for name, job in scene.ids.items()}
     assert states == {
         "llm": "succeeded",
@@ -373,7 +373,7 @@ def test_fair_share_explains_usage_gpus_credits_and_burn(scene: Scene) -> None:
 
     nlp = rows["kaist-nlp"]
     assert (nlp["kind"], nlp["parent"], nlp["share"]) == ("project", "kaist", 1)
-    assert (nlp["running_gpus"], nlp["pending_gpus"]) == (0, 16)
+    assert (nlp["running_gpus"], nlp["pending_gpus"]) == (0, 8)
     assert (nlp["awarded"], nlp["used"], nlp["left"]) == ("24000.0", "4.0", "23996.0")
     assert nlp["burn_per_day"] == "0.571"  # 4 credits over 7 days
     exhausted = scene.clock() + timedelta(seconds=23_996 * WEEK_SECONDS / 4)
@@ -384,7 +384,7 @@ def test_fair_share_explains_usage_gpus_credits_and_burn(scene: Scene) -> None:
     assert rows["kaist-protein"]["used"] == "0.0"
     assert rows["kaist-protein"]["exhausted_on"] is None
     pool = rows["national"]
-    assert (pool["running_gpus"], pool["pending_gpus"]) == (4, 16)
+    assert (pool["running_gpus"], pool["pending_gpus"]) == (4, 8)
     assert (pool["awarded"], pool["used"], pool["left"]) == ("250000.0", "11.4", "249988.6")
     assert pool["burn_per_day"] == "1.629"  # 11.4 / 7
     assert scene.csv_rows("/api/v1/reports/fairshare") == [as_text(row) for row in report["rows"]]

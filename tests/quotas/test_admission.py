@@ -36,6 +36,7 @@ from quotas.admission import (
     order_queue,
     plan_queue,
 )
+from quotas.causes import FreeInstead, NoCapacity
 from quotas.flavors import Flavor, RateCard
 from quotas.quantities import Credits, Rate
 from quotas.quote import quote
@@ -591,6 +592,33 @@ def test_gpus_ahead_count_only_jobs_waiting_for_a_flavor_this_job_accepts() -> N
     assert waiting(decisions["any-job"]).reason == (
         "no h100-80g or v100-32g free for 1 GPU; 2 GPUs ahead of you"
     )
+
+
+def test_a_job_waiting_for_its_flavor_hears_of_another_that_is_free_now_with_its_price() -> None:
+    snapshot = (
+        a_pool()
+        .projects("kaist-nlp", credits=14)
+        .cluster("national-daejeon", h100=(2, 8), a100=(2, 8))
+        .full("national-daejeon")
+        .snapshot()
+    )
+    [daejeon] = snapshot.clusters
+    h100_free = tuple(replace(g, free=(8, 8)) if g.flavor == H100 else g for g in daejeon.groups)
+    snapshot = replace(snapshot, clusters=(replace(daejeon, groups=h100_free),))
+    asks_a100 = a_job("a100-only").project("kaist-nlp").gpus(8, A100).build()
+    too_dear = a_job("long").project("kaist-nlp").gpus(8, A100).hours(2).build()
+
+    cause = waiting(decide(snapshot, asks_a100)).cause
+
+    assert isinstance(cause, NoCapacity)
+    assert cause.instead == FreeInstead(H100, 16, Rate.of("1.0").milli_per_gpu_hour)
+    assert cause.sentence.endswith(
+        "16 h100-80g free now at 1.0 credits/GPU-h: add it to the job's flavors to start now"
+    )
+    # 8 GPUs x 2 h costs 12.8 credits on a100 but 16 on h100; kaist-nlp has 14: no such hint
+    dear = waiting(decide(snapshot, too_dear)).cause
+    assert isinstance(dear, NoCapacity)
+    assert dear.instead is None
 
 
 # --- data class -----------------------------------------------------------------------------------

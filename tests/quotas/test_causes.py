@@ -13,6 +13,7 @@ from quotas.causes import (
     Cause,
     DispatchRetry,
     Ended,
+    FreeInstead,
     Invalid,
     Lost,
     NoCapacity,
@@ -42,9 +43,14 @@ EXAMPLES: list[tuple[Cause, str]] = [
         "no h100-80g or a100-80g free for 8 GPUs; 1 GPU ahead of you",
     ),
     (
-        NoCapacity(("h100-80g",), 2, 0, OverShare("organization", "kaist", 0.61, 0.4)),
+        NoCapacity(("h100-80g",), 2, 0, OverShare("organization", "kaist", 61, 40)),
         "over fair share: organization kaist uses 61% vs entitled 40%; "
         "no h100-80g free for 2 GPUs; 0 GPUs ahead of you",
+    ),
+    (
+        NoCapacity(("a100-80g",), 8, 0, None, FreeInstead("h100-80g", 16, 1000)),
+        "no a100-80g free for 8 GPUs; 0 GPUs ahead of you; 16 h100-80g free now at 1.0 "
+        "credits/GPU-h: add it to the job's flavors to start now",
     ),
     (
         Reserved("h100-80g", "national-daejeon", START),

@@ -121,7 +121,10 @@ async def main(args: argparse.Namespace) -> int:
     backends = build_backends(clusters, flavors, Reachable(RayEndpoint(args.ray_address, token)))
     crasher = Crasher(args.crash_step, args.crash_at)
     wrapped = {id(inner): CrashingBackend(inner, crasher) for inner in backends.values()}
-    settings = SchedulerSettings(charge_interval_seconds=1, cycle_seconds=args.pause)
+    # one launch at a time, so "the N-th launch" names one moment (the crash windows)
+    settings = SchedulerSettings(
+        charge_interval_seconds=1, cycle_seconds=args.pause, dispatch_concurrency=1
+    )
     scheduler = Scheduler(
         factory,
         {cluster: wrapped[id(inner)] for cluster, inner in backends.items()},

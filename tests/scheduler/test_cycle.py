@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from quotas.admission import DataClass, PriorityClass, SiteKind
@@ -308,7 +309,13 @@ def test_an_empty_entrypoint_is_refused() -> None:
 
 
 def test_more_gpus_than_a_ray_node_has_is_rejected_with_a_reason(pool: Pool) -> None:
-    job_id = pool.submit("gang", gpus=16, flavors=("h100-80g",))
+    with pytest.raises(InvalidInput, match="could never run in this pool: 16 GPUs is more"):
+        pool.submit("gang", gpus=16, flavors=("h100-80g",))
+    # one queued before the pool shrank (the door let it in then) is rejected by the cycle
+    spec = JobSpec("kaist-nlp", "seoyeon.lee", "gang", "python train.py", 16, HOUR, ("h100-80g",))
+    with transaction(pool.factory) as session:
+        JobRepository(session).add(Job("gp-gang", spec, JobState.QUEUED, pool.clock()))
+    job_id = "gp-gang"
     pool.cycle()
 
     job = pool.job(job_id)
@@ -458,3 +465,72 @@ def test_restricted_data_never_bursts_to_a_foreign_cloud(pool_with_cloud: Pool) 
     assert placed.cluster == "cloud-tokyo"
     assert placed.rate_milli == 1500  # the burst target's 1.5x price multiplier
     assert pool.entries(public, EntryKind.HOLD) == Credits.of(12).milli  # 8 GPUs x 1h x 1.5
+
+
+def test_a_cycle_in_which_nothing_changed_writes_nothing(pool: Pool) -> None:
+    """Waiting jobs keep their cause, position and estimate; running jobs not yet due for a
+    charge are only polled."""
+    for n in range(2):
+        pool.submit(
+            f"run-{n}", project="hanbit-robot-policy", gpus=8, hours=3, flavors=("h100-80g",)
+        )
+    pool.clock.advance(1)  # submitted later: behind the running ones
+    waiting = [
+        pool.submit(f"wait-{n}", project="hanbit-robot-policy", gpus=8, flavors=("h100-80g",))
+        for n in range(3)
+    ]
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(HOUR)
+    pool.cycle()  # charged for an hour: decayed usage moves from now on
+    pool.clock.advance(1)
+    pool.cycle()
+    # every waiting job has an estimated start (the queue run forward by time limits); each
+    # hears of the free a100s it did not ask for
+    assert all(pool.job(job).eta is not None for job in waiting)
+    assert "16 a100-80g free now at 0.8 credits/GPU-h" in pool.job(waiting[2]).reason
+    writes: list[str] = []
+
+    def count(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement.lstrip().upper().startswith(("UPDATE", "INSERT", "DELETE")):
+            writes.append(statement.split("(")[0][:60])
+
+    engine = pool.factory.kw["bind"]
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        pool.clock.advance(1)
+        pool.cycle()
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+    assert writes == []
+
+
+def test_a_waiting_job_is_told_the_level_where_fair_share_put_it_behind(pool: Pool) -> None:
+    """Two universities contend: the organization level decided, so the reason names kaist and
+    its numbers there, not the program both are in (which is over its share too)."""
+    for index in range(2):
+        pool.submit(
+            f"warmup-{index}",
+            project="kaist-nlp",
+            gpus=8,
+            flavors=("h100-80g",),
+            outcome=Outcome(seconds=HOUR),
+        )
+    pool.cycle()
+    pool.cycle()
+    pool.clock.advance(HOUR)
+    pool.cycle()
+    for index in range(2):  # the h100s are full again
+        pool.submit(f"busy-{index}", project="postech-materials", gpus=8, flavors=("h100-80g",))
+    pool.cycle()
+    pool.clock.advance(1)
+    snu = pool.submit("snu-next", project="snu-medical-imaging", gpus=8, flavors=("h100-80g",))
+    kaist = pool.submit("kaist-next", project="kaist-nlp", gpus=8, flavors=("h100-80g",))
+    pool.cycle()
+
+    assert pool.job(snu).position == 1
+    assert pool.job(kaist).position == 2
+    assert "over fair share: organization kaist uses" in pool.job(kaist).reason
+    assert "program" not in pool.job(kaist).reason
+    assert "over fair share" not in pool.job(snu).reason  # nothing ranks ahead of it by share

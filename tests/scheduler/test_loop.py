@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from quotas.causes import StopCause
-from quotas.db.repositories import JobRepository
+from quotas.db.repositories import JobRepository, News
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.jobs import Job, JobSpec, JobState, Placed
@@ -93,14 +93,16 @@ PLACED = Placed("national-daejeon", "h100-80g", 1000, 1, "2026", 170)
 
 def test_work_that_is_only_waiting_is_no_news(session: Session) -> None:
     """A job waiting out a dispatch retry, starting for long, or already being stopped does not
-    wake the loop every ``wake_seconds``; new work and due work does."""
+    wake the loop every ``wake_seconds``; new work and due work does, and a job launched a
+    moment ago is polled (not a whole cycle) until it runs."""
     seed_demo(Books(session), demo_pool(AT))
     jobs = JobRepository(session)
     since, now = AT, AT + timedelta(seconds=1)
+    watch = timedelta(seconds=30)
 
-    def news(job: Job) -> bool:
+    def news(job: Job) -> News:
         jobs.add(job)
-        found = jobs.news_since(since, now)
+        found = jobs.news_since(since, now, watch)
         jobs.save(replace(job, state=JobState.CANCELLED, cancel_requested=False))
         return found
 
@@ -121,16 +123,16 @@ def test_work_that_is_only_waiting_is_no_news(session: Session) -> None:
             stop_cause=StopCause.CANCEL,
         ),
     ]
-    loud = [
+    work = [
         replace(_job(JobState.QUEUED, "new"), submitted_at=since + timedelta(milliseconds=5)),
         _job(JobState.ADMITTED, "due", placed=PLACED, admitted_at=earlier, next_dispatch_at=now),
-        _job(JobState.STARTING, "just-started", placed=PLACED, admitted_at=since),
         _job(JobState.RUNNING, "cancel", placed=PLACED, admitted_at=earlier, cancel_requested=True),
     ]
-    # A job admitted in the cycle that began at ``since`` is news once: to see it start soon.
-    loud[2] = replace(loud[2], admitted_at=since + timedelta(milliseconds=5))
-    assert [job.id for job in quiet if news(job)] == []
-    assert [job.id for job in loud if news(job)] == [job.id for job in loud]
+    starting = _job(JobState.STARTING, "just-launched", placed=PLACED, admitted_at=since)
+
+    assert [job.id for job in quiet if news(job) is not News.NONE] == []
+    assert [job.id for job in work if news(job) is News.WORK] == [job.id for job in work]
+    assert news(starting) is News.STARTING
 
 
 class BlockingBackend(SimulatedBackend):

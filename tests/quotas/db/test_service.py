@@ -19,6 +19,7 @@ from quotas.errors import (
     AlreadyExists,
     BooksError,
     BudgetExhausted,
+    Conflict,
     Forbidden,
     InsufficientCredits,
     InvalidInput,
@@ -330,3 +331,16 @@ def run(books: Books, op: Op) -> None:
                     books.adjust(op.project, PERIOD, -op.amount, "admin", "fix")
     except BooksError:
         pass
+
+
+def test_a_budget_below_what_is_already_spent_or_held_is_refused(small_pool: Books) -> None:
+    books = small_pool
+    books.award("universities", "kaist-nlp", PERIOD, Credits.of(40), "pm", "award")
+    books.hold("kaist-nlp", "j1", Credits.of(10), "scheduler", "admitted", PERIOD)
+    books.charge("kaist-nlp", "j1", Credits.of(4), "scheduler", "usage", PERIOD)
+
+    with pytest.raises(Conflict, match=r"already spent or holds 10\.0 credits.*at least 10\.0"):
+        books.set_budget("kaist", PERIOD, Credits.of(9))
+    books.set_budget("kaist", PERIOD, Credits.of(10))  # exactly what is spoken for is fine
+
+    assert books.tree(PERIOD)["kaist"].budget == Credits.of(10)
