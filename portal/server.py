@@ -111,7 +111,8 @@ async def _serve(
     server = QuietServer(config)
     api = asyncio.create_task(server.serve())
     try:
-        while not server.started and not api.done():  # announce the portal once it listens
+        # announce the portal once it listens (uvicorn raises a flag, it sets no event)
+        while not server.started and not api.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if api.done():
             await api  # it could not start (e.g. the port is taken): uvicorn logged why

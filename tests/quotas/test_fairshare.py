@@ -287,7 +287,7 @@ def test_decayed_usage_refuses_a_bad_half_life_and_mixed_time_zones() -> None:
     with pytest.raises(InvalidInput):
         decayed_usage([(NOW, 1_000)], NOW, 0)
     with pytest.raises(InvalidInput):
-        decayed_usage([(datetime(2025, 1, 1), 1_000)], NOW, DAY)
+        decayed_usage([(datetime(2025, 1, 1), 1_000)], NOW, DAY)  # noqa: DTZ001 - naive on purpose
 
 
 # --- 4. explanation data -------------------------------------------------------------------------

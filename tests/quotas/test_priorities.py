@@ -73,7 +73,13 @@ def test_a_grant_must_expire_after_it_is_made(hours: float) -> None:
 
 def test_a_grant_expiry_needs_a_time_zone() -> None:
     with pytest.raises(InvalidInput, match="time zone"):
-        PriorityGrant("kaist-nlp", URGENT, "jaehyun.kim", NOW, datetime(2027, 1, 1))
+        PriorityGrant(
+            "kaist-nlp",
+            URGENT,
+            "jaehyun.kim",
+            NOW,
+            datetime(2027, 1, 1),  # noqa: DTZ001 - naive on purpose
+        )
 
 
 def test_a_grant_is_in_force_until_it_expires_or_forever() -> None:

@@ -117,7 +117,7 @@ async def main(args: argparse.Namespace) -> int:
         books = Books(session)
         clusters = books.clusters.all()
         flavors = books.flavors.all()
-    token = Path(args.ray_token_file).read_text() if args.ray_token_file else None
+    token = Path(args.ray_token_file).read_text() if args.ray_token_file else None  # noqa: ASYNC240
     backends = build_backends(clusters, flavors, Reachable(RayEndpoint(args.ray_address, token)))
     crasher = Crasher(args.crash_step, args.crash_at)
     wrapped = {id(inner): CrashingBackend(inner, crasher) for inner in backends.values()}

@@ -141,7 +141,7 @@ class BlockingBackend(SimulatedBackend):
     polls = 0
 
     async def status(self, job_id: str) -> RunStatus:
-        time.sleep(0.3)
+        time.sleep(0.3)  # noqa: ASYNC251 - blocking on purpose: what the test is about
         self.polls += 1
         return await super().status(job_id)
 

@@ -70,16 +70,16 @@ def a_job(
 
 
 async def eventually(
-    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, timeout: float = 30.0
+    read: Callable[[], Awaitable[T]], done: Callable[[T], bool], *, within: float = 30.0
 ) -> T:
     """Poll ``read`` until ``done`` holds of what it returns; fail with the last value."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await read()
         if done(value):
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"gave up waiting after {timeout} s; last seen: {value!r}")
+            pytest.fail(f"gave up waiting after {within} s; last seen: {value!r}")
         await asyncio.sleep(0.2)
 
 
