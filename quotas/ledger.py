@@ -128,6 +128,15 @@ class Balances:
     """Balances derived from ledger entries: milli-credits per (period, funder, pocket)."""
 
     amounts: dict[BalanceKey, int] = field(default_factory=lambda: defaultdict(int))
+    _by_pocket: dict[tuple[str, Pocket], dict[str, int]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """``amounts`` by (period, pocket), then funder; built on first use, kept up to date by
+    ``apply``: a cycle's holds draw from thousands of pockets."""
+    _by_account: dict[tuple[str, str | None], dict[Bucket, int]] | None = field(
+        default=None, repr=False, compare=False
+    )
+    """``amounts`` summed by (period, account), then bucket; the same way."""
 
     @classmethod
     def of(cls, postings: Iterable[Posting]) -> Balances:
@@ -158,30 +167,42 @@ class Balances:
                     f"{describe(posting.source)} ({posting.period}, funder {posting.funder})"
                 )
         for key, change in delta.items():  # all or nothing: nothing changed before here
-            self.amounts[key] = self.amounts.get(key, 0) + change
+            amount = self.amounts.get(key, 0) + change
+            self.amounts[key] = amount
+            period, funder, pocket = key
+            if self._by_pocket is not None:
+                self._by_pocket.setdefault((period, pocket), {})[funder] = amount
+            if self._by_account is not None:
+                sums = self._by_account.setdefault((period, pocket.account), {})
+                sums[pocket.bucket] = sums.get(pocket.bucket, 0) + change
 
     def get(self, period: str, funder: str, pocket: Pocket) -> int:
         return self.amounts.get((period, funder, pocket), 0)
 
     def by_funder(self, period: str, pocket: Pocket) -> dict[str, int]:
         """Positive amounts in ``pocket`` per funder, in funder order."""
-        found = {
-            funder: amount
-            for (key_period, funder, key_pocket), amount in self.amounts.items()
-            if key_period == period and key_pocket == pocket and amount
-        }
-        return dict(sorted(found.items()))
+        if self._by_pocket is None:
+            self._by_pocket = {}
+            for (key_period, each_funder, key_pocket), each in self.amounts.items():
+                self._by_pocket.setdefault((key_period, key_pocket), {})[each_funder] = each
+        found = self._by_pocket.get((period, pocket), {})
+        return {funder: amount for funder, amount in sorted(found.items()) if amount}
 
     def total(self, period: str, pocket: Pocket) -> Credits:
         return Credits(sum(self.by_funder(period, pocket).values()))
 
     def of_account(self, tree: AccountTree, name: str, period: str) -> AccountBalances:
         """Settled, in flight and committed credits of ``name``'s whole subtree."""
+        if self._by_account is None:
+            self._by_account = {}
+            for (key_period, _funder, pocket), amount in self.amounts.items():
+                each = self._by_account.setdefault((key_period, pocket.account), {})
+                each[pocket.bucket] = each.get(pocket.bucket, 0) + amount
         names = {name, *(account.name for account in tree.descendants(name))}
         sums = dict.fromkeys(Bucket, 0)
-        for (key_period, _funder, pocket), amount in self.amounts.items():
-            if key_period == period and pocket.account in names:
-                sums[pocket.bucket] += amount
+        for account in names:
+            for bucket, amount in self._by_account.get((period, account), {}).items():
+                sums[bucket] += amount
         return AccountBalances(
             settled=Credits(sums[Bucket.SPENT]),
             in_flight=Credits(sums[Bucket.HELD]),
