@@ -172,7 +172,8 @@ def main() -> None:
             portal.wait(timeout=30)
     print(
         f"{args.submissions} submissions, {args.concurrency} in flight, {args.workers} workers, "
-        f"PostgreSQL; failures: {failures or 'none'}"
+        f"{'SQLite' if args.database_url == 'sqlite' else 'PostgreSQL'}; "
+        f"failures: {failures or 'none'}"
     )
     print(f"BENCH submissions_per_second={len(latencies) / elapsed:.0f} 1/s")
     print(f"BENCH submit_p50_ms={percentile(latencies, 0.50) * 1000:.1f} ms")
