@@ -242,8 +242,7 @@ def require(principal: Principal, allowed: bool, what: str) -> None:
 def require_scope(principal: Principal, scope: Scope) -> None:
     """Answer 403 unless the credential carries ``scope`` (beside the table in ``portal.scopes``,
     for a route whose check depends on more than the operation)."""
-    if not principal.allows(scope):
-        raise Problem(403, f"this token lacks the '{scope}' scope", needs=[scope.value])
+    principal.require(scope)
 
 
 def sole_project(principal: Principal, how_to_name_one: str) -> str:

@@ -28,6 +28,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from quotas.accounts import AccountKind, AccountTree
+from quotas.errors import MissingScope
 
 
 class Role(StrEnum):
@@ -88,6 +89,11 @@ class Principal:
 
     def allows(self, scope: Scope) -> bool:
         return scope in self.scopes
+
+    def require(self, scope: Scope) -> None:
+        """Refuse (``MissingScope``: 403, naming the scope) unless the credential carries it."""
+        if scope not in self.scopes:
+            raise MissingScope(scope.value)
 
     def allows_any(self, scopes: Iterable[Scope]) -> bool:
         return not self.scopes.isdisjoint(scopes)

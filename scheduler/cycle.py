@@ -413,28 +413,18 @@ class Scheduler:
         return job
 
     def _mark_starting(self, launched: Sequence[Job]) -> None:
-        """Admitted -> starting for each launched job, in one transaction, unless it moved on
-        meanwhile (or is a later attempt)."""
-        if not launched:
-            return
-        with transaction(self.factory) as session:
-            jobs = JobRepository(session)
-            current = jobs.get_many([job.id for job in launched], for_update=True)
-            moves: list[tuple[Job, JobEvent | None]] = []
-            for job in launched:
-                now = current.get(job.id)
-                if now is None or now.state is not JobState.ADMITTED or now.attempt != job.attempt:
-                    continue
-                assert now.placed is not None
-                where = f"{now.placed.cluster} as {now.submission_id}"
-                reason = (
+        """Admitted -> starting for each launched job, in one transaction."""
+
+        def starting(now: Job) -> tuple[Job, str]:
+            assert now.placed is not None
+            where = f"{now.placed.cluster} as {now.submission_id}"
+            if now.cancel_requested:
+                return replace(now, state=JobState.STARTING), (
                     f"found launched on {where}; stopping it as asked"
-                    if now.cancel_requested
-                    else f"dispatched to {where}"
                 )
-                starting = replace(now, state=JobState.STARTING)
-                moves.append((starting, self._event(now, starting, reason)))
-            jobs.save_many(moves)
+            return replace(now, state=JobState.STARTING), f"dispatched to {where}"
+
+        self._move_many([(job, starting) for job in launched], JobState.ADMITTED)
 
     def _launch_spec(self, job: Job) -> LaunchSpec:
         assert job.placed is not None
@@ -561,27 +551,39 @@ class Scheduler:
 
     def _mark_running(self, starts: Sequence[tuple[Job, RunStatus]]) -> None:
         """Starting -> running for each job its backend now runs, in one transaction."""
-        if not starts:
-            return
         now = self.clock()
+
+        def running(status: RunStatus) -> Callable[[Job], tuple[Job, str]]:
+            def move(found: Job) -> tuple[Job, str]:
+                started = status.started_at or now
+                return (
+                    replace(found, state=JobState.RUNNING, started_at=started, charged_until=None),
+                    "running",
+                )
+
+            return move
+
+        self._move_many([(job, running(status)) for job, status in starts], JobState.STARTING)
+
+    def _move_many(
+        self, moves: Sequence[tuple[Job, Callable[[Job], tuple[Job, str]]]], expected: JobState
+    ) -> None:
+        """Apply each move (the job as it now stands -> what it becomes, and why) in one
+        transaction, to the jobs still ``expected`` in the same attempt; a job that moved on
+        meanwhile (or is a later attempt) is left be."""
+        if not moves:
+            return
         with transaction(self.factory) as session:
             jobs = JobRepository(session)
-            current = jobs.get_many([job.id for job, _ in starts], for_update=True)
-            moves: list[tuple[Job, JobEvent | None]] = []
-            for job, status in starts:
+            current = jobs.get_many([job.id for job, _ in moves], for_update=True)
+            written: list[tuple[Job, JobEvent | None]] = []
+            for job, move in moves:
                 found = current.get(job.id)
-                if found is None or found.state is not JobState.STARTING:
+                if found is None or found.state is not expected or found.attempt != job.attempt:
                     continue
-                if found.attempt != job.attempt:
-                    continue
-                running = replace(
-                    found,
-                    state=JobState.RUNNING,
-                    started_at=status.started_at or now,
-                    charged_until=None,
-                )
-                moves.append((running, self._event(found, running, "running")))
-            jobs.save_many(moves)
+                after, reason = move(found)
+                written.append((after, self._event(found, after, reason)))
+            jobs.save_many(written)
 
     async def stop_strays(self, report: CycleReport) -> None:
         """Stop every job running on a cluster that the books did not put there.

@@ -25,7 +25,6 @@ from quotas.errors import (
     Forbidden,
     InvalidInput,
     InvalidRuntimeEnv,
-    MissingScope,
     NotFound,
 )
 from quotas.flavors import acceptable_flavors
@@ -98,7 +97,7 @@ def submit_as(
     tree = books.tree()
     if project not in tree or not principal.can_read_account(tree, project):
         raise NotFound(f"no project {project}")
-    require_scope(principal, Scope.JOBS)
+    principal.require(Scope.JOBS)
     if spec.submitter != principal.user:
         raise Forbidden(f"{principal.user} may not submit jobs as {spec.submitter}")
     if not principal.can_submit_to(project):
@@ -117,14 +116,9 @@ def cancel_as(books: Books, principal: Principal, job_id: str) -> Job:
 def check_may_stop(books: Books, principal: Principal, job: Job, verb: str) -> None:
     """Refuse unless ``principal`` may stop ``job`` (its submitter, the project's pi, the
     program's manager or an admin, with a token that carries the jobs scope)."""
-    require_scope(principal, Scope.JOBS)
+    principal.require(Scope.JOBS)
     if not principal.can_cancel(books.tree(), job.spec.project, job.spec.submitter):
         raise Forbidden(f"{principal.user} may not {verb} job {job.id}")
-
-
-def require_scope(principal: Principal, scope: Scope) -> None:
-    if not principal.allows(scope):
-        raise MissingScope(scope.value)
 
 
 def checked_runtime_env(
