@@ -58,16 +58,17 @@ from urllib.parse import quote
 from sqlalchemy import Engine, text
 
 from bench.admission import FLAVORS, NOW, RATES, Pool, Scale, build_pool
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.accounts import AccountTree
 from quotas.admission import Admit, JobRequest, Snapshot, decide
 from quotas.db.migrate import upgrade
-from quotas.db.repositories import AccountRepository, JobRepository
+from quotas.db.repositories import AccountRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import quarter_of
 from quotas.errors import BudgetExhausted
 from quotas.funding import Funder, FunderKind
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
-from quotas.jobs import Job, JobSpec, JobState
 from quotas.ledger import Actor, Ledger, Posting
 from quotas.quantities import Credits, Rate
 from quotas.service import Books

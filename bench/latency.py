@@ -8,7 +8,7 @@ times each (after ``--warmup`` unrecorded rounds of each):
 * direct: ``RayBackend.submit`` of a 1-GPU ``h100-80g`` job running
   ``python -c "import time; time.sleep(2)"``, then ``status`` every ``--poll`` seconds until Ray
   says ``RUNNING``; latency = first ``RUNNING`` seen - start of the submit call;
-* gpupool: the same job through the front door (``scheduler.queue.submit``, committed), with the
+* gpupool: the same job through the front door (``jobs.cases.submit``, committed), with the
   real scheduler loop (``scheduler.loop.run_scheduler``, in its own thread, mapped to the
   embedded cluster by ``build_backends``) pausing ``--cycle-seconds`` between cycles (default
   0.05 s, a tight loop: the scheduler's own overhead); the job's row is read every ``--poll``
@@ -55,22 +55,23 @@ from pathlib import Path
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.cases import request_cancel, submit
+from jobs.lifecycle import RunState
+from jobs.model import JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
-from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec
-from quotas.jobs import JobSpec, JobState
 from quotas.seed import seed_demo
 from quotas.service import Books
-from scheduler.backends.base import LaunchSpec, RunState
+from scheduler.backends.base import LaunchSpec
 from scheduler.backends.ray import RayBackend
 from scheduler.backends.registry import Reachable, build_backends, close_backends
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
 from scheduler.loop import run_scheduler
-from scheduler.queue import request_cancel, submit
 from scheduler.settings import SchedulerSettings
 
 INVENTORY = {"h100-80g": 16, "a100-80g": 16, "v100-32g": 32}

@@ -29,6 +29,7 @@ import httpx
 import typer
 from typer.core import TyperGroup
 
+from jobs.model import JobState
 from portal.client import (
     DEFAULT_URL,
     Api,
@@ -50,7 +51,6 @@ from quotas.db.migrate import upgrade
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.errors import BooksError
-from quotas.jobs import JobState
 from quotas.quantities import format_duration, parse_duration
 from quotas.seed import seed_demo
 from quotas.service import Books

@@ -22,12 +22,12 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
+from jobs.metrics import MetricsRepository
+from jobs.model import JobState
+from jobs.repository import JobRepository
 from portal.deps import Portal, PortalDep
 from quotas.accounts import AccountKind
-from quotas.db.metrics import MetricsRepository
-from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
-from quotas.jobs import JobState
 from quotas.service import Books
 
 router = APIRouter(tags=["health"])

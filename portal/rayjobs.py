@@ -5,7 +5,7 @@ and ``ray.job_submission.JobSubmissionClient(address, headers=...)`` talk to the
 would to a Ray dashboard (the shapes of Ray 2.60's ``job_head.py``), but a job submitted here is
 a gpupool job: queued, admitted by fair share and budget, charged to a project, and run on
 whichever pooled Ray cluster the scheduler chooses. Roles and scopes apply exactly as in
-``/api/v1`` (the same use cases, ``scheduler.queue``); a job the caller may not read answers
+``/api/v1`` (the same use cases, ``jobs.cases``); a job the caller may not read answers
 404, as if it did not exist.
 
 How Ray's submission maps onto a gpupool job:
@@ -89,6 +89,9 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import Field
 
+from jobs.cases import check_may_stop, readable_job, request_cancel, submit_as
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from portal.api.common import Segment, Strict
 from portal.api.packages import PROJECT_HEADER, charged_project, store_package
 from portal.deps import (
@@ -105,14 +108,11 @@ from quotas.access import Principal, Scope
 from quotas.admission import DataClass, PriorityClass
 from quotas.causes import Ended, Outcome, Stopping
 from quotas.db.access import PackageRepository
-from quotas.db.repositories import JobRepository
 from quotas.errors import BooksError, NotFound
-from quotas.jobs import Job, JobSpec, JobState
 from quotas.quantities import parse_duration
 from quotas.runtime_env import PACKAGE_NAME
 from quotas.service import Books
 from scheduler.logs import LogsUnavailable
-from scheduler.queue import check_may_stop, readable_job, request_cancel, submit_as
 
 router = APIRouter(tags=["ray jobs"])
 T = TypeVar("T")

@@ -34,33 +34,34 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs import lifecycle
+from jobs.lifecycle import RunState, RunStatus
+from jobs.model import Job, JobEvent, JobState, Placed, check_transition
+from jobs.repository import JobRepository
 from quotas.accounts import AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
 from quotas.causes import (
     BooksMoved,
     DispatchRetry,
     Ended,
-    Lost,
     NoCapacity,
     Outcome,
     OverShare,
     RejectCause,
-    Requeued,
     Reserved,
     StopCause,
     Stopping,
 )
 from quotas.clock import Clock, utc_now
 from quotas.db.access import PackageRepository
-from quotas.db.repositories import JobRepository
 from quotas.db.session import transaction
 from quotas.errors import BooksError, NotFound
 from quotas.fairshare import FairShare
 from quotas.inventory import ClusterSpec, Tenancy
-from quotas.jobs import Job, JobEvent, JobState, Placed, check_transition
+from quotas.ledger import EntryKind
 from quotas.packages import content_digest, uploaded_packages
 from quotas.preemption import RunningJob, choose_preemptions
-from quotas.quantities import Credits, Rate, format_duration
+from quotas.quantities import Credits, Rate
 from quotas.service import Books, HoldRequest
 from scheduler.backends.base import (
     Backend,
@@ -69,12 +70,9 @@ from scheduler.backends.base import (
     LaunchSpec,
     PackageStore,
     PermanentBackendError,
-    RunState,
-    RunStatus,
     StatusListing,
     TransientBackendError,
 )
-from scheduler.charging import owed_milli
 from scheduler.settings import SchedulerSettings
 from scheduler.snapshot import PoolView, read_pool
 
@@ -461,21 +459,11 @@ class Scheduler:
 
     def _finish_unlaunched(self, job: Job, ended: Ended) -> None:
         """End an admitted job that never ran: release its whole hold, charge nothing."""
-        state = JobState.CANCELLED if ended.outcome is Outcome.CANCELLED else JobState.FAILED
-        reason = ended.sentence
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             current = JobRepository(session).get(job.id, for_update=True)
-            if current.state is not JobState.ADMITTED:
-                return
-            assert current.placed is not None
-            books.release(current.spec.project, current.id, ACTOR, reason, current.placed.period)
-            self._move(
-                books,
-                current,
-                replace(current.because(ended), state=state, ended_at=self.clock()),
-                reason,
-            )
+            if current.state is JobState.ADMITTED:
+                self._record(books, lifecycle.end_unlaunched(current, ended, self.clock()))
 
     # -- step 7: reconcile ------------------------------------------------------------------
 
@@ -497,7 +485,7 @@ class Scheduler:
             except TransientBackendError as error:
                 log.warning("cannot poll %s: %s", job.id, error)
                 continue
-            cause = self._stop_cause(job, status, usage.get(job.submission_id))
+            cause = lifecycle.stop_needed(job, status, self.clock(), usage.get(job.submission_id))
             if cause is not None and not status.state.is_terminal:
                 # record why first: a crash after the backend stops it must not lose the cause
                 self._mark_stopping(job, cause, usage.get(job.submission_id))
@@ -632,40 +620,17 @@ class Scheduler:
                     log.warning("cannot read GPU use on %s: %s", cluster, error)
         return usage
 
-    def _stop_cause(self, job: Job, status: RunStatus, gpus: float | None) -> StopCause | None:
-        if job.stop_cause is not None:
-            return job.stop_cause  # already asked; ask again (idempotent) until it ends
-        if job.cancel_requested:
-            return StopCause.CANCEL
-        started = job.started_at or status.started_at
-        if (
-            status.state is RunState.RUNNING
-            and started is not None
-            and self.clock() >= started + timedelta(seconds=job.spec.time_limit_seconds)
-        ):
-            return StopCause.TIME_LIMIT
-        if gpus is not None and gpus > job.spec.gpus + 1e-9:
-            return StopCause.OVERUSE
-        return None
-
     def _mark_stopping(self, job: Job, cause: StopCause, gpus: float | None) -> None:
         if job.stop_cause is cause:
             return
-        if cause is StopCause.TIME_LIMIT:
-            stopping = Stopping.time_limit(job.spec.time_limit_seconds)
-        elif cause is StopCause.OVERUSE:
-            stopping = Stopping.overuse(gpus or 0, job.spec.gpus)
-        else:
-            stopping = Stopping.requested(cause)
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             current = JobRepository(session).get(job.id, for_update=True)
             if current.state.holds_capacity:
-                self._save(books, replace(current.because(stopping), stop_cause=cause))
+                self._save(books, lifecycle.asked_to_stop(current, cause, gpus))
 
     def _apply_status(self, job: Job, status: RunStatus) -> bool:
         """Record what the backend says; returns True when the job ended (and was settled)."""
-        now = self.clock()
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             current = JobRepository(session).get(job.id, for_update=True)
@@ -673,123 +638,23 @@ class Scheduler:
                 current.attempt != job.attempt
             ):
                 return False
-            if status.state is RunState.NOT_FOUND:
-                self._requeue_lost(books, current)
-                return False
-            if status.state is RunState.PENDING:
-                return False
-            if current.state is JobState.STARTING:
-                started = replace(
-                    current,
-                    state=JobState.RUNNING,
-                    started_at=status.started_at or now,
-                    charged_until=None,
-                )
-                self._move(books, current, started, "running")
-                current = started
-            if not status.state.is_terminal:
-                self._charge_running(books, current, now)
-                return False
-            if current.stop_cause is StopCause.PREEMPT and not status.system_fault:
-                self._requeue_preempted(books, current, status)
-                return False
-            self._settle(books, current, status)
-            return True
+            step = lifecycle.observe(
+                current,
+                status,
+                self.clock(),
+                charge_every_seconds=self.settings.charge_interval_seconds,
+            )
+            if step.ended:
+                self.on_step("settling")
+            self._record(books, step)
+            return step.ended
 
     def _due(self, job: Job) -> bool:
         """Whether a job the backend reports running needs writing: it starts now, or it is
         due for its next charge."""
         if job.state is not JobState.RUNNING:
             return True
-        return self._charge_due(job, self.clock())
-
-    def _charge_due(self, job: Job, now: datetime) -> bool:
-        last = job.charged_until or job.started_at
-        interval = timedelta(seconds=self.settings.charge_interval_seconds)
-        return last is None or now - last >= interval
-
-    def _charge_running(self, books: Books, job: Job, now: datetime) -> None:
-        if self._charge_due(job, now):
-            self._charge_to(books, job, now, "usage while running")
-
-    def _charge_to(self, books: Books, job: Job, until: datetime, reason: str) -> Job:
-        assert job.placed is not None
-        owed = owed_milli(job, until)
-        delta = owed - job.charged_milli
-        if delta > 0:
-            books.charge(job.spec.project, job.id, Credits(delta), ACTOR, reason, job.placed.period)
-        charged = replace(job, charged_milli=max(owed, job.charged_milli), charged_until=until)
-        self._save(books, charged)
-        return charged
-
-    def _settle(self, books: Books, job: Job, status: RunStatus) -> None:
-        assert job.placed is not None
-        ended = status.ended_at or self.clock()
-        period = job.placed.period
-        job = self._charge_to(books, replace(job, ended_at=ended), ended, "final usage")
-        books.release(job.spec.project, job.id, ACTOR, "job ended: unused hold", period)
-        state, ending = _ending(job, status)
-        if status.system_fault and job.charged_milli:
-            books.refund(
-                job.spec.project,
-                job.id,
-                Credits(job.charged_milli),
-                ACTOR,
-                f"system fault: {status.message or 'the backend ended the job'}",
-                period,
-            )
-            ending = replace(ending, refunded=Credits(job.charged_milli))
-        self.on_step("settling")
-        self._move(
-            books, job, replace(job.because(ending), state=state, ended_at=ended), ending.sentence
-        )
-
-    def _requeue_preempted(self, books: Books, job: Job, status: RunStatus) -> None:
-        """Charge a preempted job for what it ran, release the rest, and queue it again."""
-        assert job.placed is not None
-        period = job.placed.period
-        ended = status.ended_at or self.clock()
-        job = self._charge_to(books, replace(job, ended_at=ended), ended, "usage until preempted")
-        books.release(job.spec.project, job.id, ACTOR, "preempted: unused hold", period)
-        why = (
-            job.cause if isinstance(job.cause, Stopping) else Stopping.requested(StopCause.PREEMPT)
-        )
-        self._requeue(books, job, why)
-
-    def _requeue_lost(self, books: Books, job: Job) -> None:
-        """The backend forgot the job (e.g. the cluster restarted): refund, release, requeue."""
-        assert job.placed is not None
-        period = job.placed.period
-        if job.charged_milli:
-            books.refund(
-                job.spec.project,
-                job.id,
-                Credits(job.charged_milli),
-                ACTOR,
-                "the backend lost the job",
-                period,
-            )
-        books.release(job.spec.project, job.id, ACTOR, "the backend lost the job", period)
-        self._requeue(books, job, Lost(job.placed.cluster))
-
-    def _requeue(self, books: Books, job: Job, why: Stopping | Lost) -> None:
-        """Running -> preempted (``why``) -> queued, keeping the history; a later attempt
-        gets a new submission id."""
-        requeued = Requeued(why)
-        said = why.detail if isinstance(why, Stopping) else requeued.sentence
-        preempted = replace(job, state=JobState.PREEMPTED, reason=said, cause=why)
-        self._move(books, job, preempted, said)
-        queued = replace(
-            preempted.because(requeued),
-            state=JobState.QUEUED,
-            placed=None,
-            started_at=None,
-            ended_at=None,
-            charged_milli=0,
-            charged_until=None,
-            stop_cause=None,
-        )
-        self._move(books, preempted, queued, "requeued")
+        return lifecycle.charge_due(job, self.clock(), self.settings.charge_interval_seconds)
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -800,6 +665,16 @@ class Scheduler:
             log.warning("backend call failed, will retry: %s", error)
             return False
         return True
+
+    def _record(self, books: Books, step: lifecycle.Step) -> None:
+        """Post a lifecycle step's bookings and save the job with its events, in the caller's
+        transaction."""
+        for booking in step.bookings:
+            _post(books, booking)
+        if step.events:
+            JobRepository(books.session).save(step.job, *step.events)
+        else:
+            self._save(books, step.job)
 
     def _save(self, books: Books, job: Job) -> None:
         JobRepository(books.session).save(job)
@@ -813,28 +688,15 @@ class Scheduler:
         return JobEvent(self.clock(), before.state, after.state, reason)
 
 
-def _ending(job: Job, status: RunStatus) -> tuple[JobState, Ended]:
-    if status.state is RunState.SUCCEEDED:
-        return JobState.SUCCEEDED, Ended(Outcome.SUCCEEDED, status.exit_code)
-    if status.state is RunState.STOPPED or job.stop_cause is not None:
-        ran_to_limit = (
-            job.started_at is not None
-            and job.ended_at is not None
-            and job.ended_at - job.started_at >= timedelta(seconds=job.spec.time_limit_seconds)
-        )
-        if job.stop_cause is StopCause.TIME_LIMIT or (job.stop_cause is None and ran_to_limit):
-            limit = format_duration(job.spec.time_limit_seconds)
-            return JobState.TIMED_OUT, Ended(
-                Outcome.TIME_LIMIT, detail=f"reached its time limit of {limit}"
-            )
-        if job.stop_cause is StopCause.OVERUSE:
-            why = job.cause.detail if isinstance(job.cause, Stopping) else "used more GPUs"
-            return JobState.FAILED, Ended(Outcome.OVERUSE, detail=f"stopped: {why}")
-        if job.stop_cause is StopCause.CANCEL or job.cancel_requested:
-            return JobState.CANCELLED, Ended(Outcome.CANCELLED, detail="cancelled")
-        return JobState.CANCELLED, Ended(Outcome.STOPPED, detail=status.message)
-    outcome = Outcome.SYSTEM_FAULT if status.system_fault else Outcome.FAILED
-    return JobState.FAILED, Ended(outcome, status.exit_code, status.message)
+def _post(books: Books, booking: lifecycle.Booking) -> None:
+    """One booking of a lifecycle step, through the books (which check and lock)."""
+    project, job, period = booking.project, booking.job, booking.period
+    if booking.kind is EntryKind.CHARGE:
+        books.charge(project, job, booking.credits, ACTOR, booking.reason, period)
+    elif booking.kind is EntryKind.RELEASE:
+        books.release(project, job, ACTOR, booking.reason, period)
+    else:
+        books.refund(project, job, booking.credits, ACTOR, booking.reason, period)
 
 
 def _over_share(

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.model import Job
 from quotas.db.session import transaction
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec
-from quotas.jobs import Job
 from quotas.service import Books
 from scheduler.backends.base import BackendError
 from scheduler.backends.registry import Reachable, build_backends, close_backends

@@ -23,8 +23,8 @@ from functools import partial
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.repository import JobRepository, News
 from quotas.clock import Clock, utc_now
-from quotas.db.repositories import JobRepository, News
 from quotas.db.session import session_factory, transaction
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec

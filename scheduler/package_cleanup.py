@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.model import JobState
 from quotas.clock import Clock, utc_now
 from quotas.db.access import AuditRepository, PackageRepository
 from quotas.db.session import transaction
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 ACTOR = "scheduler"
 REMOVE_ACTION = "package.remove"
 PAGE = 500
+LIVE_STATES = [state for state in JobState if not state.is_terminal]
 
 
 def remove_unneeded_packages(
@@ -56,7 +58,7 @@ def remove_unneeded_packages(
             if not page:
                 break
             owners = {package.uploaded_by for package in page}
-            envs = packages.runtime_envs(owners, ended_after=now - retention.after_last_job)
+            envs = packages.runtime_envs(owners, now - retention.after_last_job, LIVE_STATES)
             gone = unneeded(page, uses_of(envs), now, retention)
             packages.remove(gone)
             audit = AuditRepository(session)

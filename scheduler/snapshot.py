@@ -13,13 +13,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from jobs.capacity import free_capacity
+from jobs.model import Job, JobState
+from jobs.repository import JobRepository
 from quotas.accounts import AccountTree
-from quotas.admission import Cluster, NodeGroup, Snapshot
-from quotas.db.repositories import JobRepository
+from quotas.admission import Snapshot
 from quotas.fairshare import FairShare, fair_share
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec
-from quotas.jobs import Job, JobState
 from quotas.ledger import Balances, Bucket
 from quotas.quantities import Credits
 from quotas.reports import usage_by_project, usage_since
@@ -126,51 +127,3 @@ def _running_gpus(tree: AccountTree, holding: Iterable[Job]) -> dict[str, int]:
         for step in tree.path(job.spec.project):
             running[step.name] += job.spec.gpus
     return dict(running)
-
-
-def free_capacity(clusters: Iterable[ClusterSpec], holding: Iterable[Job]) -> list[Cluster]:
-    """Each cluster's nodes with the GPUs that gpupool's holding jobs leave free."""
-    clusters = list(clusters)
-    free: dict[tuple[str, str], list[int]] = {}
-    per_node: dict[tuple[str, str], int] = {}
-    for spec in clusters:
-        for item in spec.inventory:
-            free[(spec.name, item.flavor)] = [item.gpus_per_node] * item.nodes
-            per_node[(spec.name, item.flavor)] = item.gpus_per_node
-    for job in sorted(holding, key=lambda job: -job.spec.gpus):
-        if job.placed is None:
-            continue
-        key = (job.placed.cluster, job.placed.flavor)
-        if key not in free:
-            continue
-        _take(free[key], per_node[key], job.spec.gpus)
-    return [
-        Cluster(
-            spec.name,
-            spec.site,
-            tuple(
-                NodeGroup(item.flavor, item.gpus_per_node, tuple(free[(spec.name, item.flavor)]))
-                for item in spec.inventory
-            ),
-            multi_node=spec.multi_node,
-            price_multiplier_milli=spec.price_multiplier_milli,
-            dedicated_to=spec.dedicated_to or None,
-        )
-        for spec in clusters
-    ]
-
-
-def _take(nodes: list[int], gpus_per_node: int, gpus: int) -> None:
-    if gpus <= gpus_per_node:
-        fitting = [index for index, free in enumerate(nodes) if free >= gpus]
-        if fitting:
-            best = min(fitting, key=lambda index: nodes[index])
-            nodes[best] -= gpus
-            return
-    remaining = gpus
-    for index in sorted(range(len(nodes)), key=lambda index: -nodes[index]):
-        take = min(nodes[index], remaining)
-        nodes[index] -= take
-        remaining -= take
-        if not remaining:
-            return

@@ -13,6 +13,8 @@ from typing import Annotated
 from fastapi import APIRouter
 from pydantic import AwareDatetime, Field
 
+from jobs.model import JobState, check_time_limit
+from jobs.repository import JobRepository
 from portal.api.accounts import CreditsText
 from portal.api.common import Strict
 from portal.api.jobs import QuoteLineOut, quote_out
@@ -20,12 +22,10 @@ from portal.deps import PortalDep, PrincipalDep, require, require_scope
 from portal.problems import Problem
 from quotas.access import Principal, Scope
 from quotas.admission import SiteKind
-from quotas.db.repositories import JobRepository
 from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Tenancy
-from quotas.jobs import JobState, check_time_limit
 from quotas.quantities import Rate, parse_duration
 from quotas.quote import quote
 

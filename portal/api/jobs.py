@@ -10,17 +10,17 @@ from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import Field
 
+from jobs.cases import cancel_as, readable_job, submit_as, visible_jobs
+from jobs.model import Job, JobEvent, JobSpec, JobState
+from jobs.repository import JobRepository
 from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict
 from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
 from quotas.access import Principal
 from quotas.admission import DataClass, PriorityClass
-from quotas.db.repositories import JobRepository
-from quotas.jobs import Job, JobEvent, JobSpec, JobState
 from quotas.quantities import Credits, Rate, parse_duration
 from quotas.quote import QuoteLine
 from scheduler.logs import LogsUnavailable
-from scheduler.queue import cancel_as, readable_job, submit_as, visible_jobs
 
 router = APIRouter(tags=["jobs"])
 

@@ -22,6 +22,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
+from jobs.model import JobState
+from jobs.repository import JobRepository
 from portal.api.common import NO_NUL, Strict, csv_response
 from portal.deps import PortalDep, PrincipalDep, require
 from quotas.accounts import AccountKind
@@ -30,7 +32,6 @@ from quotas.db.reports import ReportRepository
 from quotas.errors import InvalidInput
 from quotas.fairshare import fair_share
 from quotas.inventory import ClusterSpec
-from quotas.jobs import JobState
 from quotas.quantities import SECONDS_PER_HOUR
 from quotas.reports import (
     BURN_WINDOW,
@@ -211,8 +212,8 @@ def fairshare_report(
             tree,
             fair_share(tree, usage),
             credits_by_account(tree, books.ledger.balances(name), name),
-            reports.gpus_by_project(HOLDING_STATES),
-            reports.gpus_by_project([JobState.QUEUED]),
+            JobRepository(books.session).gpus_by_project(HOLDING_STATES),
+            JobRepository(books.session).gpus_by_project([JobState.QUEUED]),
             recent,
             now,
             principal.readable_accounts(tree),
@@ -413,7 +414,7 @@ def wait_times_report(
     with portal.books() as books:
         start, end = window(_utc(since), _utc(until), books.clock(), DEFAULT_WINDOW)
         tree = books.tree()
-        waits = ReportRepository(books.session).first_admissions(
+        waits = JobRepository(books.session).first_admissions(
             start, end, principal.readable_projects(tree)
         )
         rows = wait_times(tree, waits)

@@ -27,7 +27,6 @@ from quotas.db.models import (
 )
 from quotas.db.repositories import AccountRepository, as_utc, maybe_utc
 from quotas.errors import InvalidInput, NotFound
-from quotas.jobs import JobState
 from quotas.packages import StorageUse, StoredPackage
 
 PACKAGE_STORAGE_LOCK_KEY = 0x677075706B67  # "gpupkg": one advisory lock key for package uploads
@@ -559,15 +558,15 @@ class PackageRepository:
         return [self._stored(row) for row in self.session.execute(locked)]
 
     def runtime_envs(
-        self, submitters: Iterable[str], ended_after: datetime
+        self, submitters: Iterable[str], ended_after: datetime, live_states: Iterable[str]
     ) -> list[tuple[str, Mapping[str, Any], datetime | None]]:
-        """``(submitter, runtime_env, ended_at)`` of each job by one of ``submitters`` that has
-        not ended (``ended_at`` None) or ended after ``ended_after``: the jobs that may still
-        need a package they uploaded."""
+        """``(submitter, runtime_env, ended_at)`` of each job by one of ``submitters`` that is
+        in one of ``live_states`` (``ended_at`` None) or ended after ``ended_after``: the jobs
+        that may still need a package they uploaded."""
         names = sorted(set(submitters))
         if not names:
             return []
-        waiting = [state.value for state in JobState if not state.is_terminal]
+        waiting = [str(state) for state in live_states]
         rows = self.session.execute(
             select(
                 JobRow.submitter,

@@ -14,9 +14,8 @@ from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from quotas.admission import PriorityClass
-from quotas.db.models import AccountRow, ClusterRow, JobEventRow, JobRow, LedgerEntryRow
+from quotas.db.models import AccountRow, ClusterRow, JobRow, LedgerEntryRow
 from quotas.db.repositories import as_utc
-from quotas.jobs import JobState
 from quotas.ledger import Bucket
 from quotas.reports import PriorityRun, RunInterval, SpendItem
 
@@ -105,16 +104,6 @@ class ReportRepository:
             for project, funder, job, amount, flavor, site, priority in self.session.execute(query)
         ]
 
-    def gpus_by_project(self, states: Iterable[JobState]) -> dict[str, int]:
-        """GPUs of the jobs in ``states``, per project."""
-        query = (
-            select(AccountRow.name, func.sum(JobRow.gpus))
-            .join(AccountRow, AccountRow.id == JobRow.project_id)
-            .where(JobRow.state.in_([state.value for state in states]))
-            .group_by(AccountRow.name)
-        )
-        return {project: int(gpus or 0) for project, gpus in self.session.execute(query)}
-
     def runs(self, since: datetime, until: datetime) -> list[RunInterval]:
         """Run intervals of jobs placed on a cluster that overlap ``[since, until)``: from the
         start the backend reported to the end (``None`` while running)."""
@@ -166,28 +155,4 @@ class ReportRepository:
             )
             for project, job, priority, gpus, started, ended in self.session.execute(query)
             if started is not None
-        ]
-
-    def first_admissions(
-        self, since: datetime, until: datetime, projects: Sequence[str] | None = None
-    ) -> list[tuple[str, datetime, datetime]]:
-        """``(project, submitted, first admitted)`` of jobs first admitted in ``[since, until)``;
-        a job preempted and admitted again counts once, with its first wait."""
-        first = (
-            select(JobEventRow.job_id, func.min(JobEventRow.at).label("admitted_at"))
-            .where(JobEventRow.to_state == JobState.ADMITTED.value)
-            .group_by(JobEventRow.job_id)
-            .subquery()
-        )
-        query = (
-            select(AccountRow.name, JobRow.submitted_at, first.c.admitted_at)
-            .join(JobRow, JobRow.id == first.c.job_id)
-            .join(AccountRow, AccountRow.id == JobRow.project_id)
-            .where(first.c.admitted_at >= since, first.c.admitted_at < until)
-        )
-        if projects is not None:
-            query = query.where(AccountRow.name.in_(list(projects)))
-        return [
-            (project, as_utc(submitted), as_utc(admitted))
-            for project, submitted, admitted in self.session.execute(query)
         ]

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
-from enum import StrEnum
 from typing import Protocol, runtime_checkable
+
+from jobs.lifecycle import RunStatus
 
 
 class BackendError(Exception):
@@ -29,21 +29,6 @@ class TransientBackendError(BackendError):
 
 class PermanentBackendError(BackendError):
     """The job cannot run on this backend as asked."""
-
-
-class RunState(StrEnum):
-    """A job's state as the backend sees it."""
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    STOPPED = "stopped"
-    NOT_FOUND = "not_found"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (RunState.SUCCEEDED, RunState.FAILED, RunState.STOPPED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +45,6 @@ class LaunchSpec:
     runtime_env: Mapping[str, object] = field(default_factory=dict)
     image: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RunStatus:
-    state: RunState
-    message: str = ""
-    started_at: datetime | None = None
-    ended_at: datetime | None = None
-    exit_code: int | None = None
-    system_fault: bool = False
-    """True when the backend, not the job, ended it (node lost, cluster restarted)."""
 
 
 @dataclass(frozen=True, slots=True)

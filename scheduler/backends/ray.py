@@ -47,14 +47,13 @@ from urllib.parse import quote
 
 import httpx
 
+from jobs.lifecycle import RunState, RunStatus
 from quotas.errors import InvalidRuntimeEnv
 from quotas.runtime_env import checked_runtime_env
 from scheduler.backends.base import (
     FlavorCapacity,
     LaunchSpec,
     PermanentBackendError,
-    RunState,
-    RunStatus,
     TransientBackendError,
 )
 

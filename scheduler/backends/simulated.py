@@ -11,13 +11,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from jobs.lifecycle import RunState, RunStatus
 from quotas.clock import Clock
 from scheduler.backends.base import (
     FlavorCapacity,
     LaunchSpec,
     PermanentBackendError,
-    RunState,
-    RunStatus,
     TransientBackendError,
 )
 

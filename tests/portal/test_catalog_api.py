@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from quotas.db.repositories import JobRepository
-from quotas.jobs import JobState, Placed
+from jobs.model import JobState, Placed
+from jobs.repository import JobRepository
 from tests.portal.conftest import Demo
 
 API = "/api/v1"

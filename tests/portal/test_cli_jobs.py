@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from jobs.model import JobState
+from jobs.repository import JobRepository
 from quotas.causes import OverWholeBudget
 from quotas.clock import utc_now
-from quotas.db.repositories import JobRepository
 from quotas.db.session import session_factory, transaction
-from quotas.jobs import JobState
 from quotas.quantities import Credits
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.cycle import CycleReport, Scheduler

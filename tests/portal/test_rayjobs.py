@@ -36,6 +36,8 @@ from ray.exceptions import AuthenticationError
 from ray.job_submission import JobDetails, JobStatus, JobSubmissionClient
 from sqlalchemy import Engine
 
+from jobs.model import Job, JobSpec, JobState, Placed
+from jobs.repository import JobRepository
 from portal.app import create_app
 from portal.problems import Problem
 from portal.rayjobs import exit_code, gpu_count, job_details, own_job_id, ray_status
@@ -50,10 +52,8 @@ from quotas.causes import (
     Stopping,
 )
 from quotas.db.access import PackageRepository
-from quotas.db.repositories import JobRepository
 from quotas.db.session import session_factory, transaction
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
-from quotas.jobs import Job, JobSpec, JobState, Placed
 from quotas.packages import content_addressed_uri
 from quotas.quantities import Credits
 from quotas.service import Books

@@ -25,8 +25,9 @@ from typing import Any, cast
 import pytest
 from fastapi import FastAPI
 
+from jobs.lifecycle import RunState
 from quotas.fairshare import fair_share
-from scheduler.backends.base import LaunchSpec, RunState
+from scheduler.backends.base import LaunchSpec
 from scheduler.backends.simulated import Outcome, SimulatedBackend
 from scheduler.cycle import Scheduler
 from scheduler.settings import SchedulerSettings

@@ -30,15 +30,15 @@ from typing import Any
 
 import pytest
 
+from jobs.cases import request_cancel, submit
+from jobs.model import JobSpec
 from portal.tokens import issue
 from quotas.access import Role, Scope
 from quotas.admission import PriorityClass
 from quotas.allocations import AllocationRequest
 from quotas.clock import utc_now
 from quotas.db.repositories import PeopleRepository
-from quotas.jobs import JobSpec
 from quotas.quantities import Credits
-from scheduler.queue import request_cancel, submit
 from tests.portal.conftest import Demo, Template
 
 USERS = {

@@ -28,11 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from quotas.db.repositories import JobRepository
+from jobs.lifecycle import RunStatus
+from jobs.model import JobState
+from jobs.repository import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
-from quotas.jobs import JobState
 from quotas.service import Books
-from scheduler.backends.base import Backend, FlavorCapacity, GpuAccounting, LaunchSpec, RunStatus
+from scheduler.backends.base import Backend, FlavorCapacity, GpuAccounting, LaunchSpec
 from scheduler.backends.registry import Reachable, build_backends, close_backends
 from scheduler.cycle import Scheduler
 from scheduler.embedded import RayEndpoint

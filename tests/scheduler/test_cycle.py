@@ -15,23 +15,24 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.cases import request_cancel, submit
+from jobs.lifecycle import RunState
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.admission import DataClass, PriorityClass, SiteKind
 from quotas.causes import Ended, NoCapacity
 from quotas.causes import Outcome as Ending
-from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.errors import BooksError, InvalidInput, NoSuchFlavor
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
-from quotas.jobs import Job, JobSpec, JobState
 from quotas.ledger import EntryKind
 from quotas.quantities import Credits
 from quotas.seed import seed_demo
 from quotas.service import Books
-from scheduler.backends.base import LaunchSpec, RunState
+from scheduler.backends.base import LaunchSpec
 from scheduler.backends.simulated import Outcome, SimulatedBackend
 from scheduler.cycle import Scheduler
-from scheduler.queue import request_cancel, submit
 from scheduler.settings import SchedulerSettings
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy.orm import sessionmaker
 
-from quotas.jobs import Job, JobSpec, JobState, Placed
+from jobs.model import Job, JobSpec, JobState, Placed
 from scheduler.logs import LogReader, LogsUnavailable
 
 AT = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

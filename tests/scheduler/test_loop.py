@@ -11,18 +11,18 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from jobs.cases import submit
+from jobs.lifecycle import RunStatus
+from jobs.model import Job, JobSpec, JobState, Placed
+from jobs.repository import JobRepository, News
 from quotas.causes import StopCause
-from quotas.db.repositories import JobRepository, News
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
-from quotas.jobs import Job, JobSpec, JobState, Placed
 from quotas.seed import seed_demo
 from quotas.service import Books
-from scheduler.backends.base import RunStatus
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.lock import SchedulerLock
 from scheduler.loop import SchedulerThread, run_scheduler
-from scheduler.queue import submit
 from scheduler.settings import SchedulerSettings
 
 

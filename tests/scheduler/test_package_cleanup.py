@@ -12,10 +12,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine
 
+from jobs.cases import submit
+from jobs.model import JobSpec
 from quotas.db.access import AuditRepository, PackageRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
-from quotas.jobs import JobSpec
 from quotas.packages import content_addressed_uri
 from quotas.seed import seed_demo
 from quotas.service import Books
@@ -23,7 +24,6 @@ from scheduler import package_cleanup
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.loop import run_scheduler
 from scheduler.package_cleanup import REMOVE_ACTION, remove_unneeded_packages
-from scheduler.queue import submit
 from scheduler.settings import SchedulerSettings
 
 NOW = datetime.now(UTC)

@@ -17,20 +17,20 @@ from typing import TypeVar
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.cases import submit
+from jobs.lifecycle import owed_milli
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.admission import PriorityClass, SiteKind
-from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
-from quotas.jobs import Job, JobSpec, JobState
 from quotas.ledger import EntryKind
 from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.ray import RayBackend
-from scheduler.charging import owed_milli
 from scheduler.cycle import Scheduler
 from scheduler.embedded import EmbeddedRayCluster
-from scheduler.queue import submit
 from scheduler.settings import SchedulerSettings
 
 PYTHON = sys.executable

@@ -39,20 +39,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.cases import request_cancel, submit
+from jobs.lifecycle import RunState, RunStatus, owed_milli
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.causes import StopCause
 from quotas.clock import utc_now
-from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
-from quotas.jobs import Job, JobSpec, JobState
 from quotas.ledger import Balances, Bucket, EntryKind, Pocket, Posting
 from quotas.seed import seed_demo
 from quotas.service import Books
-from scheduler.backends.base import RunState, RunStatus
 from scheduler.backends.ray import RayBackend
-from scheduler.charging import owed_milli
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
-from scheduler.queue import request_cancel, submit
 
 SCRIPT = Path(__file__).with_name("crash_scheduler.py")
 PROJECT = "kaist-nlp"

@@ -24,8 +24,8 @@ import re
 import pytest
 from starlette.websockets import WebSocketDisconnect
 
+from jobs.repository import JobRepository
 from portal.rayjobs import allowed_origin, own_job_id
-from quotas.db.repositories import JobRepository
 from tests.portal.conftest import Demo
 
 RESEARCHER = "jiwoo.jung"  # kaist-nlp and hanbit-robot-policy

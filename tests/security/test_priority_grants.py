@@ -20,9 +20,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from jobs.repository import JobRepository
 from quotas.access import Scope
 from quotas.db.access import AuditRepository
-from quotas.db.repositories import JobRepository
 from tests.portal.conftest import Demo
 
 API = "/api/v1"

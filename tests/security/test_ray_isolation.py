@@ -19,14 +19,15 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from jobs.lifecycle import RunState
+from jobs.model import JobState
 from portal.app import session_secret
 from portal.cli import app as cli
 from portal.settings import PortalSettings
 from portal.tokens import ensure_admin
 from quotas.db.session import make_engine, session_factory, transaction
-from quotas.jobs import JobState
 from quotas.service import Books
-from scheduler.backends.base import LaunchSpec, RunState
+from scheduler.backends.base import LaunchSpec
 from scheduler.cycle import CycleReport
 from scheduler.embedded import JOB_USER, EmbeddedRayCluster
 from tests.scheduler.test_ray_cycle import RayPool

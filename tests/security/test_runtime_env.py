@@ -28,7 +28,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from quotas.db.repositories import JobRepository
+from jobs.repository import JobRepository
 from quotas.errors import InvalidRuntimeEnv
 from quotas.runtime_env import (
     RESERVED_NAMES,

@@ -20,14 +20,16 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.cases import submit
+from jobs.lifecycle import RunState
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.admission import SiteKind
 from quotas.clock import utc_now
 from quotas.db.access import PackageRepository
-from quotas.db.repositories import JobRepository
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
-from quotas.jobs import Job, JobSpec, JobState
 from quotas.packages import (
     content_addressed_uri,
     content_digest,
@@ -36,12 +38,11 @@ from quotas.packages import (
 )
 from quotas.seed import seed_demo
 from quotas.service import Books
-from scheduler.backends.base import Backend, PackageStore, RunState
+from scheduler.backends.base import Backend, PackageStore
 from scheduler.backends.ray import RayBackend
 from scheduler.backends.simulated import SimulatedBackend
 from scheduler.cycle import CycleReport, Scheduler
 from scheduler.embedded import EmbeddedRayCluster
-from scheduler.queue import submit
 from scheduler.settings import SchedulerSettings
 from tests.scheduler.backends.test_ray import a_job, on, settled
 

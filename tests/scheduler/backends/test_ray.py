@@ -23,14 +23,13 @@ from typing import Any, TypeVar, cast
 import httpx
 import pytest
 
+from jobs.lifecycle import RunState, RunStatus
 from scheduler.backends.base import (
     Backend,
     FlavorCapacity,
     GpuAccounting,
     LaunchSpec,
     PermanentBackendError,
-    RunState,
-    RunStatus,
     TransientBackendError,
 )
 from scheduler.backends.ray import RayBackend, available_resources, run_status

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Float, Text, case, cast, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
+from jobs.model import JobState
 from quotas.db.models import AccountRow, JobEventRow, JobRow, LedgerEntryRow
-from quotas.jobs import JobState
 from quotas.ledger import EntryKind
 
 

@@ -15,11 +15,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
+from jobs.capacity import free_capacity
+from jobs.model import Job, JobEvent, JobSpec, JobState, check_time_limit
+from jobs.repository import JobRepository
 from quotas.access import Principal, Scope
 from quotas.accounts import AccountKind
 from quotas.admission import Snapshot, refusal
 from quotas.db.access import PackageRepository
-from quotas.db.repositories import JobRepository
 from quotas.errors import (
     AlreadyExists,
     Forbidden,
@@ -28,7 +30,6 @@ from quotas.errors import (
     NotFound,
 )
 from quotas.flavors import acceptable_flavors
-from quotas.jobs import Job, JobEvent, JobSpec, JobState, check_time_limit
 from quotas.packages import (
     content_addressed_uri,
     content_digest,
@@ -38,7 +39,6 @@ from quotas.packages import (
 from quotas.quote import QuoteLine, quote
 from quotas.runtime_env import checked_runtime_env as allowed_runtime_env
 from quotas.service import Books
-from scheduler.snapshot import free_capacity
 
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
