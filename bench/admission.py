@@ -1,7 +1,7 @@
 """Benchmark: one admission cycle over a national-scale queue, on one core.
 
 Builds a deterministic (seeded) national pool: 1,000 organizations under three programs, 5,000
-projects with committed credits and decayed usage, 20 clusters at national, domestic-cloud and
+projects with available credits and decayed usage, 20 clusters at national, domestic-cloud and
 foreign-cloud sites holding 10,000 GPUs of three flavors on 8-GPU nodes (some already busy), and
 a queue of 100,000 jobs (mixed priority classes and data classes, mostly 1-8 GPUs, some gang jobs
 of 16-64, acceptable flavors given by name or by minimum memory). It then times what one
@@ -76,7 +76,7 @@ class Pool:
 def build_pool(scale: Scale, seed: int) -> Pool:
     """A national pool, its books and its queue, the same for the same ``seed``."""
     rng = random.Random(seed)
-    tree, committed, used, running = _accounts(rng, scale)
+    tree, available, used, running = _accounts(rng, scale)
     projects = [account.name for account in tree.projects()]
     usage = {
         project: round(rng.paretovariate(1.5) * 20, 3) if rng.random() < 0.7 else 0.0
@@ -93,7 +93,7 @@ def build_pool(scale: Scale, seed: int) -> Pool:
             {name: Rate.of(rate) for name, rate in RATES.items()},
         ),
         clusters=_clusters(rng, scale),
-        committed=committed,
+        available=available,
         used=used,
         running_gpus=running,
     )
@@ -104,7 +104,7 @@ def _accounts(
     rng: random.Random, scale: Scale
 ) -> tuple[AccountTree, dict[str, Credits], dict[str, Credits], dict[str, int]]:
     accounts = [Account("pool", AccountKind.POOL)]
-    committed: dict[str, Credits] = {}
+    available: dict[str, Credits] = {}
     used: dict[str, Credits] = {}
     running: dict[str, int] = {}
     for program in PROGRAMS:
@@ -138,9 +138,9 @@ def _accounts(
         awarded = rng.choice((50, 200, 500, 1_000, 2_000, 5_000, 20_000))
         spent = rng.randint(0, awarded)
         accounts.append(Account(name, AccountKind.PROJECT, parent, share=awarded))
-        committed[name] = Credits.of(awarded - spent)
+        available[name] = Credits.of(awarded - spent)
         used[name] = Credits.of(spent)
-    return AccountTree.of(accounts), committed, used, running
+    return AccountTree.of(accounts), available, used, running
 
 
 def _clusters(rng: random.Random, scale: Scale) -> tuple[Cluster, ...]:

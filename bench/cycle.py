@@ -193,7 +193,7 @@ def write_pool(
         # Credits: one contribution, one appropriation per program, an award per project.
         tree = books.tree(period.name)
         awarded = {
-            project.name: snapshot.committed[project.name].milli * credits_multiplier
+            project.name: snapshot.available[project.name].milli * credits_multiplier
             + snapshot.used[project.name].milli
             for project in tree.projects()
         }

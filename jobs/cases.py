@@ -186,7 +186,7 @@ def submit(
             flavors=flavors,
             rate_card=rate_card,
             clusters=tuple(free_capacity(books.clusters.all(), [])),
-            committed={},
+            available={},
             used={},
         ),
         spec.request("", books.clock()),

@@ -570,7 +570,9 @@ def quota(ctx: typer.Context, period: Period = None, as_json: AsJson = False) ->
     if as_json:
         _print_json(answer)
         return
-    typer.echo(f"period {answer['period']}    credits: settled / in flight / committed")
+    typer.echo(
+        f"period {answer['period']}    credits: spent / held / available (what new jobs can use)"
+    )
     rows = []
     for depth, account in _tree_rows(answer["accounts"]):
         balances = account["balances"]
@@ -580,12 +582,12 @@ def quota(ctx: typer.Context, period: Period = None, as_json: AsJson = False) ->
                 account["kind"],
                 account["share"],
                 account.get("budget"),
-                balances["settled"],
-                balances["in_flight"],
-                balances["committed"],
+                balances["spent"],
+                balances["held"],
+                balances["available"],
             ]
         )
-    _table(["account", "kind", "share", "budget", "settled", "in flight", "committed"], rows)
+    _table(["account", "kind", "share", "budget", "spent", "held", "available"], rows)
 
 
 @quota_app.command("set-share")

@@ -5,7 +5,7 @@ cluster and flavor, GPUs in use per account) and a job request, ``decide`` retur
 
 * ``Admit``: the credits to hold (GPUs x time limit x the flavor's exchange rate) and candidate
   placements, best first. A placement is admissible only if its hold fits the project's
-  committed credits and every budget cap above it, so a hold never makes any balance negative.
+  available credits and every budget cap above it, so a hold never makes any balance negative.
 * ``Wait``: the job could run later; ``cause`` says why (``quotas.causes``), and its sentence
   says so in words a person can act on.
 * ``Reject``: the job can never run as asked (unknown flavor, more GPUs than any cluster has,
@@ -157,10 +157,10 @@ class Snapshot:
     flavors: Mapping[str, Flavor]
     rate_card: RateCard
     clusters: tuple[Cluster, ...]
-    committed: Mapping[str, Credits]
+    available: Mapping[str, Credits]
     """Per project: credits awarded and neither held nor spent (free to hold)."""
     used: Mapping[str, Credits]
-    """Per account with a budget or per project: settled + in flight in this period."""
+    """Per account with a budget or per project: spent + held in this period."""
     running_gpus: Mapping[str, int] = field(default_factory=dict)
     """Per account (its whole subtree): GPUs held by admitted or running jobs."""
     fair_share: FairShare | None = None
@@ -409,7 +409,7 @@ class _Cycle:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.tree = snapshot.tree
-        self.committed = dict(snapshot.committed)
+        self.available = dict(snapshot.available)
         self.used = dict(snapshot.used)
         self.running = dict(snapshot.running_gpus)
         self.capacity: dict[str, list[_Capacity]] = {}
@@ -550,7 +550,7 @@ class _Cycle:
             node = self.tree[name]
             whole = node.budget
             if name == job.project:
-                project_total = self.committed.get(name, Credits.zero()) + self.used.get(
+                project_total = self.available.get(name, Credits.zero()) + self.used.get(
                     name, Credits.zero()
                 )
                 whole = project_total if whole is None else min(whole, project_total)
@@ -591,7 +591,7 @@ class _Cycle:
     def _headroom(self, path: list[str]) -> tuple[Credits, str]:
         """The most credits a new hold may take, and the account that limits it."""
         project = path[-1]
-        left = self.committed.get(project, Credits.zero())
+        left = self.available.get(project, Credits.zero())
         limiter = project
         for name in path:
             budget = self.tree[name].budget
@@ -726,7 +726,7 @@ class _Cycle:
 
     def _commit(self, job: JobRequest, placement: Placement, path: list[str]) -> None:
         ends = self.snapshot.now + timedelta(seconds=job.time_limit_seconds)
-        self.committed[job.project] = self.committed.get(job.project, Credits.zero()) - (
+        self.available[job.project] = self.available.get(job.project, Credits.zero()) - (
             placement.hold
         )
         for name in path:

@@ -128,7 +128,8 @@ class OverBudget:
 
     @property
     def sentence(self) -> str:
-        return f"budget: needs {self.needs} credits, {self.left} left ({self.level} {self.account})"
+        where = f"{self.level} {self.account}"
+        return f"budget: needs {self.needs} credits, {self.left} available ({where})"
 
 
 @dataclass(frozen=True, slots=True)

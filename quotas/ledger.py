@@ -8,10 +8,11 @@ entry carries the period and the funder its credits trace back to: credits stay 
 funder as they flow down from the pool to programs and projects, so a charge on a job says which
 funder paid. Balances are derived by summing entries, never stored. Corrections are new entries.
 
-The three balances a person reads, for any account's subtree in a period:
-  settled   = spent           (credits charged for work that ran)
-  in flight = held            (reserved for admitted or running jobs)
-  committed = available       (awarded but unused: free to hold)
+The three balances a person reads, for any account's subtree in a period, named for their
+pockets and used with these names everywhere (API, CLI, reports):
+  spent      charged for work that ran, net of refunds
+  held       reserved for admitted or running jobs (what is not charged returns at their end)
+  available  awarded and neither held nor spent: what the project can still spend on new jobs
 
 Conservation, per period and funder: what the funder contributed equals the sum of every other
 pocket. No pocket but a funder's may ever go negative. The operations below compute the entries
@@ -114,13 +115,13 @@ BalanceKey = tuple[str, str, Pocket]
 class AccountBalances:
     """The three balances of an account's subtree in one period."""
 
-    settled: Credits
-    in_flight: Credits
-    committed: Credits
+    spent: Credits
+    held: Credits
+    available: Credits
 
     @property
     def total(self) -> Credits:
-        return self.settled + self.in_flight + self.committed
+        return self.spent + self.held + self.available
 
 
 @dataclass
@@ -192,7 +193,7 @@ class Balances:
         return Credits(sum(self.by_funder(period, pocket).values()))
 
     def of_account(self, tree: AccountTree, name: str, period: str) -> AccountBalances:
-        """Settled, in flight and committed credits of ``name``'s whole subtree."""
+        """Spent, held and available credits of ``name``'s whole subtree."""
         if self._by_account is None:
             self._by_account = {}
             for (key_period, _funder, pocket), amount in self.amounts.items():
@@ -204,9 +205,9 @@ class Balances:
             for bucket, amount in self._by_account.get((period, account), {}).items():
                 sums[bucket] += amount
         return AccountBalances(
-            settled=Credits(sums[Bucket.SPENT]),
-            in_flight=Credits(sums[Bucket.HELD]),
-            committed=Credits(sums[Bucket.AVAILABLE]),
+            spent=Credits(sums[Bucket.SPENT]),
+            held=Credits(sums[Bucket.HELD]),
+            available=Credits(sums[Bucket.AVAILABLE]),
         )
 
     def contributed(self, period: str, funder: str) -> Credits:
@@ -356,7 +357,7 @@ class Ledger:
             if account.budget is None:
                 continue
             used = self.balances.of_account(self.tree, account.name, self.period)
-            left = account.budget - used.settled - used.in_flight
+            left = account.budget - used.spent - used.held
             if left < amount:
                 raise BudgetExhausted(
                     f"budget of {account.kind} {account.name}: needs {amount} credits, "
@@ -373,7 +374,7 @@ class Ledger:
         except InsufficientCredits as error:
             left = self.balances.total(self.period, self._available(project))
             raise BudgetExhausted(
-                f"budget of project {project}: needs {amount} credits, {left} left"
+                f"budget of project {project}: needs {amount} credits, {left} available"
             ) from error
 
     def charge(self, project: str, job: str, amount: Credits, actor: Actor) -> list[Posting]:

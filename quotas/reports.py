@@ -6,8 +6,9 @@ so the numbers an admin or an auditor reads can be checked by hand:
 - fair share, like Slurm's ``sshare``: each account's share, decayed usage and level fair share
   (``quotas.fairshare``), the GPUs its jobs hold and ask for, and its credits in a period:
   awarded (everything that came into the subtree, net of what left it: what it has spent, holds,
-  has free and let expire), used (charged net of refunds), left (held or free, not yet charged),
-  the burn rate over the last ``BURN_WINDOW`` and the day the credits left run out at that rate;
+  has available and let expire), spent, held and available (the ledger's three balances, named
+  as ``gpupool quota`` names them), the burn rate over the last ``BURN_WINDOW`` and the day the
+  credits not yet charged (held + available) run out at that rate;
   and who used a priority class above normal (``urgent``, granted per project): the jobs of
   that class that ran in the period, their GPU-time and the credits charged to them;
 - utilisation, like ``sreport cluster Utilization``: per cluster and flavor, total GPU-time
@@ -130,16 +131,23 @@ class NodeCredits:
 
     awarded: Credits
     """Everything the subtree holds or held: spent + held + available + expired."""
-    used: Credits
-    """Charged, net of refunds (the spent pockets)."""
-    left: Credits
-    """Not yet charged: held for admitted jobs plus available."""
+    spent: Credits
+    """Charged, net of refunds."""
+    held: Credits
+    """Reserved for admitted and running jobs."""
+    available: Credits
+    """Neither held nor spent: what new jobs can still use."""
+
+    @property
+    def uncharged(self) -> Credits:
+        """Held + available: what a burn rate runs down."""
+        return self.held + self.available
 
 
 def credits_by_account(
     tree: AccountTree, balances: Balances, period: str
 ) -> dict[str, NodeCredits]:
-    """Awarded, used and left credits of every account's subtree in ``period``."""
+    """Awarded, spent, held and available credits of every account's subtree in ``period``."""
     own: dict[Bucket, dict[str, int]] = {bucket: defaultdict(int) for bucket in Bucket}
     for (each_period, _funder, pocket), amount in balances.amounts.items():
         if each_period == period and pocket.account is not None and pocket.account in tree:
@@ -153,8 +161,9 @@ def credits_by_account(
         )
         found[account.name] = NodeCredits(
             awarded=Credits(spent + held + available + expired),
-            used=Credits(spent),
-            left=Credits(held + available),
+            spent=Credits(spent),
+            held=Credits(held),
+            available=Credits(available),
         )
     return found
 
@@ -166,7 +175,8 @@ class Burn:
     per_day: Credits
     """Milli-credits per day, rounded to the nearest milli-credit."""
     exhausted_on: date | None
-    """The day ``left`` runs out at this rate; ``None`` with no burn, or past the calendar."""
+    """The day the uncharged credits run out at this rate; ``None`` with no burn, or past the
+    calendar."""
 
 
 def burn(spent_milli: int, left: Credits, now: datetime, over: timedelta) -> Burn:
@@ -246,7 +256,7 @@ def fair_share_rows(
                 running_gpus=running.get(name, 0),
                 pending_gpus=pending.get(name, 0),
                 credits=account_credits,
-                burn=burn(spent_subtree.get(name, 0), account_credits.left, now, over),
+                burn=burn(spent_subtree.get(name, 0), account_credits.uncharged, now, over),
             )
         )
     return rows

@@ -208,7 +208,7 @@ class Books:
             raise InvalidInput("a budget cannot be negative")
         if budget is not None:
             used = self.balances(account, period)
-            spoken_for = used.settled + used.in_flight
+            spoken_for = used.spent + used.held
             if budget < spoken_for:
                 raise Conflict(
                     f"{account} has already spent or holds {spoken_for} credits in {period}; "
@@ -610,7 +610,7 @@ class Books:
         return {account: found.of_account(tree, account, period) for account in wanted}
 
     def balances(self, account: str, period: str) -> AccountBalances:
-        """Settled, in flight and committed credits of ``account``'s subtree, exact."""
+        """Spent, held and available credits of ``account``'s subtree, exact."""
         tree = self.tree(period)
         names = [account, *(node.name for node in tree.descendants(account))]
         return self.ledger.balances(period, names).of_account(tree, account, period)

@@ -60,7 +60,7 @@ def read_pool(
         if allowed is None or cluster.name in allowed
     }
     balances = books.ledger.balances(period)
-    committed, used = _credits(tree, balances, period)
+    available, used = _credits(tree, balances, period)
     shares = fair_share(tree, _usage(books, now, half_life_seconds))
     snapshot = Snapshot(
         now=now,
@@ -69,7 +69,7 @@ def read_pool(
         flavors=books.flavors.all(),
         rate_card=books.rate_card(now),
         clusters=tuple(free_capacity(specs.values(), holding)),
-        committed=committed,
+        available=available,
         used=used,
         running_gpus=_running_gpus(tree, holding),
         fair_share=shares,
@@ -82,13 +82,13 @@ def _credits(
     tree: AccountTree, balances: Balances, period: str
 ) -> tuple[dict[str, Credits], dict[str, Credits]]:
     """Committed credits per project; settled + in flight per account's whole subtree."""
-    committed: dict[str, int] = defaultdict(int)
+    available: dict[str, int] = defaultdict(int)
     own_use: dict[str, int] = defaultdict(int)
     for (each_period, _funder, pocket), amount in balances.amounts.items():
         if each_period != period or pocket.account is None:
             continue
         if pocket.bucket is Bucket.AVAILABLE:
-            committed[pocket.account] += amount
+            available[pocket.account] += amount
         elif pocket.bucket in (Bucket.HELD, Bucket.SPENT):
             own_use[pocket.account] += amount
     used: dict[str, int] = defaultdict(int)
@@ -96,7 +96,7 @@ def _credits(
         for step in tree.path(account):
             used[step.name] += amount
     return (
-        {name: Credits(amount) for name, amount in committed.items()},
+        {name: Credits(amount) for name, amount in available.items()},
         {name: Credits(amount) for name, amount in used.items()},
     )
 

@@ -53,9 +53,11 @@ def credits_of(text: str, what: str) -> Credits:
 
 
 class BalancesOut(Strict):
-    settled: str = Field(description="Credits charged for work that ran")
-    in_flight: str = Field(description="Credits held for admitted or running jobs")
-    committed: str = Field(description="Credits awarded and not yet used")
+    spent: str = Field(description="Credits charged for work that ran, net of refunds")
+    held: str = Field(description="Credits held for admitted or running jobs")
+    available: str = Field(
+        description="Credits awarded and neither held nor spent: what new jobs can still use"
+    )
 
 
 class AccountOut(Strict):
@@ -111,9 +113,9 @@ class MemberOut(Strict):
 
 def balances_out(balances: AccountBalances) -> BalancesOut:
     return BalancesOut(
-        settled=str(balances.settled),
-        in_flight=str(balances.in_flight),
-        committed=str(balances.committed),
+        spent=str(balances.spent),
+        held=str(balances.held),
+        available=str(balances.available),
     )
 
 

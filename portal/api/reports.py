@@ -138,11 +138,14 @@ class FairShareRowOut(Strict):
     running_gpus: int = Field(description="GPUs held by admitted, starting and running jobs")
     pending_gpus: int = Field(description="GPUs asked for by queued jobs")
     awarded: str = Field(description="Credits that came into the account's subtree this period")
-    used: str = Field(description="Credits charged, net of refunds")
-    left: str = Field(description="Credits not yet charged: held for jobs, or free")
+    spent: str = Field(description="Credits charged, net of refunds")
+    held: str = Field(description="Credits held for admitted or running jobs")
+    available: str = Field(
+        description="Credits neither held nor spent: what new jobs can still use (as in quota)"
+    )
     burn_per_day: str = Field(description="Credits charged per day over the burn window")
     exhausted_on: date | None = Field(
-        description="When the credits left run out at this burn rate; null with no burn"
+        description="When held + available run out at this burn rate; null with no burn"
     )
     urgent_jobs: int = Field(description="Urgent jobs (a granted class) that ran this period")
     urgent_gpu_hours: float = Field(description="Their GPUs x run time this period")
@@ -170,8 +173,9 @@ def fair_share_out(row: FairShareRow, urgent: PriorityUse = NO_PRIORITY_USE) -> 
         running_gpus=row.running_gpus,
         pending_gpus=row.pending_gpus,
         awarded=str(row.credits.awarded),
-        used=str(row.credits.used),
-        left=str(row.credits.left),
+        spent=str(row.credits.spent),
+        held=str(row.credits.held),
+        available=str(row.credits.available),
         burn_per_day=str(row.burn.per_day),
         exhausted_on=row.burn.exhausted_on,
         urgent_jobs=urgent.jobs,

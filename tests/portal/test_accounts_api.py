@@ -31,12 +31,12 @@ def test_a_researcher_lists_only_their_projects_with_balances_from_the_ledger(de
     nlp = next(each for each in mine["accounts"] if each["name"] == "kaist-nlp")
     pool = everything["accounts"][0]
     assert names == ["hanbit-robot-policy", "kaist-nlp"]
-    assert nlp["balances"] == {"settled": "0.0", "in_flight": "0.0", "committed": "24000.0"}
+    assert nlp["balances"] == {"spent": "0.0", "held": "0.0", "available": "24000.0"}
     assert nlp["parent"] == "kaist"
     assert nlp["kind"] == "project"
     assert nlp["budget"] is None
     assert pool["name"] == "national"
-    assert pool["balances"]["committed"] == "250000.0"
+    assert pool["balances"]["available"] == "250000.0"
     assert len(everything["accounts"]) == 14
     assert mine["period"] == everything["period"]
 
@@ -50,7 +50,7 @@ def test_one_account_with_its_budget_and_reads_outside_scope_are_404(demo: Demo)
     )
 
     assert kaist["budget"] == "40000.0"
-    assert kaist["balances"]["committed"] == "32000.0"
+    assert kaist["balances"]["available"] == "32000.0"
     assert hidden.status_code == 404
     assert unknown.status_code == 404
     assert no_period.status_code == 404
@@ -74,7 +74,7 @@ def test_a_program_manager_changes_an_account_in_their_program_and_it_is_audited
     assert response.status_code == 200, response.text
     assert response.json()["share"] == 5
     assert response.json()["borrowing_limit_gpus"] == 8
-    assert response.json()["balances"]["committed"] == "32000.0"
+    assert response.json()["balances"]["available"] == "32000.0"
     assert lifted.json()["borrowing_limit_gpus"] is None
     first, second = reversed(audit(demo, "account.update"))
     assert first.actor == "jaehyun.kim"
@@ -219,7 +219,7 @@ def test_a_program_manager_adds_organizations_and_projects_inside_their_program(
 
     assert organization.status_code == 201, organization.text
     assert project.status_code == 201, project.text
-    assert project.json()["balances"] == {"settled": "0.0", "in_flight": "0.0", "committed": "0.0"}
+    assert project.json()["balances"] == {"spent": "0.0", "held": "0.0", "available": "0.0"}
     assert get(demo, "/accounts/yonsei-speech", "jaehyun.kim")["guaranteed_gpus"] == 4
     added = audit(demo, "account.add")
     assert [entry.target for entry in added[:2]] == ["account/yonsei-speech", "account/yonsei"]

@@ -26,9 +26,9 @@ def counts(demo: Demo) -> tuple[int, int, int]:
         )
 
 
-def committed(demo: Demo, project: str) -> str:
+def available(demo: Demo, project: str) -> str:
     response = demo.client.get(f"{API}/accounts/{project}", headers=demo.headers())
-    return str(response.json()["balances"]["committed"])
+    return str(response.json()["balances"]["available"])
 
 
 def draft(demo: Demo, user: str, project: str, requested: str = "10000", **extra: Any) -> Any:
@@ -54,7 +54,7 @@ def test_a_request_goes_from_draft_to_award_in_tranches_through_the_ledger(demo:
     approved = act(
         demo, "jaehyun.kim", f"{request}/review", {"decision": "approve", "reason": "sound plan"}
     )
-    after_first = committed(demo, "kaist-protein")
+    after_first = available(demo, "kaist-protein")
     released = act(demo, "jaehyun.kim", f"{request}/tranches/2/release")
     again = act(demo, "jaehyun.kim", f"{request}/tranches/2/release")
 
@@ -71,7 +71,7 @@ def test_a_request_goes_from_draft_to_award_in_tranches_through_the_ledger(demo:
     tranches = released.json()["tranches"]
     assert [(t["seq"], t["amount"]) for t in tranches] == [(1, "5000.0"), (2, "5000.0")]
     assert all(t["released_at"] for t in tranches)
-    assert committed(demo, "kaist-protein") == "18000.0"
+    assert available(demo, "kaist-protein") == "18000.0"
     assert again.status_code == 422
     with demo.books() as books:
         awards = books.ledger.search(kinds=[], account="kaist-protein", limit=10)[0]
@@ -116,7 +116,7 @@ def test_a_small_request_is_approved_and_awarded_on_submission(demo: Demo) -> No
 
     assert submitted.json()["state"] == "approved"
     assert submitted.json()["reviewer"] == "system:auto-approval"
-    assert committed(demo, "postech-materials") == "5000.0"
+    assert available(demo, "postech-materials") == "5000.0"
 
 
 def test_a_pi_withdraws_a_draft_and_a_withdrawn_request_stays_withdrawn(demo: Demo) -> None:

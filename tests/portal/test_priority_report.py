@@ -104,7 +104,7 @@ def test_fair_share_says_who_used_urgent_work_per_account(scene: Demo) -> None:
     for account in ("snu", "universities", "national"):
         assert urgent(report[account]) == (2, 10.0, "8.4")
     assert urgent(report["kaist-nlp"]) == (0, 0.0, "0.0")  # its llm ran, as normal work
-    assert report["kaist-nlp"]["used"] == "4.0"
+    assert report["kaist-nlp"]["spent"] == "4.0"
     assert all(urgent(report[name]) == (0, 0.0, "0.0") for name in ("startups", "kaist"))
 
 

@@ -20,6 +20,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from decimal import Decimal
 from typing import Any, cast
 
 import pytest
@@ -375,18 +376,35 @@ def test_fair_share_explains_usage_gpus_credits_and_burn(scene: Scene) -> None:
     nlp = rows["kaist-nlp"]
     assert (nlp["kind"], nlp["parent"], nlp["share"]) == ("project", "kaist", 1)
     assert (nlp["running_gpus"], nlp["pending_gpus"]) == (0, 8)
-    assert (nlp["awarded"], nlp["used"], nlp["left"]) == ("24000.0", "4.0", "23996.0")
+    assert (nlp["awarded"], nlp["spent"], nlp["held"], nlp["available"]) == (
+        "24000.0",
+        "4.0",
+        "0.0",
+        "23996.0",
+    )
     assert nlp["burn_per_day"] == "0.571"  # 4 credits over 7 days
     exhausted = scene.clock() + timedelta(seconds=23_996 * WEEK_SECONDS / 4)
     assert nlp["exhausted_on"] == exhausted.date().isoformat()
 
     grasp = rows["hanbit-robot-policy"]
-    assert (grasp["running_gpus"], grasp["used"], grasp["left"]) == (4, "1.0", "5999.0")
-    assert rows["kaist-protein"]["used"] == "0.0"
+    assert (grasp["running_gpus"], grasp["spent"]) == (4, "1.0")
+    assert Decimal(grasp["held"]) > 0
+    assert Decimal(grasp["held"]) + Decimal(grasp["available"]) == Decimal("5999.0")
+    assert rows["kaist-protein"]["spent"] == "0.0"
     assert rows["kaist-protein"]["exhausted_on"] is None
     pool = rows["national"]
     assert (pool["running_gpus"], pool["pending_gpus"]) == (4, 8)
-    assert (pool["awarded"], pool["used"], pool["left"]) == ("250000.0", "11.4", "249988.6")
+    assert (pool["awarded"], pool["spent"]) == ("250000.0", "11.4")
+    assert Decimal(pool["held"]) + Decimal(pool["available"]) == Decimal("249988.6")
+    # one name and one number for what an account can still spend: the report's is quota's
+    accounts = scene.get("/api/v1/accounts")["accounts"]
+    for account in accounts:
+        row = rows[account["name"]]
+        assert (row["spent"], row["held"], row["available"]) == (
+            account["balances"]["spent"],
+            account["balances"]["held"],
+            account["balances"]["available"],
+        ), account["name"]
     assert pool["burn_per_day"] == "1.629"  # 11.4 / 7
     assert scene.csv_rows("/api/v1/reports/fairshare") == [as_text(row) for row in report["rows"]]
 
@@ -417,5 +435,5 @@ def test_burn_counts_only_the_last_week(scene: Scene) -> None:
     later = rows()
 
     nlp = later["kaist-nlp"]
-    assert (nlp["used"], nlp["burn_per_day"], nlp["exhausted_on"]) == ("4.0", "0.0", None)
+    assert (nlp["spent"], nlp["burn_per_day"], nlp["exhausted_on"]) == ("4.0", "0.0", None)
     assert later["national"]["burn_per_day"] == "0.529"  # xray's and grasp's last 3.7 credits

@@ -231,7 +231,7 @@ class PoolBuilder:
         guaranteed: int = 0,
         borrowing: int | None = None,
     ) -> PoolBuilder:
-        """A project with ``credits`` committed to it (awarded, free to hold)."""
+        """A project with ``credits`` available to it (awarded, free to hold: available)."""
         if not self._organization:
             self.organization("kaist")
         self._add(
@@ -344,7 +344,7 @@ class PoolBuilder:
             flavors=FLAVORS,
             rate_card=a_rate_card(self._rates),
             clusters=tuple(self._clusters.values()),
-            committed=dict(self._committed),
+            available=dict(self._committed),
             used=dict(self._used),
             running_gpus=dict(self._running),
             fair_share=None if self._usage is None else fair_share(tree, self._usage),

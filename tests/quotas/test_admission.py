@@ -353,7 +353,7 @@ def test_a_job_that_can_never_run_is_rejected_with_a_clear_reason(
 
 
 def test_the_whole_budget_counts_credits_already_spent_so_a_fitting_job_only_waits() -> None:
-    # 20 credits spent and 12.5 committed: the whole budget is 32.5, so a 32-credit job can run
+    # 20 credits spent and 12.5 available: the whole budget is 32.5, so a 32-credit job can run
     # one day (when held credits come back); it waits rather than being rejected.
     snapshot = one_project_pool(credits="12.5").used("kaist-nlp", 20).snapshot()
     job = a_job().project("kaist-nlp").gpus(8, H100).hours(4).build()
@@ -414,7 +414,7 @@ def test_a_job_over_the_projects_credits_left_waits_for_budget() -> None:
     job = a_job().project("kaist-nlp").gpus(8, H100).hours(4).build()
 
     assert waiting(decide(snapshot, job)).reason == (
-        "budget: needs 32.0 credits, 12.5 left (project kaist-nlp)"
+        "budget: needs 32.0 credits, 12.5 available (project kaist-nlp)"
     )
 
 
@@ -452,7 +452,7 @@ def test_an_ancestors_budget_cap_makes_the_job_wait_and_is_named(level: str, lim
     job = a_job().project("kaist-nlp").gpus(8, H100).hours(2).build()
 
     assert waiting(decide(snapshot, job)).reason == (
-        f"budget: needs 16.0 credits, 10.0 left ({limiter})"
+        f"budget: needs 16.0 credits, 10.0 available ({limiter})"
     )
 
 
@@ -468,7 +468,8 @@ def test_the_pools_own_budget_caps_every_project() -> None:
     job = a_job().project("kaist-nlp").gpus(8, H100).hours(1).build()
 
     assert (
-        waiting(decide(snapshot, job)).reason == "budget: needs 8.0 credits, 5.0 left (pool pool)"
+        waiting(decide(snapshot, job)).reason
+        == "budget: needs 8.0 credits, 5.0 available (pool pool)"
     )
 
 
@@ -484,7 +485,7 @@ def test_budget_left_is_never_shown_negative() -> None:
     job = a_job().project("kaist-nlp").gpus(1, H100).hours(1).build()
 
     assert waiting(decide(snapshot, job)).reason == (
-        "budget: needs 1.0 credits, 0.0 left (organization kaist)"
+        "budget: needs 1.0 credits, 0.0 available (organization kaist)"
     )
 
 
@@ -809,7 +810,10 @@ def test_decide_queue_spends_a_projects_credits_only_once() -> None:
     decisions = decide_queue(snapshot, [job.build() for job in jobs])
 
     assert [type(decision) for decision in decisions] == [Admit, Admit, Wait]
-    assert waiting(decisions[2]).reason == "budget: needs 8.0 credits, 4.0 left (project kaist-nlp)"
+    assert (
+        waiting(decisions[2]).reason
+        == "budget: needs 8.0 credits, 4.0 available (project kaist-nlp)"
+    )
 
 
 def test_decide_queue_does_not_change_the_snapshot() -> None:
@@ -818,7 +822,7 @@ def test_decide_queue_does_not_change_the_snapshot() -> None:
 
     decide_queue(snapshot, [job, replace(job, id="j2"), replace(job, id="j3")])
 
-    assert snapshot.committed["kaist-nlp"] == Credits.of(20)
+    assert snapshot.available["kaist-nlp"] == Credits.of(20)
     assert admitted(decide(snapshot, job)).hold == Credits.of(8)
 
 
@@ -956,7 +960,7 @@ def test_one_cycle_never_overspends_credits_or_overbooks_gpus(
             continue
         used = snapshot.used.get(account.name, zero).milli
         if account.kind is AccountKind.PROJECT:
-            assert held[account.name] <= snapshot.committed[account.name].milli
+            assert held[account.name] <= snapshot.available[account.name].milli
         if account.budget is not None:
             assert held[account.name] <= account.budget.milli - used
         if account.borrowing_limit_gpus is not None:

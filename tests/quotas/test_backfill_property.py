@@ -4,7 +4,7 @@ After one cycle (``plan_queue``) the cycle's admissions are applied to the snaps
 waiting job is decided again, alone, on what is left, with no reservations: if it could be
 admitted there, each place it could go must be a cluster's flavor reserved for an earlier
 blocked job that it would delay (it runs past the reserved start and needs more than is spare
-then). Budgets, committed credits, borrowing limits, data classes and dedicated clusters are
+then). Budgets, available credits, borrowing limits, data classes and dedicated clusters are
 judged by the same ``decide``, so a job waiting for any of them is found waiting again. Each
 reservation, in turn, is for a job that could not start anywhere, on a cluster open to it, and
 the jobs admitted after it leave it exactly its ``spare``: nothing backfilled delays it.
@@ -147,7 +147,7 @@ def after_admissions(
         for cluster in snapshot.clusters
         for group in cluster.groups
     }
-    committed = dict(snapshot.committed)
+    available = dict(snapshot.available)
     used = dict(snapshot.used)
     running = dict(snapshot.running_gpus)
     for decision in decisions:
@@ -156,7 +156,7 @@ def after_admissions(
         job, placement = jobs[decision.job], decision.placement
         _cluster, group = _group(snapshot, placement.cluster, placement.flavor)
         _take(free[(placement.cluster, placement.flavor)], group.gpus_per_node, job.gpus)
-        committed[job.project] = committed.get(job.project, Credits.zero()) - placement.hold
+        available[job.project] = available.get(job.project, Credits.zero()) - placement.hold
         for account in snapshot.tree.path(job.project):
             running[account.name] = running.get(account.name, 0) + job.gpus
             if account.name == job.project or account.budget is not None:
@@ -172,7 +172,7 @@ def after_admissions(
         for cluster in snapshot.clusters
     )
     return replace(
-        snapshot, clusters=clusters, committed=committed, used=used, running_gpus=running
+        snapshot, clusters=clusters, available=available, used=used, running_gpus=running
     )
 
 

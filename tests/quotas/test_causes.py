@@ -59,7 +59,7 @@ EXAMPLES: list[tuple[Cause, str]] = [
     ),
     (
         OverBudget(Credits.of(8), Credits.of(4), "project", "kaist-nlp"),
-        "budget: needs 8.0 credits, 4.0 left (project kaist-nlp)",
+        "budget: needs 8.0 credits, 4.0 available (project kaist-nlp)",
     ),
     (
         BorrowingLimit("organization", "kaist", 12, 8, 4),

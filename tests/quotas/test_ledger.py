@@ -68,7 +68,7 @@ def check_invariants(books: Books) -> None:
         )
         assert inside == derived.contributed(PERIOD, funder).milli
     kaist = derived.of_account(books.tree, "kaist", PERIOD)
-    assert (kaist.settled + kaist.in_flight).milli <= Credits.of(300).milli
+    assert (kaist.spent + kaist.held).milli <= Credits.of(300).milli
 
 
 @settings(max_examples=200, deadline=None)
@@ -95,7 +95,7 @@ def test_hold_charge_release_leaves_exact_balances() -> None:
 
     assert sum(p.amount.milli for p in released) == 19_500
     balances = books.balances.of_account(books.tree, "kaist-nlp", PERIOD)
-    assert (balances.settled, balances.in_flight, balances.committed) == (
+    assert (balances.spent, balances.held, balances.available) == (
         Credits.of("12.5"),
         Credits.zero(),
         Credits.of("87.5"),
@@ -136,7 +136,7 @@ def test_hold_never_passes_an_ancestor_budget() -> None:
         (
             lambda ledger: ledger.hold("kaist-nlp", "j", Credits.of(1), ADMIN),
             BudgetExhausted,
-            "0.0 left",
+            "0.0 available",
         ),
         (
             lambda ledger: ledger.charge("kaist-nlp", "j", Credits.of(1), ADMIN),
@@ -210,8 +210,8 @@ def test_expiry_lapses_every_unused_credit_of_the_period() -> None:
     expiries = books.post(lambda ledger: ledger.expire(ADMIN))
 
     assert sum(p.amount.milli for p in expiries) == Credits.of(1_480).milli
-    assert books.balances.of_account(books.tree, "national", PERIOD).committed == Credits.zero()
-    assert books.balances.of_account(books.tree, "national", PERIOD).in_flight == Credits.of(20)
+    assert books.balances.of_account(books.tree, "national", PERIOD).available == Credits.zero()
+    assert books.balances.of_account(books.tree, "national", PERIOD).held == Credits.of(20)
 
 
 def test_a_posting_must_move_a_positive_amount_between_two_pockets() -> None:

@@ -188,11 +188,17 @@ def test_credits_roll_up_awarded_used_and_left_from_the_ledger() -> None:
     found = credits_by_account(tree, balances, PERIOD)
 
     nlp = found["kaist-nlp"]
-    assert (nlp.awarded, nlp.used, nlp.left) == (Credits.of(100), Credits.of(8), Credits.of(92))
+    assert (nlp.awarded, nlp.spent, nlp.held, nlp.available) == (
+        Credits.of(100),
+        Credits.of(8),
+        Credits.of(6),
+        Credits.of(86),
+    )
+    assert nlp.uncharged == Credits.of(92)
     assert found["kaist"].awarded == Credits.of(150)
-    assert found["kaist"].used == Credits.of(8)
+    assert found["kaist"].spent == Credits.of(8)
     assert found["universities"].awarded == Credits.of(600)
-    assert found["universities"].left == Credits.of(592)
+    assert found["universities"].uncharged == Credits.of(592)
     assert found["national"].awarded == Credits.of(1000)
     assert found["startups"].awarded == Credits.zero()
     assert credits_by_account(tree, balances, "another")["national"].awarded == Credits.zero()

@@ -153,7 +153,7 @@ def test_a_job_runs_to_success_and_is_charged_exactly_what_it_used(pool: Pool) -
     assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of(4).milli  # 8 x 0.5h
     assert pool.entries(job_id, EntryKind.RELEASE) == Credits.of(12).milli
     balances = pool.balances("kaist-nlp")
-    assert (balances.settled, balances.in_flight, balances.committed) == (
+    assert (balances.spent, balances.held, balances.available) == (
         Credits.of(4),
         Credits.zero(),
         Credits.of(24_000 - 4),
@@ -169,8 +169,8 @@ def test_charges_accrue_while_a_job_runs(pool: Pool) -> None:
     pool.cycle()
 
     assert pool.job(job_id).state is JobState.RUNNING
-    assert pool.balances("kaist-nlp").settled == Credits.of("0.667")  # 4 GPUs x 10 min, rounded up
-    assert pool.balances("kaist-nlp").in_flight == Credits.of(40) - Credits.of("0.667")
+    assert pool.balances("kaist-nlp").spent == Credits.of("0.667")  # 4 GPUs x 10 min, rounded up
+    assert pool.balances("kaist-nlp").held == Credits.of(40) - Credits.of("0.667")
 
 
 def test_the_time_limit_stops_a_job_and_charges_it_to_the_limit(pool: Pool) -> None:
@@ -184,7 +184,7 @@ def test_the_time_limit_stops_a_job_and_charges_it_to_the_limit(pool: Pool) -> N
     job = pool.job(job_id)
     assert job.state is JobState.TIMED_OUT
     assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of("1.6").milli  # 2 x 1h x 0.8
-    assert pool.balances("kaist-nlp").in_flight == Credits.zero()
+    assert pool.balances("kaist-nlp").held == Credits.zero()
 
 
 def test_a_cancelled_job_is_charged_only_for_what_ran(pool: Pool) -> None:
@@ -280,8 +280,8 @@ def test_a_budget_wait_says_how_much_is_needed_and_left(pool: Pool) -> None:
 
     job = pool.job(waiting)
     assert job.state is JobState.QUEUED
-    assert job.reason == f"budget: needs 480.0 credits, 463.2 left (project {ocr})"
-    assert pool.balances(ocr).in_flight == Credits.of("1036.8")
+    assert job.reason == f"budget: needs 480.0 credits, 463.2 available (project {ocr})"
+    assert pool.balances(ocr).held == Credits.of("1036.8")
 
 
 @pytest.mark.parametrize(
@@ -331,13 +331,13 @@ def test_a_job_the_backend_lost_is_refunded_and_requeued(pool: Pool) -> None:
     pool.cycle()
     pool.clock.advance(20 * 60)
     pool.cycle()
-    assert pool.balances("kaist-nlp").settled > Credits.zero()
+    assert pool.balances("kaist-nlp").spent > Credits.zero()
     pool.daejeon.runs.clear()  # the Ray cluster restarted and forgot its jobs
 
     pool.cycle()
 
     job = pool.job(job_id)
-    assert pool.balances("kaist-nlp").settled == Credits.zero()
+    assert pool.balances("kaist-nlp").spent == Credits.zero()
     assert ("running", "preempted") in pool.events(job_id)
     assert job.state in (JobState.QUEUED, JobState.ADMITTED, JobState.STARTING)
     pool.cycle()

@@ -73,9 +73,9 @@ def review(
     return response
 
 
-def committed(demo: Demo, project: str = PROJECT) -> str:
+def available(demo: Demo, project: str = PROJECT) -> str:
     response = demo.client.get(f"{API}/accounts/{project}", headers=demo.headers())
-    return str(response.json()["balances"]["committed"])
+    return str(response.json()["balances"]["available"])
 
 
 def awards_for(demo: Demo, request_id: int, project: str = PROJECT) -> list[str]:
@@ -109,7 +109,7 @@ def assert_conflict_refused(response: httpx.Response) -> None:
 def test_a_manager_who_joined_a_project_cannot_approve_their_own_request(demo: Demo) -> None:
     headers = join_own_project(demo)
     request_id = ask(demo, headers, "30000")
-    before = committed(demo)
+    before = available(demo)
 
     approved = review(demo, headers, request_id)
     adjusted = review(demo, headers, request_id, "adjust", awarded="29000")
@@ -118,7 +118,7 @@ def test_a_manager_who_joined_a_project_cannot_approve_their_own_request(demo: D
     for refused in (approved, adjusted, with_old_token):
         assert_conflict_refused(refused)
     assert f"{MANAGER} made this request" in approved.json()["detail"]
-    assert committed(demo) == before
+    assert available(demo) == before
     assert awards_for(demo, request_id) == []
     state = demo.client.get(f"{API}/allocation-requests/{request_id}", headers=demo.headers())
     assert (state.json()["state"], state.json()["awarded"]) == ("submitted", None)
@@ -134,13 +134,13 @@ def test_a_member_manager_cannot_review_a_request_of_their_project_made_by_its_p
 ) -> None:
     headers = join_own_project(demo)
     request_id = ask(demo, demo.headers("seoyeon.lee"), "30000")
-    before = committed(demo)
+    before = available(demo)
 
     approved = review(demo, headers, request_id)
 
     assert_conflict_refused(approved)
     assert f"{MANAGER} is a member of {PROJECT}" in approved.json()["detail"]
-    assert committed(demo) == before
+    assert available(demo) == before
     assert awards_for(demo, request_id) == []
 
 
@@ -164,14 +164,14 @@ def test_the_review_goes_to_another_manager_of_the_program(demo: Demo) -> None:
 def test_an_admin_reviews_when_every_manager_of_the_program_has_a_conflict(demo: Demo) -> None:
     headers = join_own_project(demo)
     request_id = ask(demo, headers, "12000")
-    before = committed(demo)
+    before = available(demo)
 
     approved = review(demo, demo.headers(), request_id)
 
     assert approved.status_code == 200, approved.text
     assert (approved.json()["state"], approved.json()["reviewer"]) == ("approved", "admin")
     assert awards_for(demo, request_id) == ["12000.0"]
-    assert committed(demo) != before
+    assert available(demo) != before
     authority = audit_after(demo, request_id, "allocation.approve")["authority"]
     assert authority == {
         "role": "admin",
@@ -188,14 +188,14 @@ def test_a_member_manager_cannot_release_later_tranches_of_their_projects_award(
     headers = join_own_project(demo)
     request_id = ask(demo, headers, "20000", tranche_percents=[50, 50])
     assert review(demo, demo.headers(), request_id).status_code == 200
-    before = committed(demo)
+    before = available(demo)
 
     released = demo.client.post(
         f"{API}/allocation-requests/{request_id}/tranches/2/release", headers=headers
     )
 
     assert_conflict_refused(released)
-    assert committed(demo) == before
+    assert available(demo) == before
     assert awards_for(demo, request_id) == ["10000.0"]
     by_admin = demo.client.post(
         f"{API}/allocation-requests/{request_id}/tranches/2/release", headers=demo.headers()
@@ -220,7 +220,7 @@ def test_an_admin_cannot_review_a_request_they_made(demo: Demo) -> None:
 def test_three_requests_at_the_tier_are_one_automatic_award(demo: Demo) -> None:
     project = "kaist-protein"  # nothing auto-approved there yet in this period
     pi = demo.headers("seoyeon.lee")
-    before = committed(demo, project)
+    before = available(demo, project)
     ids = []
     for _ in range(3):
         body = {"project": project, "requested": str(TIER), "justification": "split it up"}
@@ -235,7 +235,7 @@ def test_three_requests_at_the_tier_are_one_automatic_award(demo: Demo) -> None:
 
     assert states == ["approved", "submitted", "submitted"]
     assert awarded == [f"{TIER}.0"]
-    assert Decimal(committed(demo, project)) - Decimal(before) == TIER
+    assert Decimal(available(demo, project)) - Decimal(before) == TIER
     first = audit_after(demo, ids[0], "allocation.submit")
     second = audit_after(demo, ids[1], "allocation.submit")
     assert first["auto_approval"] == {
@@ -267,4 +267,4 @@ def test_a_project_near_its_tier_gets_only_what_still_fits(demo: Demo) -> None:
     assert submit("1000.001") == "submitted"
     assert submit("1000") == "approved"
     assert submit("0.001") == "submitted"
-    assert committed(demo, "postech-materials") == "5000.0"
+    assert available(demo, "postech-materials") == "5000.0"

@@ -63,7 +63,7 @@ def test_racing_holds_take_exactly_the_credits_there_are(fresh_database_url: str
     with transaction(factory) as session:
         books = Books(session)
         balances = books.balances("hanbit-robot-policy", PERIOD)
-        assert (balances.in_flight, balances.committed) == (Credits.of(10), Credits.zero())
+        assert (balances.held, balances.available) == (Credits.of(10), Credits.zero())
         entries = books.ledger.entries(limit=10_000)
         holds = [e for e in entries if e.posting.kind is EntryKind.HOLD]
         assert sum(e.posting.amount.milli for e in holds) == Credits.of(10).milli

@@ -41,11 +41,11 @@ def ledger_rows(books: Books) -> int:
 def test_the_demo_pool_has_exact_balances_from_its_ledger(demo: Books) -> None:
     period = demo.current_period().name
 
-    assert demo.balances("national", period).committed == Credits.of(250_000)
-    assert demo.balances("kaist-nlp", period).committed == Credits.of(24_000)  # adjusted award
-    assert demo.balances("hanbit-robot-policy", period).committed == Credits.of(6_000)  # tranche 1
-    assert demo.balances("seoulvision-doc-ocr", period).committed == Credits.of(1_500)  # auto
-    assert demo.balances("snu-medical-imaging", period).committed == Credits.of(20_000)
+    assert demo.balances("national", period).available == Credits.of(250_000)
+    assert demo.balances("kaist-nlp", period).available == Credits.of(24_000)  # adjusted award
+    assert demo.balances("hanbit-robot-policy", period).available == Credits.of(6_000)  # tranche 1
+    assert demo.balances("seoulvision-doc-ocr", period).available == Credits.of(1_500)  # auto
+    assert demo.balances("snu-medical-imaging", period).available == Credits.of(20_000)
     assert demo.tree(period)["kaist"].budget == Credits.of(40_000)
     assert {c.name for c in demo.clusters.all()} == {"national-daejeon", "national-gwangju"}
 
@@ -70,12 +70,12 @@ def test_a_job_is_held_charged_and_settled_to_the_milli_credit(small_pool: Books
     books.refund("kaist-nlp", "job-1", Credits.of("2.345"), "scheduler", "node fault", PERIOD)
 
     balances = books.balances("kaist-nlp", PERIOD)
-    assert (balances.settled, balances.in_flight, balances.committed) == (
+    assert (balances.spent, balances.held, balances.available) == (
         Credits.of(10),
         Credits.zero(),
         Credits.of(90),
     )
-    assert books.balances("universities", PERIOD).committed == Credits.of(890)
+    assert books.balances("universities", PERIOD).available == Credits.of(890)
 
 
 def test_every_charge_says_which_funder_paid(small_pool: Books) -> None:
@@ -182,7 +182,7 @@ def test_a_reversal_undoes_an_entry_once(small_pool: Books) -> None:
     [award] = books.award("universities", "kaist-nlp", PERIOD, Credits.of(40), "pm", "typo")
     books.reverse(award, "pm", "awarded to the wrong project")
 
-    assert books.balances("kaist-nlp", PERIOD).committed == Credits.zero()
+    assert books.balances("kaist-nlp", PERIOD).available == Credits.zero()
     with pytest.raises(AlreadyDone, match="already been reversed"):
         books.reverse(award, "pm", "again")
 
@@ -194,7 +194,7 @@ def test_an_expired_period_closes_its_books(small_pool: Books) -> None:
 
     books.expire(PERIOD, "admin")
 
-    assert books.balances("national", PERIOD).committed == Credits.zero()
+    assert books.balances("national", PERIOD).available == Credits.zero()
     assert books.ledger.balances(PERIOD).total(
         PERIOD, _pocket(Bucket.EXPIRED, "kaist-nlp")
     ) == Credits.of(40)
@@ -218,7 +218,7 @@ class TestAllocationRequests:
         submitted = demo.submit_request(request_id, "eunji.han")
 
         assert (submitted.state, submitted.reviewer) == (RequestState.APPROVED, AUTO_APPROVER)
-        assert demo.balances("postech-materials", period).committed == Credits.of(5_000)
+        assert demo.balances("postech-materials", period).available == Credits.of(5_000)
         awards = demo.ledger.entries(account="postech-materials", kinds=[EntryKind.AWARD])
         assert awards[-1].posting.allocation == request_id
         assert demo.allocations.auto_approved("postech-materials", period) == Credits.of(5_000)
@@ -231,7 +231,7 @@ class TestAllocationRequests:
         submitted = demo.submit_request(request_id, "eunji.han")
 
         assert (submitted.state, submitted.awarded) == (RequestState.SUBMITTED, None)
-        assert demo.balances("postech-materials", period).committed == Credits.of(4_000)
+        assert demo.balances("postech-materials", period).available == Credits.of(4_000)
         entry = demo.audit.search(action="allocation.submit", target=f"allocation/{request_id}")
         after = entry[0][0].after
         assert after is not None
@@ -255,7 +255,7 @@ class TestAllocationRequests:
         adjusted = demo.review(request_id, "jaehyun.kim", "adjust", "half now", Credits.of(4_500))
 
         assert (adjusted.state, adjusted.awarded) == (RequestState.ADJUSTED, Credits.of(4_500))
-        assert demo.balances("kaist-protein", period).committed == Credits.of(12_500)
+        assert demo.balances("kaist-protein", period).available == Credits.of(12_500)
         with pytest.raises(InvalidTransition):
             demo.review(request_id, "jaehyun.kim", "decline", "changed my mind")
 
@@ -266,7 +266,7 @@ class TestAllocationRequests:
 
         demo.release_tranche(request_id, 2, "minji.park")
 
-        assert demo.balances("hanbit-robot-policy", period).committed == Credits.of(12_000)
+        assert demo.balances("hanbit-robot-policy", period).available == Credits.of(12_000)
         with pytest.raises(InvalidInput, match="tranche 2 was released"):
             demo.release_tranche(request_id, 2, "minji.park")
 
