@@ -15,8 +15,10 @@ Three cycles are timed, each one default cycle pause (2 s) after the last: the f
 until nothing more fits (capacity, credits, budgets, borrowing limits, data-class sites) and
 leaves the rest waiting with reasons, positions and ETAs, then dispatches and polls what it
 admitted; the second sees the admitted jobs run, and rewrites the waiting jobs whose place
-changed (the jobs ahead of them were admitted); the third is the steady state: nothing changed,
-every waiting job is re-decided and every running job polled, and nothing needs writing.
+changed (the jobs ahead of them were admitted); the third is the steady state: nothing the
+queue's decisions depend on changed since the second (no submission, ending, ledger entry or
+catalogue change; jobs seen running change no decision), so the last decisions stand without
+reading the queue, every running job is polled, and nothing needs writing.
 Building the pool is not timed. The runs use a fresh SQLite file, and also a fresh schema in
 PostgreSQL when ``GPUPOOL_BENCH_DATABASE_URL`` is set (dropped afterwards; its
 metrics are named ``scheduler_pg_...``).
@@ -114,8 +116,9 @@ class CycleRun:
     def describe(self) -> str:
         report = self.report
         steps = ", ".join(f"{step} {self.steps.get(step, 0.0):.2f} s" for step in STEPS)
+        queue = f"{report.waiting} waiting" if report.decided else "queue unchanged, not re-decided"
         return (
-            f"{self.seconds:.2f} s; {len(report.admitted)} admitted, {report.waiting} waiting, "
+            f"{self.seconds:.2f} s; {len(report.admitted)} admitted, {queue}, "
             f"{len(report.rejected)} rejected, {len(report.dispatched)} dispatched, "
             f"{len(report.finished)} finished; steps: {steps}"
         )

@@ -254,6 +254,14 @@ class JobRepository:
             return News.STARTING
         return News.NONE
 
+    def last_event_id(self, ignoring: Iterable[JobState] = ()) -> int:
+        """The id of the newest event (0 with none) into a state not in ``ignoring``."""
+        skipped = [str(state) for state in ignoring]
+        query = select(JobEventRow.id).order_by(JobEventRow.id.desc()).limit(1)
+        if skipped:
+            query = query.where(JobEventRow.to_state.not_in(skipped))
+        return int(self.session.scalar(query) or 0)
+
     def events(self, job_id: str) -> list[JobEvent]:
         rows = self.session.scalars(
             select(JobEventRow).where(JobEventRow.job_id == job_id).order_by(JobEventRow.id)

@@ -30,7 +30,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -90,6 +90,31 @@ class CycleReport:
     finished: list[str] = field(default_factory=list)
     strays_stopped: list[str] = field(default_factory=list)
     """Jobs found running on a cluster that the books never started there, now stopped."""
+    decided: bool = True
+    """False when nothing the queue's decisions depend on changed since the last cycle's."""
+
+
+@dataclass(frozen=True)
+class _Inputs:
+    """What the decisions of steps 1-5 depend on, read cheaply: when none of it changed since
+    the last decision, and nothing time-bound is due, deciding again would decide the same.
+
+    Every change that matters writes one of these: a submission, cancel, admission, rejection,
+    requeue or ending writes a job event (starts do not: a start changes no decision); a hold,
+    charge, release, refund or award writes a ledger entry; a change to the tree, a budget, a
+    share, the catalogue or a grant writes an audit entry; clusters are compared whole.
+    """
+
+    period: str
+    last_event: int
+    last_entry: int
+    last_audit: int
+    clusters: tuple[ClusterSpec, ...]
+    runnable: frozenset[str]
+
+
+QUIET_MOVES = (JobState.STARTING, JobState.RUNNING)
+"""Moves no decision depends on, so a cycle that only saw these need not decide again."""
 
 
 class Scheduler:
@@ -109,6 +134,8 @@ class Scheduler:
         self.clock = clock
         self.on_step = on_step
         self._next_stray_check = 0.0
+        self._decided_on: _Inputs | None = None
+        self._decide_by = datetime.min.replace(tzinfo=UTC)
 
     async def run_once(self) -> CycleReport:
         report = CycleReport()
@@ -125,8 +152,13 @@ class Scheduler:
         half_life = self.settings.fair_share_half_life_hours * 3600
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
+            inputs = self._inputs(books, now)
+            if inputs == self._decided_on and now < self._decide_by:
+                report.decided = False
+                return
             view = read_pool(books, now, half_life, self.backends)
             if not view.queued:
+                self._decided(inputs, now, view, [])
                 return
             requests = {job.id: job.spec.request(job.id, job.submitted_at) for job in view.queued}
             decisions = decide_queue(view.snapshot, requests.values())
@@ -170,7 +202,36 @@ class Scheduler:
             jobs_table.save_many(moves)
             jobs_table.save_waits(waits)
             self._preempt(books, view, starved, report)
+        self._decided(inputs, now, view, starved)
         self.on_step("admitted")
+
+    def _inputs(self, books: Books, now: datetime) -> _Inputs:
+        return _Inputs(
+            period=books.current_period(now).name,
+            last_event=JobRepository(books.session).last_event_id(ignoring=QUIET_MOVES),
+            last_entry=books.ledger.last_id(),
+            last_audit=books.audit.last_id(),
+            clusters=tuple(books.clusters.all()),
+            runnable=frozenset(self.backends),
+        )
+
+    def _decided(
+        self, inputs: _Inputs, now: datetime, view: PoolView, starved: Sequence[JobRequest]
+    ) -> None:
+        """Remember what this decision was made on, and until when it holds with nothing
+        changed: ``decide_every_seconds`` (estimated starts stay fresh), or sooner when a
+        starved job will have waited long enough to preempt, or one that has will find a victim
+        that has run long enough."""
+        self._decided_on = inputs
+        by = now + timedelta(seconds=self.settings.decide_every_seconds)
+        bound = timedelta(seconds=self.settings.preempt_after_seconds)
+        crossings = [job.submitted_at + bound for job in starved]
+        by = min([by, *(at for at in crossings if at > now)])
+        if any(at <= now for at in crossings):
+            run = timedelta(seconds=self.settings.min_runtime_seconds)
+            grown = (job.started_at + run for job in view.holding if job.started_at is not None)
+            by = min([by, *(at for at in grown if at > now)])
+        self._decide_by = by
 
     # -- step 5: preempt --------------------------------------------------------------------
 

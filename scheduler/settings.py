@@ -24,6 +24,12 @@ class SchedulerSettings(Settings):
     charge_interval_seconds: float = Field(
         default=60.0, gt=0, description="How often running jobs are charged for what they used."
     )
+    decide_every_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A queue whose inputs did not change is decided again at least this "
+        "often, so estimated starts stay fresh.",
+    )
     dispatch_retry_seconds: float = Field(default=2.0, gt=0)
     dispatch_max_failures: int = Field(default=8, gt=0)
     dispatch_concurrency: int = Field(

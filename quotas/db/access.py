@@ -324,6 +324,11 @@ class AuditRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
+    def last_id(self) -> int:
+        """The id of the newest entry (0 with none): every change to the tree, a budget, the
+        catalogue or a grant writes one."""
+        return int(self.session.scalar(select(func.max(AuditEntryRow.id))) or 0)
+
     def record(
         self,
         at: datetime,

@@ -431,6 +431,10 @@ class LedgerRepository:
         self._ids: dict[str, int] | None = None
         self._names: dict[int, str] | None = None
 
+    def last_id(self) -> int:
+        """The id of the newest entry (0 with none): it changes whenever any balance does."""
+        return int(self.session.scalar(select(func.max(LedgerEntryRow.id))) or 0)
+
     def _account_ids(self) -> dict[str, int]:
         if self._ids is None:
             self._ids = AccountRepository(self.session).ids()

@@ -32,7 +32,7 @@ from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.base import LaunchSpec
 from scheduler.backends.simulated import Outcome, SimulatedBackend
-from scheduler.cycle import Scheduler
+from scheduler.cycle import CycleReport, Scheduler
 from scheduler.settings import SchedulerSettings
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -505,6 +505,59 @@ def test_a_cycle_in_which_nothing_changed_writes_nothing(pool: Pool) -> None:
         event.remove(engine, "before_cursor_execute", count)
 
     assert writes == []
+
+
+def report(pool: Pool) -> CycleReport:
+    return asyncio.run(pool.scheduler.run_once())
+
+
+def test_the_queue_is_decided_again_only_when_something_it_depends_on_changed(pool: Pool) -> None:
+    """A cycle in which nothing changed reuses the last decisions; a submission, an ending, a
+    change to the books, or the clock passing ``decide_every_seconds`` decides again, and what
+    it decides is what a full decision would."""
+    short = [
+        pool.submit(
+            f"short-{n}",
+            project="hanbit-robot-policy",
+            gpus=8,
+            flavors=("h100-80g",),
+            outcome=Outcome(seconds=600),
+        )
+        for n in range(2)
+    ]
+    pool.clock.advance(1)
+    behind = pool.submit("behind", project="hanbit-robot-policy", gpus=8, flavors=("h100-80g",))
+    assert report(pool).decided  # admits the short ones
+    assert report(pool).decided  # their admission changed the books; seen running
+    pool.clock.advance(1)
+    assert not report(pool).decided  # only a start since: nothing to decide again
+    position = pool.job(behind).position
+    assert (pool.job(behind).state, position) == (JobState.QUEUED, 1)
+
+    pool.clock.advance(1)
+    late = pool.submit("late", project="kaist-nlp", gpus=8, flavors=("h100-80g",))
+    assert report(pool).decided  # a submission
+    assert pool.job(late).position is not None
+    pool.clock.advance(1)
+    assert not report(pool).decided
+
+    with transaction(pool.factory) as session:
+        books = Books(session, pool.clock)
+        funder = books.funding.funders()[0].name
+        books.contribute(funder, books.current_period().name, Credits.of(1), "admin", "top-up")
+    assert report(pool).decided  # the books changed
+    pool.clock.advance(1)
+    assert not report(pool).decided
+    pool.clock.advance(pool.scheduler.settings.decide_every_seconds)
+    assert report(pool).decided  # estimated starts are refreshed at least this often
+    pool.clock.advance(1)
+    assert not report(pool).decided
+
+    pool.clock.advance(600)  # the short ones end: settled in this cycle's reconcile...
+    report(pool)
+    assert all(pool.job(job).state is JobState.SUCCEEDED for job in short)
+    assert report(pool).decided  # ...and their GPUs are decided on in the next
+    assert pool.job(behind).state in (JobState.ADMITTED, JobState.STARTING, JobState.RUNNING)
 
 
 def test_a_waiting_job_is_told_the_level_where_fair_share_put_it_behind(pool: Pool) -> None:
