@@ -1,27 +1,33 @@
 """The account tree: accounts with their budgets and balances, quota changes, project members.
 
-Balances are exact, summed from the ledger for the period asked (default the current one). A
-read outside the principal's scope answers 404; a change they may not make answers 403. Every
-change goes through ``Books``, which writes the audit entry with the record before and after.
+Balances are exact, summed from the ledger for the period asked (default the current one). Who
+may see and change what is the use cases' rule (``quotas.cases.accounts``): a read outside the
+principal's scope answers 404, a change they may not make 403. Every change goes through
+``Books``, which writes the audit entry with the record before and after.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import Field
 
 from portal.api.common import NO_NUL, Segment, Strict
-from portal.deps import PortalDep, PrincipalDep, require, require_scope
+from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
-from quotas.access import Principal, Role, Scope
-from quotas.accounts import Account, AccountKind, AccountTree
-from quotas.errors import NotFound
+from quotas.access import Role
+from quotas.accounts import Account, AccountKind
+from quotas.cases import accounts
+from quotas.cases.accounts import (
+    NO_BALANCES,
+    AccountView,
+    account_view,
+    members,
+    visible_accounts,
+)
 from quotas.ledger import AccountBalances
 from quotas.quantities import Credits
-from quotas.service import Books
 
 router = APIRouter(tags=["accounts"])
 
@@ -41,7 +47,6 @@ PeriodQuery = Annotated[
     Query(max_length=64, pattern=NO_NUL, description="Period (default: the current one)"),
 ]
 Gpus = Annotated[int, Field(ge=0, le=1_000_000)]
-NOTHING = AccountBalances(Credits.zero(), Credits.zero(), Credits.zero())
 
 
 def credits_of(text: str, what: str) -> Credits:
@@ -133,42 +138,8 @@ def account_out(account: Account, balances: AccountBalances) -> AccountOut:
     )
 
 
-def readable_account(tree: AccountTree, principal: Principal, name: str) -> Account:
-    """The account, or "not found" when it is not this principal's to see (names do not leak)."""
-    if name not in tree or not principal.can_read_account(tree, name):
-        raise NotFound(f"no account {name}")
-    return tree[name]
-
-
-def period_name(books: Books, period: str | None) -> str:
-    if period is None:
-        return books.current_period().name
-    books.funding.period(period)
-    return period
-
-
-def one_account(books: Books, name: str, period: str | None) -> AccountOut:
-    """The account with its budget and balances in ``period`` (none: no budget, nothing)."""
-    if period is None:
-        return account_out(books.tree()[name], NOTHING)
-    return account_out(books.tree(period)[name], books.balances(name, period))
-
-
-def current_period(books: Books) -> str | None:
-    """The period running now, if one is."""
-    now = books.clock()
-    return next((each.name for each in books.funding.periods() if each.contains(now)), None)
-
-
-def may_add_account(
-    principal: Principal, tree: AccountTree, kind: AccountKind, parent: str
-) -> bool:
-    """Admin anywhere; a program manager adds organizations and projects inside their program."""
-    if principal.is_admin:
-        return True
-    return kind in (AccountKind.ORGANIZATION, AccountKind.PROJECT) and (
-        principal.manages_program_of(tree, parent)
-    )
+def view_out(view: AccountView) -> AccountOut:
+    return account_out(view.account, view.balances)
 
 
 @router.get("/accounts", summary="Accounts you may see, with budgets and balances of a period")
@@ -176,37 +147,18 @@ def list_accounts(
     portal: PortalDep, principal: PrincipalDep, period: PeriodQuery = None
 ) -> AccountsOut:
     with portal.books() as books:
-        name = period_name(books, period)
-        tree = books.tree(name)
-        readable = principal.readable_accounts(tree) if tree.accounts else []
-        balances = books.balances_of(readable, name)
-        accounts = [account_out(tree[each], balances[each]) for each in readable]
-    return AccountsOut(period=name, accounts=accounts)
+        name, views = visible_accounts(books, principal, period)
+    return AccountsOut(period=name, accounts=[view_out(view) for view in views])
 
 
 @router.post("/accounts", status_code=201, summary="Add an account to the tree")
 def add_account(body: NewAccount, portal: PortalDep, principal: PrincipalDep) -> AccountOut:
+    settings = body.model_dump(exclude={"name", "kind", "parent"})
     with portal.books() as books:
-        tree = books.tree()
-        if body.parent is not None:
-            readable_account(tree, principal, body.parent)
-        require_scope(principal, Scope.MANAGE)
-        if body.parent is None:
-            allowed = principal.is_admin
-        else:
-            allowed = may_add_account(principal, tree, body.kind, body.parent)
-        require(principal, allowed, f"add {body.kind} {body.name} under {body.parent}")
-        account = Account(
-            name=body.name,
-            kind=body.kind,
-            parent=body.parent,
-            share=body.share,
-            guaranteed_gpus=body.guaranteed_gpus,
-            borrowing_limit_gpus=body.borrowing_limit_gpus,
-            display_name=body.display_name,
+        account = accounts.add_account(
+            books, principal, body.name, body.kind, body.parent, **settings
         )
-        books.add_account(account, actor=principal.user)
-    return account_out(account, NOTHING)
+    return account_out(account, NO_BALANCES)
 
 
 @router.get("/accounts/{name}", summary="One account with its budget and balances of a period")
@@ -214,8 +166,7 @@ def get_account(
     name: Segment, portal: PortalDep, principal: PrincipalDep, period: PeriodQuery = None
 ) -> AccountOut:
     with portal.books() as books:
-        readable_account(books.tree(), principal, name)
-        return one_account(books, name, period_name(books, period))
+        return view_out(account_view(books, principal, name, period))
 
 
 @router.patch("/accounts/{name}", summary="Change an account's share, guarantee or limits")
@@ -229,12 +180,7 @@ def change_account(
     if not changes:
         raise Problem(422, "name at least one of " + ", ".join(AccountChange.model_fields))
     with portal.books() as books:
-        tree = books.tree()
-        account = readable_account(tree, principal, name)
-        require_scope(principal, Scope.MANAGE)
-        require(principal, principal.can_manage_account(tree, name), f"change account {name}")
-        books.update_account(replace(account, **changes), actor=principal.user)
-        return one_account(books, name, current_period(books))
+        return view_out(accounts.change_account(books, principal, name, changes))
 
 
 @router.put("/accounts/{name}/budget", summary="Set or lift an account's budget for a period")
@@ -243,31 +189,14 @@ def set_budget(
 ) -> AccountOut:
     budget = credits_of(body.budget, "budget") if body.budget is not None else None
     with portal.books() as books:
-        tree = books.tree()
-        readable_account(tree, principal, name)
-        require_scope(principal, Scope.MANAGE)
-        require(principal, principal.can_manage_account(tree, name), f"set the budget of {name}")
-        books.set_budget(name, body.period, budget, actor=principal.user)
-        return one_account(books, name, body.period)
-
-
-def readable_project(books: Books, principal: Principal, project: str) -> Account:
-    account = readable_account(books.tree(), principal, project)
-    if account.kind is not AccountKind.PROJECT:
-        raise Problem(422, f"{project} is {_a(account.kind)}; only projects have members")
-    return account
-
-
-def _a(kind: AccountKind) -> str:
-    return f"an {kind}" if kind is AccountKind.ORGANIZATION else f"a {kind}"
+        return view_out(accounts.set_budget(books, principal, name, body.period, budget))
 
 
 @router.get("/accounts/{project}/members", summary="A project's members and their roles")
 def list_members(project: Segment, portal: PortalDep, principal: PrincipalDep) -> list[MemberOut]:
     with portal.books() as books:
-        readable_project(books, principal, project)
-        members = books.people.members_of(project)
-    return [MemberOut(user=member.user, role=member.role) for member in members]
+        found = members(books, principal, project)
+    return [MemberOut(user=member.user, role=member.role) for member in found]
 
 
 @router.post(
@@ -277,14 +206,7 @@ def add_member(
     project: Segment, body: MemberIn, portal: PortalDep, principal: PrincipalDep
 ) -> MemberOut:
     with portal.books() as books:
-        readable_project(books, principal, project)
-        require_scope(principal, Scope.MANAGE)
-        require(
-            principal,
-            principal.can_manage_members(books.tree(), project),
-            f"manage the members of {project}",
-        )
-        books.add_member(body.user, project, Role(body.role), actor=principal.user)
+        accounts.add_member(books, principal, project, body.user, Role(body.role))
     return MemberOut(user=body.user, role=body.role)
 
 
@@ -298,12 +220,5 @@ def remove_member(
     project: Segment, user: Segment, portal: PortalDep, principal: PrincipalDep
 ) -> Response:
     with portal.books() as books:
-        readable_project(books, principal, project)
-        require_scope(principal, Scope.MANAGE)
-        require(
-            principal,
-            principal.can_manage_members(books.tree(), project),
-            f"manage the members of {project}",
-        )
-        books.remove_member(user, project, actor=principal.user)
+        accounts.remove_member(books, principal, project, user)
     return Response(status_code=204)

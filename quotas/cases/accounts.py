@@ -1,0 +1,184 @@
+"""Use cases of the account tree: accounts with their balances, quota changes, members.
+
+A read outside the principal's scope is "not found"; a change needs the ``manage`` scope and
+the role for it: an admin anywhere, a program manager inside their programs (organizations and
+projects, never a program or the pool), and for members also the project's pi.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from quotas.access import Principal, Role, Scope
+from quotas.accounts import Account, AccountKind, AccountTree
+from quotas.cases import require
+from quotas.db.repositories import Member
+from quotas.errors import InvalidInput, NotFound
+from quotas.ledger import AccountBalances
+from quotas.quantities import Credits
+from quotas.service import Books
+
+NO_BALANCES = AccountBalances(Credits.zero(), Credits.zero(), Credits.zero())
+"""The balances of an account outside any period, or just added: nothing spent, held or left."""
+
+
+@dataclass(frozen=True, slots=True)
+class AccountView:
+    """An account as of a period (its budget there) with its subtree's balances in it."""
+
+    account: Account
+    balances: AccountBalances
+
+
+def readable_in(tree: AccountTree, principal: Principal, name: str) -> Account:
+    """The account of ``tree``, or "not found" when it is not this principal's to see."""
+    if name not in tree or not principal.can_read_account(tree, name):
+        raise NotFound(f"no account {name}")
+    return tree[name]
+
+
+def period_name(books: Books, period: str | None) -> str:
+    """``period`` once it is known to exist, or the one running now."""
+    if period is None:
+        return books.current_period().name
+    books.funding.period(period)
+    return period
+
+
+def running_period(books: Books) -> str | None:
+    """The period running now, if one is."""
+    now = books.clock()
+    return next((each.name for each in books.funding.periods() if each.contains(now)), None)
+
+
+def _view(books: Books, name: str, period: str | None) -> AccountView:
+    """The account with its budget and balances in ``period`` (none: no budget, nothing)."""
+    if period is None:
+        return AccountView(books.tree()[name], NO_BALANCES)
+    return AccountView(books.tree(period)[name], books.balances(name, period))
+
+
+def visible_accounts(
+    books: Books, principal: Principal, period: str | None = None
+) -> tuple[str, list[AccountView]]:
+    """The period (default: the current one) and the accounts the principal may see, in tree
+    order, each with its budget and balances in that period."""
+    name = period_name(books, period)
+    tree = books.tree(name)
+    readable = principal.readable_accounts(tree) if tree.accounts else []
+    balances = books.balances_of(readable, name)
+    return name, [AccountView(tree[each], balances[each]) for each in readable]
+
+
+def account_view(
+    books: Books, principal: Principal, name: str, period: str | None = None
+) -> AccountView:
+    """One account the principal may see, with its budget and balances in ``period``."""
+    readable_in(books.tree(), principal, name)
+    return _view(books, name, period_name(books, period))
+
+
+def may_add_account(
+    principal: Principal, tree: AccountTree, kind: AccountKind, parent: str | None
+) -> bool:
+    """Admin anywhere (the only one who adds a root); a program manager adds organizations and
+    projects inside their program."""
+    if principal.is_admin:
+        return True
+    if parent is None:
+        return False
+    return kind in (AccountKind.ORGANIZATION, AccountKind.PROJECT) and (
+        principal.manages_program_of(tree, parent)
+    )
+
+
+def add_account(
+    books: Books,
+    principal: Principal,
+    name: str,
+    kind: AccountKind,
+    parent: str | None,
+    **settings: Any,
+) -> Account:
+    """Add an account of ``kind`` under ``parent``, which the principal must be able to see;
+    ``settings`` are its other fields (share, display name, guaranteed and borrowing limit
+    GPUs), checked only once the principal may add it."""
+    tree = books.tree()
+    if parent is not None:
+        readable_in(tree, principal, parent)
+    principal.require(Scope.MANAGE)
+    require(
+        principal,
+        may_add_account(principal, tree, kind, parent),
+        f"add {kind} {name} under {parent}",
+    )
+    account = Account(name=name, kind=kind, parent=parent, **settings)
+    books.add_account(account, actor=principal.user)
+    return account
+
+
+def change_account(
+    books: Books, principal: Principal, name: str, changes: Mapping[str, Any]
+) -> AccountView:
+    """Change the account's fields named in ``changes`` (share, guaranteed and borrowing limit
+    GPUs, display name); answers the account as of the period running now."""
+    tree = books.tree()
+    account = readable_in(tree, principal, name)
+    principal.require(Scope.MANAGE)
+    require(principal, principal.can_manage_account(tree, name), f"change account {name}")
+    books.update_account(replace(account, **changes), actor=principal.user)
+    return _view(books, name, running_period(books))
+
+
+def set_budget(
+    books: Books, principal: Principal, name: str, period: str, budget: Credits | None
+) -> AccountView:
+    """Cap the credits the account's subtree may spend in ``period`` (``None`` lifts the cap)."""
+    tree = books.tree()
+    readable_in(tree, principal, name)
+    principal.require(Scope.MANAGE)
+    require(principal, principal.can_manage_account(tree, name), f"set the budget of {name}")
+    books.set_budget(name, period, budget, actor=principal.user)
+    return _view(books, name, period)
+
+
+def _article(kind: AccountKind) -> str:
+    return f"an {kind}" if kind is AccountKind.ORGANIZATION else f"a {kind}"
+
+
+def readable_project(books: Books, principal: Principal, project: str) -> Account:
+    """The project the principal may see; another kind of account has no members (422)."""
+    account = readable_in(books.tree(), principal, project)
+    if account.kind is not AccountKind.PROJECT:
+        raise InvalidInput(f"{project} is {_article(account.kind)}; only projects have members")
+    return account
+
+
+def members(books: Books, principal: Principal, project: str) -> list[Member]:
+    """The members of a project the principal may see, by name."""
+    readable_project(books, principal, project)
+    return books.people.members_of(project)
+
+
+def _check_manages_members(books: Books, principal: Principal, project: str) -> None:
+    readable_project(books, principal, project)
+    principal.require(Scope.MANAGE)
+    require(
+        principal,
+        principal.can_manage_members(books.tree(), project),
+        f"manage the members of {project}",
+    )
+
+
+def add_member(books: Books, principal: Principal, project: str, user: str, role: Role) -> None:
+    """Make ``user`` a researcher or pi of the project: its pi, its program's manager, an admin."""
+    _check_manages_members(books, principal, project)
+    books.add_member(user, project, role, actor=principal.user)
+
+
+def remove_member(books: Books, principal: Principal, project: str, user: str) -> None:
+    """Take ``user`` out of the project, on the same terms as adding one."""
+    _check_manages_members(books, principal, project)
+    books.remove_member(user, project, actor=principal.user)
