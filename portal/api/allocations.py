@@ -4,9 +4,9 @@ A request starts as a draft, is submitted (and approved at once while the projec
 auto-approved credits in the period stay within the program's tier), then reviewed by a manager
 of its program or an admin, never by someone who made it or belongs to its project. An award
 reaches the ledger only through ``Books``: the first tranche on approval, later ones when a
-reviewer releases them. Who may review is the use case's rule (``Books.review``), not this
-module's. Reads are scoped to the projects a principal may see (404 outside them); the actions
-need the ``manage`` scope.
+reviewer releases them. Who may see and act on a request is the use cases' rule
+(``quotas.cases.allocations``), not this module's: reads are scoped to the projects a principal
+may see (404 outside them); the actions need the ``manage`` scope.
 """
 
 from __future__ import annotations
@@ -19,14 +19,11 @@ from pydantic import Field
 
 from portal.api.accounts import CreditsText, credits_of
 from portal.api.common import NO_NUL, Limit, Offset, Page, Strict
-from portal.deps import PortalDep, PrincipalDep, require, require_scope
-from portal.problems import Problem
-from quotas.access import Principal, Scope
-from quotas.accounts import AccountKind
-from quotas.allocations import AllocationRequest, RequestState
+from portal.deps import PortalDep, PrincipalDep
+from quotas.allocations import RequestState
+from quotas.cases import allocations
+from quotas.cases.allocations import RequestRecord, request_record, visible_requests
 from quotas.db.repositories import StoredRequest
-from quotas.errors import NotFound
-from quotas.service import Books
 
 router = APIRouter(tags=["allocations"])
 
@@ -100,21 +97,12 @@ def request_out(stored: StoredRequest) -> RequestOut:
     )
 
 
-def request_detail(books: Books, request_id: int) -> RequestDetail:
-    stored = books.allocations.stored(request_id)
+def request_detail(record: RequestRecord) -> RequestDetail:
     tranches = [
         TrancheOut(seq=seq, amount=str(amount), released_at=released)
-        for seq, amount, released in books.allocations.tranches(request_id)
+        for seq, amount, released in record.tranches
     ]
-    return RequestDetail(**request_out(stored).model_dump(), tranches=tranches)
-
-
-def readable_request(books: Books, principal: Principal, request_id: int) -> StoredRequest:
-    """The request, or "not found" when its project is not this principal's to see."""
-    stored = books.allocations.stored(request_id)
-    if not principal.can_read_account(books.tree(), stored.request.project):
-        raise NotFound(f"no allocation request {request_id}")
-    return stored
+    return RequestDetail(**request_out(record.stored).model_dump(), tranches=tranches)
 
 
 @router.get("/allocation-requests", summary="Allocation requests you may see, newest first")
@@ -127,14 +115,8 @@ def list_requests(
     state: Annotated[list[RequestState] | None, Query()] = None,
 ) -> Page[RequestOut]:
     with portal.books() as books:
-        tree = books.tree()
-        projects = principal.readable_projects(tree) if tree.accounts else []
-        if project is not None:
-            if project not in tree or not principal.can_read_account(tree, project):
-                raise NotFound(f"no project {project}")
-            projects = [project, *(node.name for node in tree.descendants(project))]
-        found, total = books.allocations.search(
-            projects=projects, states=state, limit=limit, offset=offset
+        found, total = visible_requests(
+            books, principal, project=project, states=state, limit=limit, offset=offset
         )
     return Page[RequestOut](
         items=[request_out(each) for each in found], total=total, limit=limit, offset=offset
@@ -145,35 +127,23 @@ def list_requests(
 def create_request(body: NewRequest, portal: PortalDep, principal: PrincipalDep) -> RequestDetail:
     requested = credits_of(body.requested, "requested")
     with portal.books() as books:
-        tree = books.tree()
-        if body.project not in tree or not principal.can_read_account(tree, body.project):
-            raise NotFound(f"no project {body.project}")
-        require_scope(principal, Scope.MANAGE)
-        require(
+        record = allocations.create_request(
+            books,
             principal,
-            principal.can_request_allocation(body.project),
-            f"request an allocation for {body.project}",
+            body.project,
+            requested,
+            body.justification,
+            period=body.period,
+            flavors=body.flavors,
+            tranche_percents=body.tranche_percents,
         )
-        if tree[body.project].kind is not AccountKind.PROJECT:
-            raise Problem(422, f"{body.project} is a {tree[body.project].kind}, not a project")
-        period = body.period or books.current_period().name
-        request = AllocationRequest(
-            project=body.project,
-            period=period,
-            requested=requested,
-            justification=body.justification,
-            flavors=tuple(body.flavors),
-            tranche_percents=tuple(body.tranche_percents),
-        )
-        request_id = books.request_allocation(request, actor=principal.user)
-        return request_detail(books, request_id)
+    return request_detail(record)
 
 
 @router.get("/allocation-requests/{request_id}", summary="One request with its tranches")
 def get_request(request_id: RequestId, portal: PortalDep, principal: PrincipalDep) -> RequestDetail:
     with portal.books() as books:
-        readable_request(books, principal, request_id)
-        return request_detail(books, request_id)
+        return request_detail(request_record(books, principal, request_id))
 
 
 @router.post(
@@ -184,15 +154,7 @@ def submit_request(
     request_id: RequestId, portal: PortalDep, principal: PrincipalDep
 ) -> RequestDetail:
     with portal.books() as books:
-        project = readable_request(books, principal, request_id).request.project
-        require_scope(principal, Scope.MANAGE)
-        require(
-            principal,
-            principal.can_request_allocation(project),
-            f"submit allocation request {request_id}",
-        )
-        books.submit_request(request_id, actor=principal.user)
-        return request_detail(books, request_id)
+        return request_detail(allocations.submit_request(books, principal, request_id))
 
 
 @router.post(
@@ -206,14 +168,12 @@ def submit_request(
 def review_request(
     request_id: RequestId, body: Review, portal: PortalDep, principal: PrincipalDep
 ) -> RequestDetail:
-    if (body.awarded is not None) != (body.decision == "adjust"):
-        raise Problem(422, "awarded names the amount of an adjustment, and only of one")
     awarded = credits_of(body.awarded, "awarded") if body.awarded is not None else None
     with portal.books() as books:
-        readable_request(books, principal, request_id)
-        require_scope(principal, Scope.MANAGE)
-        books.review(request_id, principal, body.decision, body.reason, awarded)
-        return request_detail(books, request_id)
+        record = allocations.review_request(
+            books, principal, request_id, body.decision, body.reason, awarded
+        )
+    return request_detail(record)
 
 
 @router.post("/allocation-requests/{request_id}/withdraw", summary="Withdraw a request")
@@ -221,15 +181,7 @@ def withdraw_request(
     request_id: RequestId, portal: PortalDep, principal: PrincipalDep
 ) -> RequestDetail:
     with portal.books() as books:
-        project = readable_request(books, principal, request_id).request.project
-        require_scope(principal, Scope.MANAGE)
-        require(
-            principal,
-            principal.can_request_allocation(project),
-            f"withdraw allocation request {request_id}",
-        )
-        books.withdraw_request(request_id, actor=principal.user)
-        return request_detail(books, request_id)
+        return request_detail(allocations.withdraw_request(books, principal, request_id))
 
 
 @router.post(
@@ -244,7 +196,4 @@ def release_tranche(
     principal: PrincipalDep,
 ) -> RequestDetail:
     with portal.books() as books:
-        readable_request(books, principal, request_id)
-        require_scope(principal, Scope.MANAGE)
-        books.release_tranche(request_id, seq, actor=principal)
-        return request_detail(books, request_id)
+        return request_detail(allocations.release_tranche(books, principal, request_id, seq))

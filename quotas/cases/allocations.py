@@ -1,0 +1,155 @@
+"""Use cases of allocation requests: a pi drafts, submits and withdraws; a reviewer decides.
+
+Reads are scoped to the projects a principal may see ("not found" outside them); every action
+needs the ``manage`` scope. Drafting, submitting and withdrawing are for the project's pi (or an
+admin); who may review a request or release its tranches is ``Books``' rule (its program's
+managers or an admin, never someone who made it or belongs to its project).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from quotas.access import Principal, Scope
+from quotas.accounts import AccountKind
+from quotas.allocations import AllocationRequest, RequestState
+from quotas.cases import require
+from quotas.db.repositories import StoredRequest
+from quotas.errors import InvalidInput, NotFound
+from quotas.quantities import Credits
+from quotas.service import Books
+
+
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A request as stored, with its tranches: (seq, credits, when released or ``None``)."""
+
+    stored: StoredRequest
+    tranches: list[tuple[int, Credits, datetime | None]]
+
+
+def readable_request(books: Books, principal: Principal, request_id: int) -> StoredRequest:
+    """The request, or "not found" when its project is not this principal's to see."""
+    stored = books.allocations.stored(request_id)
+    if not principal.can_read_account(books.tree(), stored.request.project):
+        raise NotFound(f"no allocation request {request_id}")
+    return stored
+
+
+def _record(books: Books, request_id: int) -> RequestRecord:
+    return RequestRecord(
+        books.allocations.stored(request_id), books.allocations.tranches(request_id)
+    )
+
+
+def request_record(books: Books, principal: Principal, request_id: int) -> RequestRecord:
+    """One request the principal may see, with its tranches."""
+    readable_request(books, principal, request_id)
+    return _record(books, request_id)
+
+
+def visible_requests(
+    books: Books,
+    principal: Principal,
+    *,
+    project: str | None = None,
+    states: Sequence[RequestState] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[StoredRequest], int]:
+    """A page of the requests the principal may see, newest first, and how many match in all;
+    ``project`` narrows to that account's subtree (not found unless they may read it)."""
+    tree = books.tree()
+    projects = principal.readable_projects(tree) if tree.accounts else []
+    if project is not None:
+        if project not in tree or not principal.can_read_account(tree, project):
+            raise NotFound(f"no project {project}")
+        projects = [project, *(node.name for node in tree.descendants(project))]
+    return books.allocations.search(projects=projects, states=states, limit=limit, offset=offset)
+
+
+def create_request(
+    books: Books,
+    principal: Principal,
+    project: str,
+    requested: Credits,
+    justification: str,
+    *,
+    period: str | None = None,
+    flavors: Sequence[str] = (),
+    tranche_percents: Sequence[int] = (100,),
+) -> RequestRecord:
+    """Draft a request for credits in ``period`` (default: the current one) for a project the
+    principal leads (or as an admin)."""
+    tree = books.tree()
+    if project not in tree or not principal.can_read_account(tree, project):
+        raise NotFound(f"no project {project}")
+    principal.require(Scope.MANAGE)
+    require(
+        principal,
+        principal.can_request_allocation(project),
+        f"request an allocation for {project}",
+    )
+    if tree[project].kind is not AccountKind.PROJECT:
+        raise InvalidInput(f"{project} is a {tree[project].kind}, not a project")
+    request = AllocationRequest(
+        project=project,
+        period=period or books.current_period().name,
+        requested=requested,
+        justification=justification,
+        flavors=tuple(flavors),
+        tranche_percents=tuple(tranche_percents),
+    )
+    request_id = books.request_allocation(request, actor=principal.user)
+    return _record(books, request_id)
+
+
+def _check_requester(books: Books, principal: Principal, request_id: int, verb: str) -> None:
+    project = readable_request(books, principal, request_id).request.project
+    principal.require(Scope.MANAGE)
+    require(
+        principal,
+        principal.can_request_allocation(project),
+        f"{verb} allocation request {request_id}",
+    )
+
+
+def submit_request(books: Books, principal: Principal, request_id: int) -> RequestRecord:
+    """Submit a draft; within the program's auto-approval tier it is approved at once."""
+    _check_requester(books, principal, request_id, "submit")
+    books.submit_request(request_id, actor=principal.user)
+    return _record(books, request_id)
+
+
+def withdraw_request(books: Books, principal: Principal, request_id: int) -> RequestRecord:
+    """Withdraw a request that is not yet decided."""
+    _check_requester(books, principal, request_id, "withdraw")
+    books.withdraw_request(request_id, actor=principal.user)
+    return _record(books, request_id)
+
+
+def review_request(
+    books: Books,
+    principal: Principal,
+    request_id: int,
+    decision: str,
+    reason: str,
+    awarded: Credits | None = None,
+) -> RequestRecord:
+    """Approve, adjust (award ``awarded``, and only then) or decline a submitted request."""
+    if (awarded is not None) != (decision == "adjust"):
+        raise InvalidInput("awarded names the amount of an adjustment, and only of one")
+    readable_request(books, principal, request_id)
+    principal.require(Scope.MANAGE)
+    books.review(request_id, principal, decision, reason, awarded)
+    return _record(books, request_id)
+
+
+def release_tranche(books: Books, principal: Principal, request_id: int, seq: int) -> RequestRecord:
+    """Release tranche ``seq`` of an award to its project: whoever may review the request."""
+    readable_request(books, principal, request_id)
+    principal.require(Scope.MANAGE)
+    books.release_tranche(request_id, seq, actor=principal)
+    return _record(books, request_id)
