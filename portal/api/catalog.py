@@ -1,13 +1,14 @@
 """The pool's catalogue: flavors, rate cards, clusters, periods, funders, and quotes.
 
 Everyone signed in may read the catalogue and ask for a quote; only an admin (with the
-``manage`` scope) adds flavors, periods and funders or publishes a rate card. Each addition
-goes through ``Books``, which writes its audit entry.
+``manage`` scope) adds flavors, periods and funders or publishes a rate card: the use cases'
+rule (``quotas.cases.catalog``). Each addition goes through ``Books``, which writes its audit
+entry.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
@@ -18,11 +19,12 @@ from jobs.repository import JobRepository
 from portal.api.accounts import CreditsText
 from portal.api.common import Strict
 from portal.api.jobs import QuoteLineOut, quote_out
-from portal.deps import PortalDep, PrincipalDep, require, require_scope
+from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
-from quotas.access import Principal, Scope
 from quotas.admission import SiteKind
-from quotas.errors import InvalidInput, NotFound
+from quotas.cases import catalog
+from quotas.cases.catalog import in_utc, rate_card_in_force
+from quotas.errors import InvalidInput
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Tenancy
@@ -34,19 +36,6 @@ router = APIRouter(tags=["catalog"])
 ALLOCATED_STATES = (JobState.STARTING, JobState.RUNNING)
 """A rate card may take effect a little before it arrives (clock skew), never further back."""
 Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9.-]*$")]
-
-
-def in_utc(moment: datetime, what: str) -> datetime:
-    """The same moment in UTC, as the books store every time."""
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError as error:
-        raise Problem(422, f"{what}: out of range") from error
-
-
-def require_admin(principal: Principal, what: str) -> None:
-    require_scope(principal, Scope.MANAGE)
-    require(principal, principal.can_administer(), what)
 
 
 # -- flavors and rate cards --------------------------------------------------------------------
@@ -128,8 +117,7 @@ def add_flavor(body: NewFlavor, portal: PortalDep, principal: PrincipalDep) -> F
         body.kubernetes_resource,
     )
     with portal.books() as books:
-        require_admin(principal, "add flavors")
-        books.add_flavor(flavor, body.throughput_source, actor=principal.user)
+        catalog.add_flavor(books, principal, flavor, body.throughput_source)
     return flavor_out(flavor, None)
 
 
@@ -144,10 +132,7 @@ def list_rate_cards(portal: PortalDep, principal: PrincipalDep) -> list[RateCard
 @router.get("/rate-cards/current", summary="The rate card in force now")
 def current_rate_card(portal: PortalDep, principal: PrincipalDep) -> RateCardOut:
     with portal.books() as books:
-        try:
-            card = books.rate_card()
-        except InvalidInput as error:
-            raise NotFound(str(error)) from error
+        card = rate_card_in_force(books)
         return rate_card_out(card, books.flavors.rate_card_notes())
 
 
@@ -164,12 +149,7 @@ def publish_rate_card(body: NewRateCard, portal: PortalDep, principal: Principal
         except ValueError as error:
             raise Problem(422, f"rates.{flavor}: {error}") from error
     with portal.books() as books:
-        require_admin(principal, "publish rate cards")
-        now = books.clock()
-        effective_from = (
-            in_utc(body.effective_from, "effective_from") if body.effective_from else now
-        )
-        card = books.publish_rate_card(rates, effective_from, principal.user, body.note)
+        card = catalog.publish_rate_card(books, principal, rates, body.effective_from, body.note)
         return rate_card_out(card, books.flavors.rate_card_notes())
 
 
@@ -296,8 +276,7 @@ def list_periods(portal: PortalDep, principal: PrincipalDep) -> list[PeriodOut]:
 def add_period(body: NewPeriod, portal: PortalDep, principal: PrincipalDep) -> PeriodOut:
     period = Period(body.name, in_utc(body.starts_at, "starts_at"), in_utc(body.ends_at, "ends_at"))
     with portal.books() as books:
-        require_admin(principal, "add periods")
-        books.add_period(period, actor=principal.user)
+        catalog.add_period(books, principal, period)
         current = period.contains(books.clock())
     return PeriodOut(
         name=period.name,
@@ -318,8 +297,7 @@ def list_funders(portal: PortalDep, principal: PrincipalDep) -> list[FunderOut]:
 def add_funder(body: NewFunder, portal: PortalDep, principal: PrincipalDep) -> FunderOut:
     funder = Funder(body.name, body.display_name, body.kind, body.krw_per_credit)
     with portal.books() as books:
-        require_admin(principal, "add funders")
-        books.add_funder(funder, actor=principal.user)
+        catalog.add_funder(books, principal, funder)
     return funder_out(funder)
 
 

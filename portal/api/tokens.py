@@ -5,7 +5,8 @@ made with a token carries at most that token's scopes and expires no later than 
 session makes tokens as the token it was signed in with); asking for more is refused with 403,
 and a token made without ``expires_in_days`` expires with its maker. Making or revoking a token
 needs the ``manage`` scope. Users, role grants and identity links are an admin's; an auditor may
-read the list of users. Every change is written to the audit log.
+read the list of users. The rules are the use cases' (``quotas.cases.tokens`` and
+``quotas.cases.people``). Every change is written to the audit log.
 """
 
 from __future__ import annotations
@@ -17,12 +18,11 @@ from fastapi import APIRouter, Path, Response
 from pydantic import Field, model_validator
 
 from portal.api.common import Limit, Offset, Page, Segment, Strict
-from portal.deps import PortalDep, PrincipalDep, require, require_scope
+from portal.deps import PortalDep, PrincipalDep
 from portal.tokens import mint
 from quotas.access import POOL_ROLES, Role, Scope
-from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepository
-from quotas.errors import InvalidInput, NotFound
-from quotas.service import Books
+from quotas.cases import people, tokens
+from quotas.db.access import ApiToken, IdentityLink
 
 router = APIRouter(tags=["people"])
 
@@ -158,40 +158,23 @@ def me(principal: PrincipalDep) -> MeOut:
 @router.get("/tokens", summary="Your tokens that are not revoked (never their secrets)")
 def list_tokens(portal: PortalDep, principal: PrincipalDep) -> list[TokenOut]:
     with portal.books() as books:
-        tokens = ApiTokenRepository(books.session).of_user(principal.user)
-    return [token_out(token) for token in tokens if token.revoked_at is None]
+        found = tokens.own_tokens(books, principal)
+    return [token_out(token) for token in found]
 
 
 @router.post("/tokens", status_code=201, summary="Make a personal access token, shown once")
 def make_token(body: NewToken, portal: PortalDep, principal: PrincipalDep) -> IssuedTokenOut:
     scopes = sorted(set(body.scopes))
-    require_scope(principal, Scope.MANAGE)
     lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with portal.books() as books:
-        now = books.clock()
-        issued = mint(books.session, principal, body.name, scopes, now, lifetime)
-        expires_at = issued.expires_at
-        books.audit.record(
-            now,
-            principal.user,
-            "token.issue",
-            f"user/{principal.user}",
-            None,
-            {
-                "id": issued.id,
-                "name": body.name,
-                "scopes": [scope.value for scope in scopes],
-                "expires_at": expires_at.isoformat() if expires_at else None,
-                "made_with_token": principal.token_id,
-            },
-        )
+        issued, made_at = tokens.make_token(books, principal, body.name, scopes, lifetime, mint)
     return IssuedTokenOut(
         id=issued.id,
         token=issued.token,
         name=body.name,
         scopes=scopes,
-        created_at=now,
-        expires_at=expires_at,
+        created_at=made_at,
+        expires_at=issued.expires_at,
     )
 
 
@@ -203,22 +186,7 @@ def make_token(body: NewToken, portal: PortalDep, principal: PrincipalDep) -> Is
 )
 def revoke_token(token_id: TokenId, portal: PortalDep, principal: PrincipalDep) -> Response:
     with portal.books() as books:
-        tokens = ApiTokenRepository(books.session)
-        token = tokens.get(token_id)
-        if token.user != principal.user and not principal.is_admin:
-            raise NotFound(f"no token {token_id}")
-        require_scope(principal, Scope.MANAGE)
-        if token.revoked_at is None:
-            now = books.clock()
-            tokens.revoke(token_id, now)
-            books.audit.record(
-                now,
-                principal.user,
-                "token.revoke",
-                f"user/{token.user}",
-                {"id": token.id, "name": token.name},
-                None,
-            )
+        tokens.revoke_token(books, principal, token_id)
     portal.forget_token(token_id)
     return Response(status_code=204)
 
@@ -226,47 +194,47 @@ def revoke_token(token_id: TokenId, portal: PortalDep, principal: PrincipalDep) 
 # -- users, roles and identity links (admin) ----------------------------------------------
 
 
+def user_out(user: people.User) -> UserOut:
+    return UserOut(
+        name=user.name, display_name=user.display_name, email=user.email, roles=user.roles
+    )
+
+
+def link_out(link: IdentityLink) -> IdentityLinkOut:
+    return IdentityLinkOut(
+        id=link.id,
+        issuer=link.issuer,
+        claim=link.claim,
+        value=link.value,
+        user=link.user,
+        role=link.role,
+        account=link.account,
+    )
+
+
 @router.get("/users", summary="Users with their pool-wide roles (admin and auditor)")
 def list_users(
     portal: PortalDep, principal: PrincipalDep, limit: Limit = 50, offset: Offset = 0
 ) -> Page[UserOut]:
-    require(principal, principal.reads_everything, "list users")
     with portal.books() as books:
-        found, total = books.people.search_users(limit=limit, offset=offset)
-        roles = books.roles.pool_roles_of([name for name, _, _ in found])
-    items = [
-        UserOut(name=name, display_name=display, email=email, roles=roles.get(name, []))
-        for name, display, email in found
-    ]
+        found, total = people.users(books, principal, limit=limit, offset=offset)
+    items = [user_out(user) for user in found]
     return Page[UserOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("/users", status_code=201, summary="Add a user")
 def add_user(body: NewUser, portal: PortalDep, principal: PrincipalDep) -> UserOut:
     with portal.books() as books:
-        require_scope(principal, Scope.MANAGE)
-        require(principal, principal.can_administer(), "add users")
-        books.add_user(body.name, body.display_name, body.email, actor=principal.user)
-    return UserOut(name=body.name, display_name=body.display_name, email=body.email, roles=[])
-
-
-def user_out(books: Books, name: str) -> UserOut:
-    user, display, email = books.people.user(name)
-    roles = books.roles.pool_roles_of([user]).get(user, [])
-    return UserOut(name=user, display_name=display, email=email, roles=roles)
+        added = people.add_user(books, principal, body.name, body.display_name, body.email)
+    return user_out(added)
 
 
 @router.post("/users/{name}/roles", summary="Grant a user a pool-wide role (admin or auditor)")
 def grant_role(
     name: Segment, body: RoleGrant, portal: PortalDep, principal: PrincipalDep
 ) -> UserOut:
-    require_scope(principal, Scope.MANAGE)
-    require(principal, principal.can_administer(), "grant roles")
-    role = Role(body.role)
     with portal.books() as books:
-        if role not in books.roles.principal(name).pool_roles:
-            books.grant_role(name, role, actor=principal.user)
-        return user_out(books, name)
+        return user_out(people.grant_role(books, principal, name, Role(body.role)))
 
 
 @router.delete(
@@ -278,15 +246,8 @@ def grant_role(
 def revoke_role(
     name: Segment, role: PoolRole, portal: PortalDep, principal: PrincipalDep
 ) -> Response:
-    require_scope(principal, Scope.MANAGE)
-    require(principal, principal.can_administer(), "revoke roles")
-    held = Role(role)
     with portal.books() as books:
-        if held not in books.roles.principal(name).pool_roles:
-            raise NotFound(f"{name} does not hold the {held} role")
-        if held is Role.ADMIN and books.roles.holders(Role.ADMIN) == [name]:
-            raise InvalidInput(f"{name} is the last admin; grant another admin first")
-        books.revoke_role(name, held, actor=principal.user)
+        people.revoke_role(books, principal, name, Role(role))
     return Response(status_code=204)
 
 
@@ -296,16 +257,14 @@ def revoke_role(
 def link_identity(
     body: NewIdentityLink, portal: PortalDep, principal: PrincipalDep
 ) -> IdentityLinkOut:
-    require_scope(principal, Scope.MANAGE)
-    require(principal, principal.can_administer(), "link identities")
     with portal.books() as books:
         if body.claim == "sub":
             assert body.user is not None
-            link = books.link_subject(body.issuer, body.value, body.user, actor=principal.user)
+            link = people.link_subject(books, principal, body.issuer, body.value, body.user)
         else:
             assert body.role is not None
-            link = books.link_group(
-                body.issuer, body.value, body.role, body.account, actor=principal.user
+            link = people.link_group(
+                books, principal, body.issuer, body.value, body.role, body.account
             )
     return IdentityLinkOut(
         id=link,
@@ -320,21 +279,9 @@ def link_identity(
 
 @router.get("/identity-links", summary="How identity-provider subjects and groups map here")
 def list_identity_links(portal: PortalDep, principal: PrincipalDep) -> list[IdentityLinkOut]:
-    require(principal, principal.reads_everything, "read identity links")
     with portal.books() as books:
-        links = IdentityLinkRepository(books.session).all()
-    return [
-        IdentityLinkOut(
-            id=link.id,
-            issuer=link.issuer,
-            claim=link.claim,
-            value=link.value,
-            user=link.user,
-            role=link.role,
-            account=link.account,
-        )
-        for link in links
-    ]
+        links = people.identity_links(books, principal)
+    return [link_out(link) for link in links]
 
 
 @router.delete(
@@ -346,8 +293,6 @@ def list_identity_links(portal: PortalDep, principal: PrincipalDep) -> list[Iden
 def unlink_identity(
     link_id: Annotated[int, Path(ge=1, le=2**31 - 1)], portal: PortalDep, principal: PrincipalDep
 ) -> Response:
-    require_scope(principal, Scope.MANAGE)
-    require(principal, principal.can_administer(), "remove identity links")
     with portal.books() as books:
-        books.unlink(link_id, actor=principal.user)
+        people.unlink_identity(books, principal, link_id)
     return Response(status_code=204)
