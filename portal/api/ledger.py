@@ -2,9 +2,9 @@
 
 Nobody writes the ledger here; entries come only from the books' operations (contributions,
 appropriations, awards through allocation reviews and tranche releases, holds and charges by
-the scheduler). Ledger reads are scoped: admin and auditor see every entry, a program manager
-the entries of their programs' accounts, a pi or researcher those of their projects. The audit
-log is for admin and auditor only.
+the scheduler). Ledger reads are scoped (``quotas.cases.ledger``): admin and auditor see every
+entry, a program manager the entries of their programs' accounts, a pi or researcher those of
+their projects. The audit log is for admin and auditor only.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from fastapi import APIRouter, Query
 from pydantic import Field
 
 from portal.api.common import NO_NUL, Limit, Offset, Page, Strict
-from portal.deps import PortalDep, PrincipalDep, require
+from portal.deps import PortalDep, PrincipalDep
+from quotas.cases.ledger import audit_entries, visible_entries
 from quotas.db.access import AuditEntry
 from quotas.db.repositories import Entry
-from quotas.errors import NotFound
 from quotas.ledger import Bucket, EntryKind, Pocket
 
 router = APIRouter(tags=["ledger"])
@@ -108,20 +108,9 @@ def list_entries(
     funder: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
 ) -> Page[EntryOut]:
     with portal.books() as books:
-        tree = books.tree()
-        if account is not None and (
-            account not in tree or not principal.can_read_account(tree, account)
-        ):
-            raise NotFound(f"no account {account}")
-        if period is not None:
-            books.funding.period(period)
-        if funder is not None and funder not in {each.name for each in books.funding.funders()}:
-            raise NotFound(f"unknown funder {funder!r}")
-        within = None
-        if not principal.reads_everything:
-            within = principal.readable_accounts(tree) if tree.accounts else []
-        entries, total = books.ledger.search(
-            within=within,
+        entries, total = visible_entries(
+            books,
+            principal,
             account=account,
             job=job,
             kinds=kind or (),
@@ -149,10 +138,9 @@ def list_audit(
         str | None, Query(max_length=200, pattern=NO_NUL, examples=["account/kaist-nlp"])
     ] = None,
 ) -> Page[AuditEntryOut]:
-    require(principal, principal.reads_everything, "read the audit log")
     with portal.books() as books:
-        entries, total = books.audit.search(
-            actor=actor, action=action, target=target, limit=limit, offset=offset
+        entries, total = audit_entries(
+            books, principal, actor=actor, action=action, target=target, limit=limit, offset=offset
         )
     return Page[AuditEntryOut](
         items=[audit_out(entry) for entry in entries], total=total, limit=limit, offset=offset
