@@ -29,6 +29,8 @@ from portal.scopes import require_operation_scope
 from portal.settings import PortalSettings
 from portal.tokens import InvalidToken, verify, verify_id
 from quotas.access import Principal, Role, Scope, principal
+from quotas.cases import require as require  # for the routes of Ray's Jobs API
+from quotas.cases.packages import sole_project as sole_project
 from quotas.clock import Clock, utc_now
 from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepository, RoleRepository
 from quotas.db.session import transaction
@@ -233,22 +235,7 @@ def current_principal(request: Request, portal: PortalDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require(principal: Principal, allowed: bool, what: str) -> None:
-    """Answer 403 with what the principal lacks when an action is not theirs to take."""
-    if not allowed:
-        raise Problem(403, f"{principal.user} may not {what}")
-
-
 def require_scope(principal: Principal, scope: Scope) -> None:
     """Answer 403 unless the credential carries ``scope`` (beside the table in ``portal.scopes``,
     for a route whose check depends on more than the operation)."""
     principal.require(scope)
-
-
-def sole_project(principal: Principal, how_to_name_one: str) -> str:
-    """The caller's only project, for a request that names none; else a 400 that says how to
-    name one and lists the caller's projects."""
-    if len(principal.projects) == 1:
-        return next(iter(principal.projects))
-    mine = ", ".join(sorted(principal.projects)) or "none"
-    raise Problem(400, f"{how_to_name_one}; your projects: {mine}")

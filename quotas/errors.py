@@ -15,6 +15,11 @@ class InvalidInput(BooksError):
     """A value is out of range or malformed (negative share, zero GPUs, time limit <= 0, ...)."""
 
 
+class Unspecified(BooksError):
+    """The request leaves out, or names wrongly, something the books cannot choose for the
+    caller (the project an upload is charged to); the message says how to name it (400)."""
+
+
 class NotFound(BooksError):
     """Something named does not exist."""
 

@@ -11,7 +11,8 @@ when the pool is full) and nothing of it is kept. The scheduler removes packages
 any more (``scheduler.package_cleanup``), which gives their bytes back.
 
 ``GET /api/v1/accounts/{project}/packages`` shows a project's use of its quota and the
-packages charged to it, to anyone who may read the project.
+packages charged to it, to anyone who may read the project. These rules are the use cases'
+(``quotas.cases.packages``); this module names the header and shapes the answer.
 """
 
 from __future__ import annotations
@@ -22,52 +23,32 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from portal.api.common import Limit, Offset, Page, Segment, Strict
-from portal.deps import PortalDep, PrincipalDep, require, sole_project
-from portal.problems import Problem
+from portal.deps import PortalDep, PrincipalDep
 from quotas.access import Principal
-from quotas.accounts import AccountKind
-from quotas.db.access import PackageRepository
-from quotas.errors import NotFound
-from quotas.packages import StorageQuota, StoredPackage, check_upload
+from quotas.cases import packages
+from quotas.cases.packages import store_package
+from quotas.packages import StoredPackage
 from quotas.service import Books
 
 router = APIRouter(tags=["packages"])
+
+__all__ = ["PROJECT_HEADER", "charged_project", "router", "store_package"]
 
 PROJECT_HEADER = "X-Gpupool-Project"
 """Names the project an upload is charged to (needed by someone in several projects)."""
 
 
+HOW_TO_NAME_THE_PROJECT = (
+    f"say which project the upload is charged to with the header {PROJECT_HEADER}: "
+    f'<project> (e.g. ray job submit --headers \'{{"Authorization": "Bearer ...", '
+    f'"{PROJECT_HEADER}": "<project>"}}\')'
+)
+
+
 def charged_project(books: Books, principal: Principal, named: str | None) -> str:
-    """The project an upload by ``principal`` is charged to: ``named`` (from the header), which
-    must be a project they may submit jobs to, or else their only project."""
-    if named:
-        tree = books.tree()
-        if named not in tree or not principal.can_read_account(tree, named):
-            raise NotFound(f"no project {named}")
-        if tree[named].kind is not AccountKind.PROJECT:
-            raise Problem(400, f"{named} is not a project; uploads are charged to a project")
-        require(principal, principal.can_submit_to(named), f"upload packages charged to {named}")
-        return named
-    return sole_project(
-        principal,
-        f"say which project the upload is charged to with the header {PROJECT_HEADER}: "
-        f'<project> (e.g. ray job submit --headers \'{{"Authorization": "Bearer ...", '
-        f'"{PROJECT_HEADER}": "<project>"}}\')',
-    )
-
-
-def store_package(
-    books: Books, owner: str, project: str, uri: str, content: bytes, quota: StorageQuota
-) -> bool:
-    """Keep ``owner``'s package ``uri`` charged to ``project`` if it fits the quota (else
-    ``StorageFull``, nothing kept); one they already have so named is kept as it is, charged
-    nothing more. Whether this one was stored."""
-    packages = PackageRepository(books.session)
-    packages.lock_storage()
-    if packages.exists(owner, uri):
-        return False
-    check_upload(project, len(content), packages.use(project), quota)
-    return packages.add(owner, uri, content, books.clock(), project)
+    """The project an upload is charged to (``quotas.cases.packages.charged_project``), told
+    how to name one in the header."""
+    return packages.charged_project(books, principal, named, HOW_TO_NAME_THE_PROJECT)
 
 
 class PackageOut(Strict):
@@ -109,21 +90,14 @@ def project_packages(
     offset: Offset = 0,
 ) -> PackageStorage:
     with portal.books() as books:
-        tree = books.tree()
-        if project not in tree or not principal.can_read_account(tree, project):
-            raise NotFound(f"no project {project}")
-        if tree[project].kind is not AccountKind.PROJECT:
-            raise Problem(422, f"{project} is not a project; only projects keep packages")
-        packages = PackageRepository(books.session)
-        used = packages.use(project).project_bytes
-        found, total = packages.of_project(project, limit=limit, offset=offset)
+        found = packages.project_packages(books, principal, project, limit=limit, offset=offset)
     return PackageStorage(
         project=project,
-        used_bytes=used,
+        used_bytes=found.used_bytes,
         quota_bytes=portal.settings.package_quota_bytes,
         packages=Page[PackageOut](
-            items=[package_out(package) for package in found],
-            total=total,
+            items=[package_out(package) for package in found.packages],
+            total=found.total,
             limit=limit,
             offset=offset,
         ),
