@@ -1,20 +1,20 @@
 """Reports: fair share, utilisation, spend and wait times; JSON, or CSV with ``?format=csv``.
 
 The CSV holds exactly the JSON's ``rows``, one line each, columns in the same order. The
-arithmetic lives in ``quotas.reports`` and the queries in ``quotas.db.reports``; this module
-reads, scopes and shapes. Scoping follows ``quotas.access``: admin and auditor see everything; a
-program manager the accounts and spend of their programs; a pi or researcher their projects.
-Spend by funder is for admin and auditor only. The fair-share rows also say who used urgent
-work (a priority class granted per project) in the period. Cluster utilisation is pool-wide and
-open to every signed-in user: it says how busy the pool is, not who used it.
+arithmetic lives in ``quotas.reports``, the reading and scoping in the use cases
+(``quotas.cases.reports``, ``jobs.reports``); this module shapes. Scoping follows
+``quotas.access``: admin and auditor see everything; a program manager the accounts and spend
+of their programs; a pi or researcher their projects. Spend by funder is for admin and auditor
+only. The fair-share rows also say who used urgent work (a priority class granted per
+project) in the period. Cluster utilisation is pool-wide and open to every signed-in user: it
+says how busy the pool is, not who used it.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -22,48 +22,30 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from jobs.model import JobState
-from jobs.repository import JobRepository
+from jobs import reports as job_reports
 from portal.api.common import NO_NUL, Strict, csv_response
-from portal.deps import PortalDep, PrincipalDep, require
+from portal.deps import PortalDep, PrincipalDep
 from quotas.accounts import AccountKind
-from quotas.admission import PriorityClass
-from quotas.db.reports import ReportRepository
-from quotas.errors import InvalidInput
-from quotas.fairshare import fair_share
-from quotas.inventory import ClusterSpec
+from quotas.cases import reports as book_reports
 from quotas.quantities import SECONDS_PER_HOUR
 from quotas.reports import (
     BURN_WINDOW,
-    DEFAULT_WINDOW,
     NO_PRIORITY_USE,
     SECONDS_PER_DAY,
     WAIT_PERCENTILES,
-    Capacity,
     FairShareRow,
     PriorityUse,
     SpendBy,
     SpendRow,
     UtilisationRow,
     WaitRow,
-    credits_by_account,
-    fair_share_rows,
-    priority_use,
-    spend,
-    usage_by_project,
-    usage_since,
-    utilisation,
-    wait_times,
-    window,
 )
-from quotas.service import Books
 
 router = APIRouter(tags=["reports"])
 
 HOURS_DECIMALS = 3
 """GPU-hours are shown to the GPU-second's order (1/3600 h)."""
 PERCENT_DECIMALS = 2
-HOLDING_STATES = tuple(state for state in JobState if state.holds_capacity)
 
 
 class ReportFormat(StrEnum):
@@ -92,18 +74,6 @@ CSV_ANSWER: dict[int | str, dict[str, Any]] = {
 }
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """In UTC, as everything is stored (SQLite compares the digits, not the instants)."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:
-        raise InvalidInput(f"{moment.isoformat()} is outside the calendar in UTC") from None
-
-
 def _answer(
     report: BaseModel,
     rows: Sequence[BaseModel],
@@ -115,10 +85,6 @@ def _answer(
         return report
     cells = (row.model_dump(mode="json") for row in rows)
     return csv_response(columns, ([cell[column] for column in columns] for cell in cells), name)
-
-
-def _period(books: Books, period: str | None) -> str:
-    return period if period is not None else books.current_period(books.clock()).name
 
 
 # -- fair share ------------------------------------------------------------------------------
@@ -200,42 +166,15 @@ def fairshare_report(
     non-decaying ledger caps it. Rows for the accounts the caller may read, in tree order.
     The ``urgent_*`` columns count the period so far: urgent jobs that ran in it, their
     GPU-hours in it, and the credits charged to them in its ledger."""
-    half_life = portal.settings.fair_share_half_life_hours * SECONDS_PER_HOUR
     with portal.books() as books:
-        now = books.clock()
-        name = _period(books, period)
-        tree = books.tree(name)
-        reports = ReportRepository(books.session)
-        usage = usage_by_project(
-            books.ledger.usage_charges(usage_since(now, half_life)), now, half_life
+        found = job_reports.fair_share_report(
+            books, principal, portal.settings.fair_share_half_life_hours, period
         )
-        recent: dict[str, int] = defaultdict(int)
-        for item in reports.spend(name, after=now - BURN_WINDOW, until=now):
-            recent[item.project] += item.milli
-        rows = fair_share_rows(
-            tree,
-            fair_share(tree, usage),
-            credits_by_account(tree, books.ledger.balances(name), name),
-            JobRepository(books.session).gpus_by_project(HOLDING_STATES),
-            JobRepository(books.session).gpus_by_project([JobState.QUEUED]),
-            recent,
-            now,
-            principal.readable_accounts(tree),
-        )
-        span = books.funding.period(name)
-        since, until = span.starts_at, min(span.ends_at, now)
-        urgent = priority_use(
-            tree,
-            PriorityClass.URGENT,
-            reports.priority_runs([PriorityClass.URGENT], since, until),
-            reports.spend(name),
-            since,
-            until,
-        )
-    out = [fair_share_out(row, urgent.get(row.name, NO_PRIORITY_USE)) for row in rows]
+    out = [fair_share_out(row, urgent) for row, urgent in found.rows]
+    name = found.period
     report = FairShareReport(
         period=name,
-        at=now,
+        at=found.at,
         half_life_hours=portal.settings.fair_share_half_life_hours,
         burn_window_days=BURN_WINDOW.total_seconds() / SECONDS_PER_DAY,
         rows=out,
@@ -283,14 +222,6 @@ def utilisation_out(row: UtilisationRow) -> UtilisationRowOut:
     )
 
 
-def _capacities(clusters: Sequence[ClusterSpec]) -> list[Capacity]:
-    return [
-        Capacity(cluster.name, item.flavor, cluster.site.value, item.gpus)
-        for cluster in clusters
-        for item in cluster.inventory
-    ]
-
-
 @router.get(
     "/reports/utilisation",
     summary="Per cluster and flavor: total, allocated, down and idle GPU-hours",
@@ -310,15 +241,9 @@ def utilisation_report(
     inside the window. Down is 0: gpupool keeps no record of GPUs out of service (backends
     report free capacity to each cycle, which is not stored), so a broken node counts as idle."""
     with portal.books() as books:
-        start, end = window(_utc(since), _utc(until), books.clock(), DEFAULT_WINDOW)
-        rows = utilisation(
-            _capacities(books.clusters.all()),
-            ReportRepository(books.session).runs(start, end),
-            start,
-            end,
-        )
-    out = [utilisation_out(row) for row in rows]
-    report = UtilisationReport(since=start, until=end, rows=out)
+        found = book_reports.utilisation_report(books, since, until)
+    out = [utilisation_out(row) for row in found.rows]
+    report = UtilisationReport(since=found.since, until=found.until, rows=out)
     return _answer(report, out, list(UtilisationRowOut.model_fields), form, "utilisation.csv")
 
 
@@ -361,15 +286,10 @@ def spend_report(
     """From the ledger: every charge into a job's spent credits, less refunds (and reversals).
     The funder is the earmark each entry carries; flavor and site are where the job charged
     was placed. Only the caller's projects count (all of them for admin and auditor)."""
-    if by is SpendBy.FUNDER:
-        require(principal, principal.reads_everything, "see spend by funder")
     with portal.books() as books:
-        name = _period(books, period)
-        tree = books.tree(name)
-        items = ReportRepository(books.session).spend(name, principal.readable_projects(tree))
-        prices = {funder.name: funder.krw_per_credit for funder in books.funding.funders()}
-        rows = spend(tree, items, by, prices)
-    out = [spend_out(row) for row in rows]
+        found = book_reports.spend_report(books, principal, by, period)
+    out = [spend_out(row) for row in found.rows]
+    name = found.period
     report = SpendReport(period=name, by=by, rows=out)
     return _answer(report, out, list(SpendRowOut.model_fields), form, f"spend-{by}-{name}.csv")
 
@@ -416,12 +336,7 @@ def wait_times_report(
     admission, in seconds (nearest-rank percentiles: each is a wait a job really had). Only
     the caller's projects count."""
     with portal.books() as books:
-        start, end = window(_utc(since), _utc(until), books.clock(), DEFAULT_WINDOW)
-        tree = books.tree()
-        waits = JobRepository(books.session).first_admissions(
-            start, end, principal.readable_projects(tree)
-        )
-        rows = wait_times(tree, waits)
-    out = [wait_out(row) for row in rows]
-    report = WaitReport(since=start, until=end, rows=out)
+        found = job_reports.wait_times_report(books, principal, since, until)
+    out = [wait_out(row) for row in found.rows]
+    report = WaitReport(since=found.since, until=found.until, rows=out)
     return _answer(report, out, list(WaitRowOut.model_fields), form, "wait-times.csv")

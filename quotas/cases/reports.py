@@ -1,0 +1,106 @@
+"""Use cases of the reports that read only the books: cluster utilisation and spend.
+
+Scoping follows ``quotas.access``: spend counts only the projects the principal may read (all
+of them for admin and auditor), and spend by funder is for admin and auditor only. Cluster
+utilisation is pool-wide and open to everyone signed in: it says how busy the pool is, not who
+used it. The reports that read jobs are ``jobs.reports``'.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from quotas.access import Principal
+from quotas.cases import require
+from quotas.db.reports import ReportRepository
+from quotas.errors import InvalidInput
+from quotas.inventory import ClusterSpec
+from quotas.reports import (
+    DEFAULT_WINDOW,
+    Capacity,
+    SpendBy,
+    SpendRow,
+    UtilisationRow,
+    spend,
+    utilisation,
+    window,
+)
+from quotas.service import Books
+
+
+@dataclass(frozen=True, slots=True)
+class Utilisation:
+    since: datetime
+    until: datetime
+    rows: list[UtilisationRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Spend:
+    period: str
+    rows: list[SpendRow]
+
+
+def in_utc(moment: datetime | None) -> datetime | None:
+    """In UTC, as everything is stored (SQLite compares the digits, not the instants); a time
+    without an offset is taken to be UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput(f"{moment.isoformat()} is outside the calendar in UTC") from None
+
+
+def report_window(
+    books: Books, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    """The window a report covers: ``until`` (default now, never later) and ``since`` (default
+    the report window before it), in UTC."""
+    return window(in_utc(since), in_utc(until), books.clock(), DEFAULT_WINDOW)
+
+
+def period_or_current(books: Books, period: str | None) -> str:
+    """``period``, or the one running now."""
+    return period if period is not None else books.current_period(books.clock()).name
+
+
+def _capacities(clusters: Sequence[ClusterSpec]) -> list[Capacity]:
+    return [
+        Capacity(cluster.name, item.flavor, cluster.site.value, item.gpus)
+        for cluster in clusters
+        for item in cluster.inventory
+    ]
+
+
+def utilisation_report(
+    books: Books, since: datetime | None = None, until: datetime | None = None
+) -> Utilisation:
+    """Per cluster and flavor: total, allocated, down and idle GPU-seconds in the window; for
+    everyone signed in, so it takes no principal."""
+    start, end = report_window(books, since, until)
+    rows = utilisation(
+        _capacities(books.clusters.all()),
+        ReportRepository(books.session).runs(start, end),
+        start,
+        end,
+    )
+    return Utilisation(start, end, rows)
+
+
+def spend_report(
+    books: Books, principal: Principal, by: SpendBy, period: str | None = None
+) -> Spend:
+    """Credits charged in ``period`` (default: the current one), net of refunds, grouped ``by``,
+    counting only the projects the principal may read; by funder for admin and auditor only."""
+    if by is SpendBy.FUNDER:
+        require(principal, principal.reads_everything, "see spend by funder")
+    name = period_or_current(books, period)
+    tree = books.tree(name)
+    items = ReportRepository(books.session).spend(name, principal.readable_projects(tree))
+    prices = {funder.name: funder.krw_per_credit for funder in books.funding.funders()}
+    return Spend(name, spend(tree, items, by, prices))

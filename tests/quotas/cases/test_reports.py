@@ -1,0 +1,93 @@
+"""The use cases of the reports that read only the books: spend counts only the projects the
+principal may read, spend by funder is for admin and auditor only, and cluster utilisation is
+the pool's, for everyone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from quotas.access import Principal
+from quotas.cases.reports import in_utc, report_window, spend_report, utilisation_report
+from quotas.errors import Forbidden, InvalidInput
+from quotas.quantities import Credits
+from quotas.reports import DEFAULT_WINDOW, SpendBy
+from quotas.service import Books
+from tests.quotas.cases.conftest import ROLES, outcome
+from tests.quotas.db.conftest import NOW
+
+
+def charge(books: Books, project: str, job: str, credits: int) -> None:
+    period = books.current_period().name
+    books.hold(project, job, Credits.of(credits), "scheduler", "admitted", period)
+    books.charge(project, job, Credits.of(credits), "scheduler", "ran", period)
+
+
+@pytest.fixture
+def spent(pool: Books) -> Books:
+    """Charges to jobs of kaist-nlp (3 credits), kaist-protein (2) and postech-materials (5)."""
+    charge(pool, "kaist-nlp", "gp-nlp", 3)
+    charge(pool, "kaist-protein", "gp-fold", 2)
+    charge(pool, "postech-materials", "gp-gnn", 5)
+    return pool
+
+
+def by_project(books: Books, principal: Principal) -> dict[str | None, Credits]:
+    return {row.key: row.credits for row in spend_report(books, principal, SpendBy.PROJECT).rows}
+
+
+def test_spend_counts_only_the_projects_the_principal_may_read(
+    spent: Books, cast: dict[str, Principal]
+) -> None:
+    everything = {
+        "kaist-nlp": Credits.of(3),
+        "kaist-protein": Credits.of(2),
+        "postech-materials": Credits.of(5),
+    }
+
+    assert by_project(spent, cast["admin"]) == everything
+    assert by_project(spent, cast["auditor"]) == everything
+    assert by_project(spent, cast["pm"]) == everything  # all three are universities' projects
+    assert by_project(spent, cast["other_pm"]) == {}
+    assert by_project(spent, cast["pi"]) == {
+        "kaist-nlp": Credits.of(3),
+        "kaist-protein": Credits.of(2),
+    }
+    assert by_project(spent, cast["researcher"]) == {"kaist-nlp": Credits.of(3)}
+    assert by_project(spent, cast["outsider"]) == {"postech-materials": Credits.of(5)}
+    assert spend_report(spent, cast["pi"], SpendBy.PROJECT).period == spent.current_period().name
+
+
+def test_spend_by_funder_is_for_admin_and_auditor_only(
+    spent: Books, cast: dict[str, Principal]
+) -> None:
+    shown = {role: outcome(spend_report, spent, cast[role], SpendBy.FUNDER) for role in ROLES}
+
+    assert shown == {role: "ok" if role in ("admin", "auditor") else "Forbidden" for role in ROLES}
+    with pytest.raises(Forbidden, match=r"^jaehyun.kim may not see spend by funder$"):
+        spend_report(spent, cast["pm"], SpendBy.FUNDER)
+    total = sum(
+        (row.credits for row in spend_report(spent, cast["auditor"], SpendBy.FUNDER).rows),
+        Credits.zero(),
+    )
+    assert total == Credits.of(10)
+
+
+def test_utilisation_covers_every_cluster_s_inventory(pool: Books) -> None:
+    found = utilisation_report(pool)
+
+    assert (found.since, found.until) == (NOW - DEFAULT_WINDOW, NOW)
+    assert {row.cluster for row in found.rows} == {"national-daejeon", "national-gwangju"}
+    assert all(row.allocated == 0 for row in found.rows)
+
+
+def test_a_report_window_is_in_utc_and_never_ends_after_now(pool: Books) -> None:
+    seoul = timezone(timedelta(hours=9))
+
+    since, until = report_window(pool, datetime(2026, 11, 1, 9, tzinfo=seoul), NOW + DEFAULT_WINDOW)
+
+    assert (since, until) == (datetime(2026, 11, 1, tzinfo=UTC), NOW)
+    assert in_utc(datetime(2026, 11, 1)) == datetime(2026, 11, 1, tzinfo=UTC)  # noqa: DTZ001
+    with pytest.raises(InvalidInput, match="outside the calendar in UTC"):
+        in_utc(datetime.min.replace(tzinfo=timezone(timedelta(hours=1))))
