@@ -31,8 +31,8 @@ Run from the repository root::
 It prints ``BENCH <metric>=<value> <unit>`` lines (first-cycle time, admissions and decisions
 per second of it, the time of each step, the steady-state cycle time, and the GPUs the first
 cycle leaves idle while a job that could use them waits), the counts, and the most common wait
-reasons. ``--profile`` then runs both cycles again on a fresh SQLite database under
-``cProfile`` and prints the top functions of each.
+reasons. ``--profile`` then runs the cycles again on a fresh database (PostgreSQL when one is
+named, else SQLite) under ``cProfile`` and prints the top functions of each.
 """
 
 from __future__ import annotations
@@ -424,9 +424,13 @@ def bench_database(label: str, url: str, pool: Pool, options: Options) -> None:
 
 
 def profile_cycles(directory: Path, pool: Pool, options: Options, top: int) -> None:
-    """The cycles again on a fresh SQLite database, each under cProfile; prints the top."""
+    """The cycles again on a fresh database (PostgreSQL when one is named, else SQLite), each
+    under cProfile; prints the top."""
     profiles: list[tuple[str, cProfile.Profile]] = []
-    with sqlite_database(directory) as url:
+    postgres = os.environ.get(POSTGRES_ENV)
+    database = "postgresql" if postgres else "sqlite"
+    fresh = postgres_database(postgres) if postgres else sqlite_database(directory)
+    with fresh as url:
         engine = make_engine(url)
         try:
             upgrade(engine)
@@ -447,9 +451,9 @@ def profile_cycles(directory: Path, pool: Pool, options: Options, top: int) -> N
     for label, profiler in profiles:
         stats = pstats.Stats(profiler)
         stats.strip_dirs()
-        print(f"\n[profile] {label}, sqlite: top {top} by cumulative time")
+        print(f"\n[profile] {label}, {database}: top {top} by cumulative time")
         stats.sort_stats("cumulative").print_stats(top)
-        print(f"[profile] {label}, sqlite: top {top} by own time")
+        print(f"[profile] {label}, {database}: top {top} by own time")
         stats.sort_stats("tottime").print_stats(top)
 
 

@@ -170,14 +170,15 @@ def submit(
     A job that could never run in this pool's shape is refused with the reason. ``job_id`` lets
     a client choose the id (Ray's ``submission_id``); a taken one is refused.
     """
-    tree = books.tree()
+    catalogue = books.catalogue()
+    tree = catalogue.tree
     if tree[spec.project].kind is not AccountKind.PROJECT:
         raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
     books.require_priority_grant(spec.project, spec.priority)
     check_time_limit(spec.time_limit_seconds, max_time_limit_seconds)
-    flavors = books.flavors.all()
+    flavors = dict(catalogue.flavors)
     acceptable_flavors(flavors, spec.flavors, spec.min_memory_gb)  # unknown flavor -> error
-    rate_card = books.rate_card()
+    rate_card = catalogue.rate_card(books.clock())
     never = refusal(
         Snapshot(
             now=books.clock(),
@@ -185,7 +186,7 @@ def submit(
             tree=tree,
             flavors=flavors,
             rate_card=rate_card,
-            clusters=tuple(free_capacity(books.clusters.all(), [])),
+            clusters=tuple(free_capacity(catalogue.clusters, [])),
             available={},
             used={},
         ),

@@ -8,12 +8,16 @@ that opened the session owns the transaction, so a refused operation leaves noth
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
+from weakref import WeakKeyDictionary
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from quotas.access import Principal, Role, Scope
@@ -47,6 +51,7 @@ from quotas.errors import (
 )
 from quotas.flavors import Flavor, RateCard, rate_card_in_force
 from quotas.funding import Funder, Period
+from quotas.inventory import ClusterSpec
 from quotas.ledger import AccountBalances, Actor, Ledger, Posting
 from quotas.priorities import PriorityGrant, check_priority, may_grant, needs_grant
 from quotas.quantities import Credits, Rate
@@ -63,6 +68,28 @@ class HoldRequest:
 
 
 BACKDATE_GRACE = timedelta(minutes=5)
+CATALOGUE_SECONDS = 2.0
+"""How long a process reuses the catalogue it read while no audited change was made: what a
+change that bypasses ``Books`` (a cluster registered at start-up) may take to be seen."""
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """What every submission is checked and quoted against, read once and shared by the
+    requests of a process until something changes: the account tree (without a period's
+    budgets), the flavors, every rate card version, and the clusters."""
+
+    tree: AccountTree
+    flavors: Mapping[str, Flavor]
+    rate_cards: Sequence[RateCard]
+    clusters: Sequence[ClusterSpec]
+
+    def rate_card(self, at: datetime) -> RateCard:
+        return rate_card_in_force(self.rate_cards, at)
+
+
+_catalogues: WeakKeyDictionary[Engine, tuple[int, float, Catalogue]] = WeakKeyDictionary()
+_catalogues_lock = threading.Lock()
 """How far in the past a new rate card may say it took effect (clock skew, a slow request)."""
 
 
@@ -82,6 +109,7 @@ class Books:
         self.audit = AuditRepository(session)
         self.roles = RoleRepository(session)
         self._trees: dict[str | None, AccountTree] = {}
+        self._changed = False
 
     # -- catalogue -------------------------------------------------------------------------
 
@@ -93,7 +121,33 @@ class Books:
         before: Mapping[str, Any] | None,
         after: Mapping[str, Any] | None,
     ) -> None:
+        self._changed = True
         self.audit.record(self.clock(), actor, action, target, before, after)
+
+    def catalogue(self) -> Catalogue:
+        """The catalogue, from this process's cache while the newest audit entry is the one it
+        was read at (every change to the tree, the flavors or the rate card writes one) and it
+        is under ``CATALOGUE_SECONDS`` old; read afresh (and not shared) once this unit of work
+        changed anything itself."""
+        stamp = self.audit.last_id()
+        bind = self.session.get_bind()
+        engine = bind if isinstance(bind, Engine) else bind.engine
+        now = time.monotonic()
+        if not self._changed:
+            with _catalogues_lock:
+                cached = _catalogues.get(engine)
+            if cached is not None and cached[0] == stamp and now - cached[1] < CATALOGUE_SECONDS:
+                return cached[2]
+        catalogue = Catalogue(
+            self.accounts.tree(None),
+            self.flavors.all(),
+            self.flavors.rate_cards(),
+            self.clusters.all(),
+        )
+        if not self._changed:
+            with _catalogues_lock:
+                _catalogues[engine] = (stamp, now, catalogue)
+        return catalogue
 
     def add_flavor(
         self, flavor: Flavor, throughput_source: str = "", actor: str = "system"
@@ -136,7 +190,7 @@ class Books:
         return card
 
     def rate_card(self, at: datetime | None = None) -> RateCard:
-        return rate_card_in_force(self.flavors.rate_cards(), at or self.clock())
+        return self.catalogue().rate_card(at or self.clock())
 
     def add_period(self, period: Period, actor: str = "system") -> None:
         for other in self.funding.periods():
@@ -169,9 +223,11 @@ class Books:
         for thousands of jobs against one tree. Changes made through ``Books`` refresh it.
         """
         if period not in self._trees:
-            if period is not None:
+            if period is None:
+                self._trees[period] = self.catalogue().tree
+            else:
                 self.funding.period(period)
-            self._trees[period] = self.accounts.tree(period)
+                self._trees[period] = self.accounts.tree(period)
         return self._trees[period]
 
     def add_account(self, account: Account, actor: str = "system") -> None:
@@ -524,7 +580,7 @@ class Books:
                 refused[hold.job] = error
                 continue
             postings.extend(made)
-        self.ledger.append(postings, self.clock())
+        self.ledger.append_many(postings, self.clock())
         return refused
 
     def charge(

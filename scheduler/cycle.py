@@ -624,12 +624,18 @@ class Scheduler:
             return
         with transaction(self.factory) as session:
             jobs = JobRepository(session)
-            current = jobs.get_many([job.id for job, _ in moves], for_update=True)
+            standings = jobs.standings([job.id for job, _ in moves])
             written: list[tuple[Job, JobEvent | None]] = []
             for job, move in moves:
-                found = current.get(job.id)
-                if found is None or found.state is not expected or found.attempt != job.attempt:
+                now = standings.get(job.id)
+                if now is None or now.state is not expected or now.attempt != job.attempt:
                     continue
+                found = replace(
+                    job,
+                    state=now.state,
+                    cancel_requested=now.cancel_requested,
+                    stop_cause=now.stop_cause,
+                )
                 after, reason = move(found)
                 written.append((after, self._event(found, after, reason)))
             jobs.save_many(written)
