@@ -13,8 +13,10 @@ Run from the repository root (``make bench`` does it)::
                                 [--database-url postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 It prints ``BENCH submissions_per_second=...``, ``BENCH submit_p50_ms=...``,
-``BENCH submit_p99_ms=...``. The load generator runs on the same machine as the two workers and
-PostgreSQL, so on a 2-core box all three share the cores.
+``BENCH submit_p99_ms=...``, and the CPU time per submission of the portal's processes
+(``submit_portal_cpu_ms``) and of PostgreSQL's (``submit_postgres_cpu_ms``). The load
+generator runs on the same machine as the two workers and PostgreSQL, so on a 2-core box all
+three share the cores.
 """
 
 from __future__ import annotations
@@ -101,6 +103,38 @@ async def load(
     return latencies, failures, elapsed
 
 
+def cpu_seconds(root: int | None = None, command: str | None = None) -> float:
+    """CPU time (user + system) used so far by ``root`` and its descendants, or by every
+    process whose command is ``command``; read from /proc (0 where there is none)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    parents: dict[int, int] = {}
+    used: dict[int, float] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        pid = int(entry.name)
+        parents[pid], names[pid] = int(fields[1]), name
+        # its own time and that of its children it has reaped (exited backends, for one)
+        used[pid] = sum(int(value) for value in fields[11:15]) / ticks
+    if command is not None:
+        return sum(seconds for pid, seconds in used.items() if names[pid] == command)
+    tree = {root}
+    for pid in sorted(parents):
+        ancestor = parents[pid]
+        while ancestor not in tree and ancestor in parents and ancestor > 1:
+            ancestor = parents[ancestor]
+        if ancestor in tree:
+            tree.add(pid)
+    return sum(used.get(pid, 0.0) for pid in tree)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -164,9 +198,12 @@ def main() -> None:
         try:
             wait_ready(base, portal)
             asyncio.run(load(base, pairs, args.warmup, args.concurrency))
+            portal_before, database_before = cpu_seconds(portal.pid), cpu_seconds(None, "postgres")
             latencies, failures, elapsed = asyncio.run(
                 load(base, pairs, args.submissions, args.concurrency)
             )
+            portal_cpu = cpu_seconds(portal.pid) - portal_before
+            database_cpu = cpu_seconds(None, "postgres") - database_before
         finally:
             portal.send_signal(signal.SIGINT)
             portal.wait(timeout=30)
@@ -178,6 +215,10 @@ def main() -> None:
     print(f"BENCH submissions_per_second={len(latencies) / elapsed:.0f} 1/s")
     print(f"BENCH submit_p50_ms={percentile(latencies, 0.50) * 1000:.1f} ms")
     print(f"BENCH submit_p99_ms={percentile(latencies, 0.99) * 1000:.1f} ms")
+    print(f"BENCH submit_portal_cpu_ms={portal_cpu * 1000 / len(latencies):.2f} ms")
+    if args.database_url != "sqlite":
+        # every postgres process on the machine: other work beside the bench counts too
+        print(f"BENCH submit_postgres_cpu_ms={database_cpu * 1000 / len(latencies):.2f} ms")
 
 
 if __name__ == "__main__":

@@ -213,7 +213,7 @@ def submit(
     job = Job(
         id=job_id or new_job_id(), spec=spec, state=JobState.QUEUED, submitted_at=books.clock()
     )
-    jobs.add(job)
+    jobs.add(job, catalogue.account_ids.get(spec.project))
     return job, lines
 
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, Select, func, select
+from sqlalchemy import Row, Select, func, insert, select
 from sqlalchemy.orm import Session
 
 from jobs.model import Job, JobEvent, JobSpec, JobState, Placed
@@ -61,37 +61,37 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, job: Job) -> None:
-        row = JobRow(
-            id=job.id,
-            project_id=AccountRepository(self.session).id_of(job.spec.project),
-            submitter=job.spec.submitter,
-            name=job.spec.name,
-            entrypoint=job.spec.entrypoint,
-            runtime_env=dict(job.spec.runtime_env),
-            labels=dict(job.spec.metadata),
-            image=job.spec.image,
-            gpus=job.spec.gpus,
-            flavors=list(job.spec.flavors),
-            min_memory_gb=job.spec.min_memory_gb,
-            time_limit_seconds=job.spec.time_limit_seconds,
-            priority=job.spec.priority.value,
-            data_class=job.spec.data_class.value,
-            preemptible=job.spec.preemptible,
-            submitted_at=job.submitted_at,
-        )
-        self._fill(row, job)
-        event = JobEventRow(
-            job_id=job.id,
-            at=job.submitted_at,
-            from_state=None,
-            to_state=job.state.value,
-            reason=job.reason or "submitted",
-        )
-        self.session.add(row)
-        self.session.flush()  # the job's row first: the event refers to it
-        self.session.add(event)
+    def add(self, job: Job, project_id: int | None = None) -> None:
+        """Insert a new job and its first event: two statements, without the ORM's unit of
+        work. ``project_id`` saves looking the project up when the caller knows it."""
+        spec = job.spec
+        if project_id is None:
+            project_id = AccountRepository(self.session).id_of(spec.project)
         self.session.flush()
+        self.session.execute(
+            insert(JOBS),
+            {
+                "id": job.id,
+                "project_id": project_id,
+                "submitter": spec.submitter,
+                "name": spec.name,
+                "entrypoint": spec.entrypoint,
+                "runtime_env": dict(spec.runtime_env),
+                "metadata": dict(spec.metadata),
+                "image": spec.image,
+                "gpus": spec.gpus,
+                "flavors": list(spec.flavors),
+                "min_memory_gb": spec.min_memory_gb,
+                "time_limit_seconds": spec.time_limit_seconds,
+                "priority": spec.priority.value,
+                "data_class": spec.data_class.value,
+                "preemptible": spec.preemptible,
+                "submitted_at": job.submitted_at,
+                **_state_values(job),
+            },
+        )
+        first = JobEvent(job.submitted_at, None, job.state, job.reason or "submitted")
+        self.session.execute(insert(EVENTS), _event_values(job.id, first))
 
     def _fill(self, row: JobRow, job: Job) -> None:
         for name, value in _state_values(job).items():

@@ -80,6 +80,7 @@ class Catalogue:
     budgets), the flavors, every rate card version, and the clusters."""
 
     tree: AccountTree
+    account_ids: Mapping[str, int]
     flavors: Mapping[str, Flavor]
     rate_cards: Sequence[RateCard]
     clusters: Sequence[ClusterSpec]
@@ -110,6 +111,7 @@ class Books:
         self.roles = RoleRepository(session)
         self._trees: dict[str | None, AccountTree] = {}
         self._changed = False
+        self._catalogue: Catalogue | None = None
 
     # -- catalogue -------------------------------------------------------------------------
 
@@ -122,13 +124,16 @@ class Books:
         after: Mapping[str, Any] | None,
     ) -> None:
         self._changed = True
+        self._catalogue = None
         self.audit.record(self.clock(), actor, action, target, before, after)
 
     def catalogue(self) -> Catalogue:
         """The catalogue, from this process's cache while the newest audit entry is the one it
         was read at (every change to the tree, the flavors or the rate card writes one) and it
         is under ``CATALOGUE_SECONDS`` old; read afresh (and not shared) once this unit of work
-        changed anything itself."""
+        changed anything itself. Read once per unit of work until it changes something."""
+        if self._catalogue is not None:
+            return self._catalogue
         stamp = self.audit.last_id()
         bind = self.session.get_bind()
         engine = bind if isinstance(bind, Engine) else bind.engine
@@ -137,9 +142,11 @@ class Books:
             with _catalogues_lock:
                 cached = _catalogues.get(engine)
             if cached is not None and cached[0] == stamp and now - cached[1] < CATALOGUE_SECONDS:
+                self._catalogue = cached[2]
                 return cached[2]
         catalogue = Catalogue(
             self.accounts.tree(None),
+            self.accounts.ids(),
             self.flavors.all(),
             self.flavors.rate_cards(),
             self.clusters.all(),
@@ -147,6 +154,7 @@ class Books:
         if not self._changed:
             with _catalogues_lock:
                 _catalogues[engine] = (stamp, now, catalogue)
+        self._catalogue = catalogue
         return catalogue
 
     def add_flavor(
