@@ -25,7 +25,7 @@ from enum import StrEnum
 from jobs.model import Job, JobEvent, JobState, Placed, check_transition
 from quotas.causes import Ended, Lost, Outcome, Requeued, StopCause, Stopping
 from quotas.ledger import Actor, EntryKind, Ledger, Posting
-from quotas.quantities import Credits, Rate, format_duration
+from quotas.quantities import NO_CREDITS, Credits, Rate, format_duration
 
 
 class RunState(StrEnum):
@@ -57,7 +57,6 @@ class RunStatus:
 
 
 BOOKED_KINDS = (EntryKind.CHARGE, EntryKind.RELEASE, EntryKind.REFUND)
-NO_CREDITS = Credits(0)
 
 
 @dataclass(frozen=True, slots=True)

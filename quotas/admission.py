@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
@@ -68,7 +68,11 @@ class PriorityClass(StrEnum):
 
     @property
     def order(self) -> int:
-        return list(PriorityClass).index(self)
+        """Urgent first, opportunistic last."""
+        return _PRIORITY_ORDER[self]
+
+
+_PRIORITY_ORDER = {priority: index for index, priority in enumerate(PriorityClass)}
 
 
 class DataClass(StrEnum):
@@ -425,6 +429,12 @@ class _Cycle:
         """The capacities with a reservation, in the order they were made."""
         self.paths: dict[str, list[str]] = {}
         self.flavor_choices: dict[tuple[tuple[str, ...], int | None], list[Flavor]] = {}
+        self.cheapest: dict[tuple[object, ...], Credits] = {}
+        """The cheapest hold of a job's shape (the flavors it may run on, GPUs, time limit)."""
+        self.capped: dict[str, list[tuple[str, Credits | None, str]]] = {}
+        self.moves = 0
+        """Admissions and reservations so far: what a free-flavor hint depends on."""
+        self.hints: dict[tuple[object, ...], FreeInstead | None] = {}
         # Sizes of clusters never change within a cycle, so what a kind of job could ever run
         # on is worked out once per (flavors, min memory, data class, GPUs).
         self.runnable: dict[
@@ -454,6 +464,19 @@ class _Cycle:
             self.paths[project] = path
         return path
 
+    def _capped(self, project: str) -> list[tuple[str, Credits | None, str]]:
+        """The accounts on the project's path whose credits can cap a job (those with a
+        budget, and the project itself), as (name, budget, kind), root first."""
+        capped = self.capped.get(project)
+        if capped is None:
+            nodes = (self.tree[name] for name in self._path(project))
+            capped = self.capped[project] = [
+                (node.name, node.budget, node.kind.value)
+                for node in nodes
+                if node.budget is not None or node.name == project
+            ]
+        return capped
+
     def _owners(self, project: str) -> frozenset[str]:
         """The owners of dedicated clusters among the project's accounts (usually none)."""
         owners = self.owners_of.get(project)
@@ -469,10 +492,15 @@ class _Cycle:
         )
 
     def _flavors(self, job: JobRequest) -> list[Flavor]:
-        key = (job.flavors, job.min_memory_gb)
+        return self._choice(job.flavors, job.min_memory_gb)
+
+    def _choice(self, names: tuple[str, ...], min_memory_gb: int | None) -> list[Flavor]:
+        """The flavors ``names`` accepts (any, when empty) with the memory asked for, the most
+        training per credit first."""
+        key = (names, min_memory_gb)
         chosen = self.flavor_choices.get(key)
         if chosen is None:
-            chosen = acceptable_flavors(self.snapshot.flavors, job.flavors, job.min_memory_gb)
+            chosen = acceptable_flavors(self.snapshot.flavors, names, min_memory_gb)
             chosen.sort(
                 key=lambda f: (
                     -training_per_credit(f.relative_throughput, self._rate(f.name)),
@@ -545,17 +573,21 @@ class _Cycle:
         if refusal is not None:
             return Reject(job.id, refusal)
         path = self._path(job.project)
-        cheapest = min(self._rate(f.name).cost(job.gpus, job.time_limit_seconds) for f in flavors)
-        for name in path:
-            node = self.tree[name]
-            whole = node.budget
+        price_key = (key, job.time_limit_seconds)  # the flavors it may run on, for how long
+        cheapest = self.cheapest.get(price_key)
+        if cheapest is None:
+            cheapest = self.cheapest[price_key] = min(
+                self._rate(f.name).cost(job.gpus, job.time_limit_seconds) for f in flavors
+            )
+        for name, budget, kind in self._capped(job.project):
+            whole = budget
             if name == job.project:
                 project_total = self.available.get(name, Credits.zero()) + self.used.get(
                     name, Credits.zero()
                 )
                 whole = project_total if whole is None else min(whole, project_total)
             if whole is not None and cheapest > whole:
-                return Reject(job.id, OverWholeBudget(cheapest, whole, node.kind.value, name))
+                return Reject(job.id, OverWholeBudget(cheapest, whole, kind, name))
         wait = self._borrowing_wait(job, path)
         if wait:
             return Wait(job.id, wait)
@@ -667,13 +699,38 @@ class _Cycle:
         """A flavor the job did not name that it could start on now: free where it may run,
         not held back for a reservation, with the memory it needs, within its credits; the
         one that gives the most training per credit."""
-        allowed = ALLOWED_SITES[job.data_class]
+        if all(
+            job.gpus > self.largest.get(flavor.name, 0)
+            for flavor in self._choice((), job.min_memory_gb)
+            if flavor not in asked
+        ):
+            return None  # the usual case in a full pool: nothing else has room
         left, _ = self._headroom(path)
+        key = (
+            self.moves,
+            job.flavors,
+            job.min_memory_gb,
+            job.gpus,
+            job.time_limit_seconds,
+            job.data_class,
+            self._owners(job.project),
+            left,
+        )
+        if key not in self.hints:
+            self.hints[key] = self._find_free_instead(job, asked, left)
+        return self.hints[key]
+
+    def _find_free_instead(
+        self, job: JobRequest, asked: Sequence[Flavor], left: Credits
+    ) -> FreeInstead | None:
+        allowed = ALLOWED_SITES[job.data_class]
         named = {flavor.name for flavor in asked}
         best: tuple[Fraction, str, FreeInstead] | None = None
-        for flavor in self._flavors(replace(job, flavors=())):
+        for flavor in self._choice((), job.min_memory_gb):
             if flavor.name in named or flavor.name not in self.snapshot.rate_card.rates:
                 continue
+            if job.gpus > self.largest.get(flavor.name, 0):
+                continue  # no cluster has room for it in this flavor
             rate = self._rate(flavor.name)
             if rate.cost(job.gpus, job.time_limit_seconds) > left:
                 continue
@@ -723,8 +780,10 @@ class _Cycle:
             cap, spare = chosen
             cap.reservation = _Reservation(job.id, best[0], spare)
             self.reserved.append(cap)
+            self.moves += 1
 
     def _commit(self, job: JobRequest, placement: Placement, path: list[str]) -> None:
+        self.moves += 1
         ends = self.snapshot.now + timedelta(seconds=job.time_limit_seconds)
         self.available[job.project] = self.available.get(job.project, Credits.zero()) - (
             placement.hold
