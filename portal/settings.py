@@ -1,4 +1,5 @@
-"""Settings of the portal (env prefix ``GPUPOOL_``), on top of the scheduler's and the books'.
+"""Settings of the portal (env prefix ``GPUPOOL_``) in groups by meaning: the web server, sign-in,
+package uploads; ``PortalSettings`` takes them with the scheduler's.
 
 With no identity provider configured (the embedded default) the web pages also accept sign-in
 with a personal access token or the admin token, so ``make run`` gives a usable portal. Once an
@@ -7,26 +8,32 @@ identity provider is configured that is refused unless ``GPUPOOL_TOKEN_SIGN_IN=t
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import AfterValidator, Field
+from pydantic import Field
 
 from quotas.packages import StorageQuota
-from quotas.quantities import parse_duration
+from quotas.settings import Group
 from scheduler.settings import SchedulerSettings
 
 
-def _duration(text: str) -> str:
-    parse_duration(text)  # a ValueError says what is wrong with it
-    return text
+class WebSettings(Group):
+    """Where the portal listens and what a request may carry."""
 
-
-class PortalSettings(SchedulerSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     public_url: str | None = Field(
         default=None, description="Where browsers reach the portal; default http://host:port"
     )
+    max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest JSON request body")
+    run_scheduler: bool = Field(default=True, description="serve also runs the scheduler loop")
+
+    @property
+    def base_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+
+class IdentitySettings(Group):
+    """Who may sign in, and how: an OIDC identity provider, tokens, browser sessions."""
+
     oidc_issuer: str | None = Field(default=None, description="The identity provider's issuer URL")
     oidc_client_id: str | None = None
     oidc_client_secret: str | None = None
@@ -43,8 +50,17 @@ class PortalSettings(SchedulerSettings):
     session_secret: str | None = Field(
         default=None, description="Signs browser sessions; default a key kept in the data directory"
     )
-    max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest JSON request body")
-    # uploaded packages (working_dir zips through the Ray API): size, and storage quotas
+
+    @property
+    def accepts_token_sign_in(self) -> bool:
+        if self.token_sign_in is not None:
+            return self.token_sign_in
+        return self.oidc_issuer is None
+
+
+class PackageUploadSettings(Group):
+    """Uploaded packages (working_dir zips through the Ray API): size, and storage quotas."""
+
     max_package_bytes: int = Field(
         default=100 << 20, gt=0, description="Largest working_dir upload through the Ray API"
     )
@@ -54,23 +70,12 @@ class PortalSettings(SchedulerSettings):
     package_pool_bytes: int = Field(
         default=20 << 30, gt=0, description="Bytes of packages the whole pool may keep in all"
     )
-    run_scheduler: bool = Field(default=True, description="serve also runs the scheduler loop")
-    default_time_limit: Annotated[str, AfterValidator(_duration)] = Field(
-        default="1h",
-        description="Time limit of a job submitted through the Ray Jobs API without "
-        "metadata['time_limit'], e.g. 1h, 90m",
-    )
 
     @property
     def package_quota(self) -> StorageQuota:
         return StorageQuota(self.package_quota_bytes, self.package_pool_bytes)
 
-    @property
-    def accepts_token_sign_in(self) -> bool:
-        if self.token_sign_in is not None:
-            return self.token_sign_in
-        return self.oidc_issuer is None
 
-    @property
-    def base_url(self) -> str:
-        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
+class PortalSettings(SchedulerSettings, WebSettings, IdentitySettings, PackageUploadSettings):
+    """What ``gpupool serve`` takes: the scheduler's groups (it runs the loop too) and the
+    portal's."""

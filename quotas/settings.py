@@ -1,4 +1,9 @@
-"""Settings of the books, read from the environment (prefix ``GPUPOOL_``) or given directly.
+"""Settings, read from the environment (prefix ``GPUPOOL_``) or given directly, in groups by
+meaning, each defined beside the code it configures: here where the books are kept and how fast
+usage decays; the job limits in ``jobs.settings``; the loop, charging, preemption, packages and
+clusters in ``scheduler.settings``; sign-in and the web server in ``portal.settings``. A process
+takes the groups it needs (``SchedulerSettings``, ``PortalSettings``); every group reads the
+same flat ``GPUPOOL_*`` names.
 
 The embedded default keeps everything under one data directory: a SQLite file there unless
 ``GPUPOOL_DATABASE_URL`` names another database (PostgreSQL in production).
@@ -13,20 +18,33 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class Settings(BaseSettings):
+class Group(BaseSettings):
+    """A group of settings, read from ``GPUPOOL_<NAME>``."""
+
     model_config = SettingsConfigDict(env_prefix="GPUPOOL_", extra="ignore")
+
+
+class StorageSettings(Group):
+    """Where the books and the service's own files are kept."""
 
     data_dir: Path = Path(".gpupool")
     database_url: str | None = Field(
         default=None, description="SQLAlchemy URL; default: a SQLite file in the data directory"
     )
-    fair_share_half_life_hours: float = Field(default=7 * 24, gt=0)
 
     @property
     def database(self) -> str:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'gpupool.db').resolve()}"
+
+
+class FairShareSettings(Group):
+    """How fast past usage stops counting against an account's fair share."""
+
+    fair_share_half_life_hours: float = Field(
+        default=7 * 24, gt=0, description="Usage counts half as much this many hours later."
+    )
 
 
 def write_private(path: Path, text: str) -> None:

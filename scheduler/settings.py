@@ -1,4 +1,5 @@
-"""Settings of the scheduling loop (env prefix ``GPUPOOL_``), on top of the books' settings."""
+"""Settings of the scheduling loop (env prefix ``GPUPOOL_``), in groups by meaning; the
+scheduler takes them with the books' storage and fair share and the jobs' limits."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ from datetime import timedelta
 
 from pydantic import Field, SecretStr
 
+from jobs.settings import JobSettings
 from quotas.packages import Retention
-from quotas.settings import Settings
+from quotas.settings import FairShareSettings, Group, StorageSettings
 
 
-class SchedulerSettings(Settings):
+class LoopSettings(Group):
+    """How often the loop runs and wakes, and how it dispatches."""
+
     cycle_seconds: float = Field(default=2.0, gt=0, description="Pause between cycles.")
     wake_seconds: float = Field(
         default=0.1, gt=0, description="How often a pausing scheduler looks for new work."
@@ -20,9 +24,6 @@ class SchedulerSettings(Settings):
         ge=0,
         description="For how long after its launch a starting job is polled every "
         "wake_seconds, to see it run at once; after that, once a cycle.",
-    )
-    charge_interval_seconds: float = Field(
-        default=60.0, gt=0, description="How often running jobs are charged for what they used."
     )
     decide_every_seconds: float = Field(
         default=30.0,
@@ -35,13 +36,18 @@ class SchedulerSettings(Settings):
     dispatch_concurrency: int = Field(
         default=16, gt=0, description="How many launches a cycle has in flight at once."
     )
-    max_time_limit_hours: float = Field(
-        default=72.0, gt=0, description="The longest time limit a job may ask for."
+
+
+class ChargingSettings(Group):
+    """How often what runs is charged."""
+
+    charge_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often running jobs are charged for what they used."
     )
 
-    @property
-    def max_time_limit_seconds(self) -> int:
-        return int(self.max_time_limit_hours * 3600)
+
+class PreemptionSettings(Group):
+    """When an under-served job may stop borrowed or opportunistic work."""
 
     preempt_after_seconds: float = Field(
         default=1800.0,
@@ -51,7 +57,11 @@ class SchedulerSettings(Settings):
     min_runtime_seconds: float = Field(
         default=600.0, ge=0, description="A job runs at least this long before it is preempted."
     )
-    # uploaded packages: removed once no job needs them (quotas.packages)
+
+
+class PackageCleanupSettings(Group):
+    """Uploaded packages are removed once no job needs them (``quotas.packages``)."""
+
     package_cleanup_seconds: float = Field(
         default=3600.0, gt=0, description="How often packages no job needs are looked for."
     )
@@ -73,6 +83,10 @@ class SchedulerSettings(Settings):
             grace=timedelta(hours=self.package_grace_hours),
         )
 
+
+class ClusterSettings(Group):
+    """How the scheduler reaches and watches the clusters."""
+
     stray_jobs_check_seconds: float = Field(
         default=10.0,
         gt=0,
@@ -91,3 +105,17 @@ class SchedulerSettings(Settings):
         return {
             address: token.get_secret_value() for address, token in self.ray_auth_tokens.items()
         }
+
+
+class SchedulerSettings(
+    StorageSettings,
+    FairShareSettings,
+    JobSettings,
+    LoopSettings,
+    ChargingSettings,
+    PreemptionSettings,
+    PackageCleanupSettings,
+    ClusterSettings,
+):
+    """What the scheduler takes: the books' storage and fair share, the jobs' limits, and the
+    loop's groups."""
