@@ -44,6 +44,7 @@ import os
 import pstats
 import random
 import re
+import resource
 import shutil
 import tempfile
 import time
@@ -500,6 +501,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                 bench_database("pg", url, pool, options)
         else:
             print(f"(set {POSTGRES_ENV} to also run on PostgreSQL)")
+        # the whole bench process: the scheduler's cycles plus the pool and queue it generated
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"BENCH scheduler_peak_rss_mb={peak:.0f} MB")
         if args.profile:
             profile_cycles(directory, pool, options, args.profile_top)
     finally:
