@@ -19,7 +19,7 @@ from jobs.capacity import free_capacity
 from jobs.model import Job, JobEvent, JobSpec, JobState, check_time_limit
 from jobs.repository import JobRepository
 from quotas.access import Principal, Scope
-from quotas.accounts import AccountKind
+from quotas.accounts import AccountKind, with_article
 from quotas.admission import Snapshot, refusal
 from quotas.db.access import PackageRepository
 from quotas.errors import (
@@ -173,7 +173,9 @@ def submit(
     catalogue = books.catalogue()
     tree = catalogue.tree
     if tree[spec.project].kind is not AccountKind.PROJECT:
-        raise InvalidInput(f"{spec.project} is a {tree[spec.project].kind}, not a project")
+        raise InvalidInput(
+            f"{spec.project} is {with_article(tree[spec.project].kind)}, not a project"
+        )
     books.require_priority_grant(spec.project, spec.priority)
     check_time_limit(spec.time_limit_seconds, max_time_limit_seconds)
     flavors = dict(catalogue.flavors)

@@ -27,6 +27,7 @@ from quotas.errors import (
     PoolStorageFull,
     ProjectStorageFull,
     TreeError,
+    Unspecified,
 )
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ STATUS_OF: list[tuple[type[BooksError], int]] = [
     (TreeError, 422),
     (InvalidInput, 422),
     (InvalidRuntimeEnv, 400),
+    (Unspecified, 400),
     (ProjectStorageFull, 413),
     (PoolStorageFull, 507),
 ]

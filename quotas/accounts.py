@@ -60,7 +60,8 @@ class Account:
             raise InvalidInput(f"account {self.name}: borrowing limit must not be negative")
 
 
-def _a(kind: AccountKind | None) -> str:
+def with_article(kind: AccountKind | None) -> str:
+    """ "an organization", "a project": a kind as a sentence names it."""
     return f"an {kind}" if kind is AccountKind.ORGANIZATION else f"a {kind}"
 
 
@@ -96,8 +97,9 @@ class AccountTree:
                 raise TreeError(f"{account.name}: parent {account.parent!r} does not exist")
             if account.kind.parent_kind is not parent.kind:
                 raise TreeError(
-                    f"{account.name}: {_a(account.kind)} must sit under "
-                    f"{_a(account.kind.parent_kind)}, not under {parent.kind} {parent.name}"
+                    f"{account.name}: {with_article(account.kind)} must sit under "
+                    f"{with_article(account.kind.parent_kind)}, "
+                    f"not under {parent.kind} {parent.name}"
                 )
             children[parent.name].append(account.name)
         # Kinds strictly nest (pool > program > organization > project), so no cycle can close;

@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
 
-from quotas.accounts import AccountKind, AccountTree
+from quotas.accounts import AccountKind, AccountTree, with_article
 from quotas.causes import (
     BorrowingLimit,
     FreeInstead,
@@ -561,9 +561,8 @@ class _Cycle:
             return Reject(job.id, Invalid("a job needs a positive time limit"))
         account = self.tree[job.project]
         if account.kind is not AccountKind.PROJECT:
-            article = "an" if account.kind[0] in "aeiou" else "a"
             return Reject(
-                job.id, Invalid(f"{job.project} is {article} {account.kind}, not a project")
+                job.id, Invalid(f"{job.project} is {with_article(account.kind)}, not a project")
             )
         key = (job.flavors, job.min_memory_gb, job.data_class, job.gpus, self._owners(job.project))
         runnable = self.runnable.get(key)

@@ -21,7 +21,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from quotas.access import Principal, Role, Scope
-from quotas.accounts import Account, AccountKind, AccountTree
+from quotas.accounts import Account, AccountKind, AccountTree, with_article
 from quotas.admission import PriorityClass
 from quotas.allocations import AllocationRequest, Authority, Reviewers, TierCheck
 from quotas.clock import Clock, utc_now
@@ -254,7 +254,7 @@ class Books:
         tree = self.tree()
         before = tree[account.name]
         if before.kind is not account.kind:
-            raise TreeError(f"{account.name} is a {before.kind}; its kind is fixed")
+            raise TreeError(f"{account.name} is {with_article(before.kind)}; its kind is fixed")
         tree.with_account(account)
         self.accounts.save(account)
         self._trees.clear()
@@ -414,10 +414,9 @@ class Books:
             raise NotFound(f"no account {project}")
         if tree[project].kind is not AccountKind.PROJECT:
             raise InvalidInput(
-                f"{project} is a {tree[project].kind}; projects hold priority grants"
+                f"{project} is {with_article(tree[project].kind)}; projects hold priority grants"
             )
-        if not by.allows(Scope.MANAGE):
-            raise Forbidden(f"this token lacks the '{Scope.MANAGE}' scope")
+        by.require(Scope.MANAGE)
         if not may_grant(by, tree, project):
             raise Forbidden(
                 f"{by.user} may not {verb} {priority} work in {project}: only a program manager "

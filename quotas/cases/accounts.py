@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from quotas.access import Principal, Role, Scope
-from quotas.accounts import Account, AccountKind, AccountTree
+from quotas.accounts import Account, AccountKind, AccountTree, with_article
 from quotas.cases import require
 from quotas.db.repositories import Member
 from quotas.errors import InvalidInput, NotFound
@@ -144,15 +144,11 @@ def set_budget(
     return _view(books, name, period)
 
 
-def _article(kind: AccountKind) -> str:
-    return f"an {kind}" if kind is AccountKind.ORGANIZATION else f"a {kind}"
-
-
 def readable_project(books: Books, principal: Principal, project: str) -> Account:
     """The project the principal may see; another kind of account has no members (422)."""
     account = readable_in(books.tree(), principal, project)
     if account.kind is not AccountKind.PROJECT:
-        raise InvalidInput(f"{project} is {_article(account.kind)}; only projects have members")
+        raise InvalidInput(f"{project} is {with_article(account.kind)}; only projects have members")
     return account
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from quotas.access import Principal, Scope
-from quotas.accounts import AccountKind
+from quotas.accounts import AccountKind, with_article
 from quotas.allocations import AllocationRequest, RequestState
 from quotas.cases import require
 from quotas.db.repositories import StoredRequest
@@ -93,7 +93,7 @@ def create_request(
         f"request an allocation for {project}",
     )
     if tree[project].kind is not AccountKind.PROJECT:
-        raise InvalidInput(f"{project} is a {tree[project].kind}, not a project")
+        raise InvalidInput(f"{project} is {with_article(tree[project].kind)}, not a project")
     request = AllocationRequest(
         project=project,
         period=period or books.current_period().name,

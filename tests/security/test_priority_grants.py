@@ -123,6 +123,7 @@ def test_a_manager_token_without_the_manage_scope_cannot_grant(demo: Demo) -> No
 
     assert answer.status_code == 403, answer.text
     assert "this token lacks the 'manage' scope" in answer.json()["detail"]
+    assert answer.json()["needs"] == ["manage"]  # which scope a new token must carry
     assert audit_actions(demo) == []
 
 

@@ -62,7 +62,7 @@ def test_a_draft_needs_manage_and_a_project(pool: Books, cast: dict[str, Princip
         create_request(pool, narrowed(cast["pi"], Scope.READ), "kaist-nlp", Credits.of(1), "x")
     with pytest.raises(Forbidden, match=r"^jiwoo.jung may not request an allocation for kaist-nlp"):
         create_request(pool, cast["researcher"], "kaist-nlp", Credits.of(1), "x")
-    with pytest.raises(InvalidInput, match=r"^kaist is a organization, not a project$"):
+    with pytest.raises(InvalidInput, match=r"^kaist is an organization, not a project$"):
         create_request(pool, cast["admin"], "kaist", Credits.of(1), "x")
     with pytest.raises(NotFound, match=r"^no project nowhere$"):
         create_request(pool, cast["admin"], "nowhere", Credits.of(1), "x")
