@@ -89,9 +89,8 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, WebSocket, WebSocketDisconnect
 from pydantic import Field
 
-from jobs.cases import check_may_stop, readable_job, request_cancel, submit_as
+from jobs.cases import check_may_stop, readable_job, request_cancel, submit_as, visible_jobs
 from jobs.model import Job, JobSpec, JobState
-from jobs.repository import JobRepository
 from portal.api.common import Segment, Strict
 from portal.api.packages import PROJECT_HEADER, charged_project, store_package
 from portal.deps import (
@@ -99,13 +98,12 @@ from portal.deps import (
     PortalDep,
     PrincipalDep,
     authenticate,
-    require,
-    require_scope,
     sole_project,
 )
 from portal.problems import Problem
-from quotas.access import Principal, Scope
+from quotas.access import Principal
 from quotas.admission import DataClass, PriorityClass
+from quotas.cases.packages import check_may_upload
 from quotas.causes import Ended, Outcome, Stopping
 from quotas.db.access import PackageRepository
 from quotas.errors import BooksError, NotFound
@@ -546,12 +544,7 @@ async def upload_package(
     another user's of the same name is another package. The upload is charged to one of the
     caller's projects and refused whole past its storage quota (``portal.api.packages``)."""
     uri = _package_uri(protocol, name)
-    require_scope(principal, Scope.JOBS)
-    require(
-        principal,
-        principal.is_admin or bool(principal.projects),
-        "upload packages: only members of a project submit jobs",
-    )
+    check_may_upload(principal)  # before the body is read
     named = request.headers.get(PROJECT_HEADER, "").strip() or None
 
     def charged() -> str:
@@ -587,8 +580,7 @@ def submit_job(body: RaySubmission, portal: PortalDep, principal: PrincipalDep) 
 @router.get("/api/jobs/", summary="Jobs you may see, newest first, as Ray's JobDetails")
 def list_jobs(portal: PortalDep, principal: PrincipalDep) -> list[RayJobDetails]:
     with portal.books() as books:
-        projects = principal.readable_projects(books.tree())
-        jobs, _ = JobRepository(books.session).search(projects=projects, limit=LIST_LIMIT)
+        jobs, _ = visible_jobs(books, principal, limit=LIST_LIMIT)
         if not jobs:
             return []
         deleted = deleted_since(books, min(job.submitted_at for job in jobs))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from quotas.access import Principal
+from quotas.access import Principal, Scope
 from quotas.accounts import AccountKind
 from quotas.cases import require
 from quotas.db.access import PackageRepository
@@ -25,6 +25,17 @@ class ProjectPackages:
     used_bytes: int
     packages: list[StoredPackage]
     total: int
+
+
+def check_may_upload(principal: Principal) -> None:
+    """Uploads are for those who submit jobs: a token with the jobs scope, of an admin or a
+    member of a project. Cheap, so an upload can be refused before its body is read."""
+    principal.require(Scope.JOBS)
+    require(
+        principal,
+        principal.is_admin or bool(principal.projects),
+        "upload packages: only members of a project submit jobs",
+    )
 
 
 def sole_project(principal: Principal, how_to_name_one: str) -> str:
@@ -43,10 +54,12 @@ def charged_project(
     they may submit jobs to, or else their only project (``how_to_name_one`` says how to name
     one when they have several)."""
     if not named:
+        check_may_upload(principal)
         return sole_project(principal, how_to_name_one)
     tree = books.tree()
     if named not in tree or not principal.can_read_account(tree, named):
         raise NotFound(f"no project {named}")
+    principal.require(Scope.JOBS)
     if tree[named].kind is not AccountKind.PROJECT:
         raise Unspecified(f"{named} is not a project; uploads are charged to a project")
     require(principal, principal.can_submit_to(named), f"upload packages charged to {named}")
