@@ -37,7 +37,6 @@ from pathlib import Path
 import httpx
 
 from bench.cycle import postgres_database
-from portal.tokens import issue
 from quotas.access import Scope
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
@@ -45,6 +44,7 @@ from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.seed import seed_demo
 from quotas.service import Books
+from quotas.tokens import issue
 from scheduler.embedded import free_port
 
 DEFAULT_DATABASE = "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -44,7 +44,6 @@ from portal.client import (
 )
 from portal.server import run_service
 from portal.settings import PortalSettings
-from portal.tokens import ensure_admin
 from quotas.admission import DataClass, PriorityClass
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
@@ -54,6 +53,7 @@ from quotas.errors import BooksError
 from quotas.quantities import format_duration, parse_duration
 from quotas.seed import seed_demo
 from quotas.service import Books
+from quotas.tokens import ensure_admin
 from scheduler.settings import SchedulerSettings
 
 OK, REFUSED, USAGE, SIGNED_OUT, UNREACHABLE = 0, 1, 2, 3, 4

@@ -27,7 +27,6 @@ from portal import sessions
 from portal.problems import Problem
 from portal.scopes import require_operation_scope
 from portal.settings import PortalSettings
-from portal.tokens import InvalidToken, verify, verify_id
 from quotas.access import Principal, Role, Scope, principal
 from quotas.cases import require as require  # for the routes of Ray's Jobs API
 from quotas.cases.packages import sole_project as sole_project
@@ -36,6 +35,7 @@ from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepositor
 from quotas.db.session import transaction
 from quotas.errors import NotFound
 from quotas.service import Books
+from quotas.tokens import InvalidToken, verify, verify_id
 from scheduler.logs import LogReader
 
 TOUCH_EVERY = timedelta(minutes=1)

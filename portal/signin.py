@@ -38,11 +38,11 @@ from portal.sessions import CSRF as SESSION_CSRF
 from portal.sessions import IDENTITY as SESSION_IDENTITY
 from portal.sessions import open_session
 from portal.settings import PortalSettings
-from portal.tokens import InvalidToken, verify
 from quotas.access import ALL_SCOPES, Principal
 from quotas.db.access import ApiToken
 from quotas.db.session import transaction
 from quotas.errors import NotFound
+from quotas.tokens import InvalidToken, verify
 
 router = APIRouter(include_in_schema=False)
 

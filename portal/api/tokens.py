@@ -19,7 +19,6 @@ from pydantic import Field, model_validator
 
 from portal.api.common import Limit, Offset, Page, Segment, Strict
 from portal.deps import PortalDep, PrincipalDep
-from portal.tokens import mint
 from quotas.access import POOL_ROLES, Role, Scope
 from quotas.cases import people, tokens
 from quotas.db.access import ApiToken, IdentityLink
@@ -167,7 +166,7 @@ def make_token(body: NewToken, portal: PortalDep, principal: PrincipalDep) -> Is
     scopes = sorted(set(body.scopes))
     lifetime = timedelta(days=body.expires_in_days) if body.expires_in_days else None
     with portal.books() as books:
-        issued, made_at = tokens.make_token(books, principal, body.name, scopes, lifetime, mint)
+        issued, made_at = tokens.make_token(books, principal, body.name, scopes, lifetime)
     return IssuedTokenOut(
         id=issued.id,
         token=issued.token,

@@ -2,37 +2,20 @@
 
 Making or revoking a token needs the ``manage`` scope. A token is revoked by its holder or an
 admin; anyone else is told there is no such token (ids do not leak). A token made with a token
-never outgrows it: the minting function passed in (``portal.tokens.mint``) refuses more scopes
-or a longer life than the maker's. Each issue and revocation is written to the audit log.
+never outgrows it: ``quotas.tokens.mint`` refuses more scopes or a longer life than the
+maker's. Each issue and revocation is written to the audit log.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Protocol, TypeVar
-
-from sqlalchemy.orm import Session
 
 from quotas.access import Principal, Scope
 from quotas.db.access import ApiToken, ApiTokenRepository
 from quotas.errors import NotFound
 from quotas.service import Books
-
-
-class Issued(Protocol):
-    """What minting gives back: the new token's id and when it expires."""
-
-    @property
-    def id(self) -> int: ...
-
-    @property
-    def expires_at(self) -> datetime | None: ...
-
-
-IssuedToken = TypeVar("IssuedToken", bound=Issued)
-Mint = Callable[[Session, Principal, str, Sequence[Scope], datetime, timedelta | None], IssuedToken]
-"""Makes a token for the principal that does not outgrow the credential making it."""
+from quotas.tokens import IssuedToken, mint
 
 
 def own_tokens(books: Books, principal: Principal) -> list[ApiToken]:
@@ -47,7 +30,6 @@ def make_token(
     name: str,
     scopes: Sequence[Scope],
     lifetime: timedelta | None,
-    mint: Mint[IssuedToken],
 ) -> tuple[IssuedToken, datetime]:
     """A new token of the principal's named ``name`` with ``scopes``, living ``lifetime`` (or as
     long as the token making it); answers it (its secret shown once) and when it was made."""

@@ -25,7 +25,6 @@ from sqlalchemy import Engine, make_url, text
 
 from portal.app import create_app
 from portal.settings import PortalSettings
-from portal.tokens import ensure_admin, issue
 from quotas.access import Role, Scope
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
@@ -34,6 +33,7 @@ from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.seed import seed_demo
 from quotas.service import Books
+from quotas.tokens import ensure_admin, issue
 from tests.conftest import POSTGRES_URL
 
 DEMO_USERS = (

@@ -32,13 +32,13 @@ import pytest
 
 from jobs.cases import request_cancel, submit
 from jobs.model import JobSpec
-from portal.tokens import issue
 from quotas.access import Role, Scope
 from quotas.admission import PriorityClass
 from quotas.allocations import AllocationRequest
 from quotas.clock import utc_now
 from quotas.db.repositories import PeopleRepository
 from quotas.quantities import Credits
+from quotas.tokens import issue
 from tests.portal.conftest import Demo, Template
 
 USERS = {

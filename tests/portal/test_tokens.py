@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from portal.tokens import InvalidToken, ensure_admin, issue, verify
 from quotas.access import Role, Scope
 from quotas.clock import utc_now
 from quotas.db.access import ApiTokenRepository
 from quotas.db.models import ApiTokenRow
 from quotas.errors import InvalidInput
+from quotas.tokens import InvalidToken, ensure_admin, issue, verify
 from tests.portal.conftest import Demo
 
 

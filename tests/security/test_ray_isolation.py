@@ -24,9 +24,9 @@ from jobs.model import JobState
 from portal.app import session_secret
 from portal.cli import app as cli
 from portal.settings import PortalSettings
-from portal.tokens import ensure_admin
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.service import Books
+from quotas.tokens import ensure_admin
 from scheduler.backends.base import LaunchSpec
 from scheduler.cycle import CycleReport
 from scheduler.embedded import JOB_USER, EmbeddedRayCluster

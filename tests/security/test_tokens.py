@@ -25,10 +25,10 @@ from fastapi.testclient import TestClient
 
 from portal.deps import Portal
 from portal.sessions import COOKIE, MAX_SESSION
-from portal.tokens import issue
 from quotas.access import Scope
 from quotas.clock import utc_now
 from quotas.db.access import ApiTokenRepository
+from quotas.tokens import issue
 from tests.portal.conftest import Demo
 
 API = "/api/v1"

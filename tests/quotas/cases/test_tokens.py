@@ -7,7 +7,6 @@ from datetime import timedelta
 
 import pytest
 
-from portal.tokens import mint
 from quotas.access import Principal, Scope
 from quotas.cases.tokens import make_token, own_tokens, revoke_token
 from quotas.errors import Forbidden, MissingScope, NotFound
@@ -22,11 +21,11 @@ def audited(books: Books, action: str) -> int:
 
 def test_a_token_is_made_with_manage_and_audited(pool: Books, cast: dict[str, Principal]) -> None:
     with pytest.raises(MissingScope):
-        make_token(pool, narrowed(cast["pi"], Scope.READ), "ci", [Scope.READ], None, mint)
+        make_token(pool, narrowed(cast["pi"], Scope.READ), "ci", [Scope.READ], None)
     assert own_tokens(pool, cast["pi"]) == []
 
     issued, made_at = make_token(
-        pool, cast["pi"], "ci", [Scope.JOBS, Scope.READ], timedelta(days=3), mint
+        pool, cast["pi"], "ci", [Scope.JOBS, Scope.READ], timedelta(days=3)
     )
 
     assert made_at == NOW
@@ -45,14 +44,14 @@ def test_a_token_never_carries_more_than_the_credential_making_it(
     maker = narrowed(cast["pi"], Scope.MANAGE)
 
     with pytest.raises(Forbidden, match=r"lacks: jobs"):
-        make_token(pool, maker, "wider", [Scope.JOBS], None, mint)
+        make_token(pool, maker, "wider", [Scope.JOBS], None)
     assert audited(pool, "token.issue") == 0
 
 
 def test_a_token_is_revoked_by_its_holder_or_an_admin(
     pool: Books, cast: dict[str, Principal]
 ) -> None:
-    issued, _ = make_token(pool, cast["researcher"], "laptop", [Scope.READ], None, mint)
+    issued, _ = make_token(pool, cast["researcher"], "laptop", [Scope.READ], None)
 
     revoked = {
         role: outcome(revoke_token, pool, cast[role], issued.id)
