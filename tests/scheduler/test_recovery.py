@@ -75,8 +75,14 @@ class Case:
     ray_state: RunState
 
 
-OK = Case("ok", "h100-80g", 1, 600, "sys.exit(0)", JobState.SUCCEEDED, RunState.SUCCEEDED)
-FAILS = Case("fails", "a100-80g", 2, 600, "sys.exit(2)", JobState.FAILED, RunState.FAILED)
+# Runs are charged by the whole second: each job runs past one, so each owes a charge (one that
+# ended within a second of starting, as a bare exit can on an idle machine, would owe nothing).
+OK = Case(
+    "ok", "h100-80g", 1, 600, "time.sleep(1.5); sys.exit(0)", JobState.SUCCEEDED, RunState.SUCCEEDED
+)
+FAILS = Case(
+    "fails", "a100-80g", 2, 600, "time.sleep(1.5); sys.exit(2)", JobState.FAILED, RunState.FAILED
+)
 OVERRUNS = Case(
     "overruns", "h100-80g", 1, TIME_LIMIT, "time.sleep(120)", JobState.TIMED_OUT, RunState.STOPPED
 )
