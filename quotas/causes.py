@@ -88,6 +88,8 @@ class NoCapacity:
     """GPUs of those flavors wanted by jobs ahead of this one in the queue."""
     over_share: OverShare | None = None
     instead: FreeInstead | None = None
+    passed_by: int = 0
+    """Jobs that moved ahead of this one since its place in the queue was last better."""
 
     @property
     def sentence(self) -> str:
@@ -95,6 +97,12 @@ class NoCapacity:
         text = f"{wanted}; {_gpus(self.ahead)} ahead of you"
         if self.over_share:
             text = f"{self.over_share.sentence}; {text}"
+        if self.passed_by:
+            jobs = "1 job" if self.passed_by == 1 else f"{self.passed_by} jobs"
+            text = (
+                f"{text}; {jobs} moved ahead of you (a higher priority class, or a project "
+                "further below its fair share, goes first)"
+            )
         return f"{text}; {self.instead.sentence}" if self.instead else text
 
 
@@ -416,7 +424,9 @@ def from_json(data: Mapping[str, object]) -> Cause:
     """The cause ``to_json`` wrote."""
     kind = _KINDS[str(data["kind"])]
     values: dict[str, Any] = {
-        name: _decode(annotation, data[name]) for name, annotation in _FIELDS[kind]
+        name: _decode(annotation, data[name])
+        for name, annotation in _FIELDS[kind]
+        if name in data  # a field added since the cause was stored takes its default
     }
     return kind(**values)
 

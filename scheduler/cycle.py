@@ -341,7 +341,7 @@ class Scheduler:
         estimate = None
         if isinstance(cause, NoCapacity):
             share = _over_share(view.snapshot.tree, job, ahead, view.fair_share)
-            cause = replace(cause, over_share=share)
+            cause = replace(cause, over_share=share, passed_by=_passed_by(job, position))
             estimate = eta.estimate(job)
         elif isinstance(cause, Reserved):
             estimate = eta.estimate(job)
@@ -764,6 +764,15 @@ def _post(books: Books, booking: lifecycle.Booking) -> None:
         books.release(project, job, ACTOR, booking.reason, period)
     else:
         books.refund(project, job, booking.credits, ACTOR, booking.reason, period)
+
+
+def _passed_by(job: Job, position: int) -> int:
+    """How many jobs have moved ahead of a job waiting for capacity, counted while its place
+    only worsens and forgotten once it moves up: a job moved back is told why."""
+    before = job.cause.passed_by if isinstance(job.cause, NoCapacity) else 0
+    if job.position is None or position < job.position:
+        return 0
+    return before + position - job.position
 
 
 def _over_share(

@@ -53,6 +53,11 @@ EXAMPLES: list[tuple[Cause, str]] = [
         "credits/GPU-h: add it to the job's flavors to start now",
     ),
     (
+        NoCapacity(("h100-80g",), 8, 16, passed_by=2),
+        "no h100-80g free for 8 GPUs; 16 GPUs ahead of you; 2 jobs moved ahead of you (a higher "
+        "priority class, or a project further below its fair share, goes first)",
+    ),
+    (
         Reserved("h100-80g", "national-daejeon", START),
         "h100-80g on national-daejeon is reserved for a larger job waiting since earlier, "
         "from 2026-03-01 09:30 UTC; this job would still run then",
@@ -110,3 +115,9 @@ def test_every_kind_has_an_example() -> None:
 
     examples = {type(cause) for cause, _ in EXAMPLES}
     assert set(_KINDS.values()) - {Lost} <= examples
+
+
+def test_a_cause_stored_before_a_field_was_added_reads_with_its_default() -> None:
+    stored = to_json(NoCapacity(("h100-80g",), 8, 0))
+    del stored["passed_by"]
+    assert from_json(stored) == NoCapacity(("h100-80g",), 8, 0)

@@ -560,6 +560,36 @@ def test_the_queue_is_decided_again_only_when_something_it_depends_on_changed(po
     assert pool.job(behind).state in (JobState.ADMITTED, JobState.STARTING, JobState.RUNNING)
 
 
+def test_a_job_moved_back_in_the_queue_is_told_why(pool: Pool) -> None:
+    for n in range(2):  # hanbit fills the h100s and is charged for it
+        pool.submit(
+            f"run-{n}", project="hanbit-robot-policy", gpus=8, hours=3, flavors=("h100-80g",)
+        )
+    pool.clock.advance(1)  # submitted later: behind the running ones
+    waiting = pool.submit("wait", project="hanbit-robot-policy", gpus=8, flavors=("h100-80g",))
+    pool.cycle()
+    pool.clock.advance(HOUR)
+    pool.cycle()
+    assert pool.job(waiting).position == 1
+    assert "moved ahead" not in pool.job(waiting).reason
+
+    # kaist-nlp has used nothing: its job goes first, and the one it passed hears why
+    passing = pool.submit("passing", project="kaist-nlp", gpus=8, flavors=("h100-80g",))
+    pool.cycle()
+    assert (pool.job(passing).position, pool.job(waiting).position) == (1, 2)
+    assert "1 job moved ahead of you (a higher priority class" in pool.job(waiting).reason
+
+    pool.clock.advance(1)
+    pool.cycle()  # still behind it: still told why
+    assert "1 job moved ahead of you" in pool.job(waiting).reason
+
+    with transaction(pool.factory) as session:
+        request_cancel(Books(session, pool.clock), passing, "seoyeon.lee")
+    pool.cycle()  # back at the front: nothing to explain
+    assert pool.job(waiting).position == 1
+    assert "moved ahead" not in pool.job(waiting).reason
+
+
 def test_a_waiting_job_is_told_the_level_where_fair_share_put_it_behind(pool: Pool) -> None:
     """Two universities contend: the organization level decided, so the reason names kaist and
     its numbers there, not the program both are in (which is over its share too)."""
