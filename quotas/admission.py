@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
 
-from quotas.accounts import AccountKind, AccountTree, with_article
+from quotas.accounts import Account, AccountKind, AccountTree, with_article
 from quotas.causes import (
     BorrowingLimit,
     FreeInstead,
@@ -432,6 +432,7 @@ class _Cycle:
         self.cheapest: dict[tuple[object, ...], Credits] = {}
         """The cheapest hold of a job's shape (the flavors it may run on, GPUs, time limit)."""
         self.capped: dict[str, list[tuple[str, Credits | None, str]]] = {}
+        self.limited: dict[str, list[Account]] = {}
         self.moves = 0
         """Admissions and reservations so far: what a free-flavor hint depends on."""
         self.hints: dict[tuple[object, ...], FreeInstead | None] = {}
@@ -476,6 +477,16 @@ class _Cycle:
                 if node.budget is not None or node.name == project
             ]
         return capped
+
+    def _limited(self, project: str) -> list[Account]:
+        """The accounts on the project's path with a borrowing limit, root first."""
+        limited = self.limited.get(project)
+        if limited is None:
+            nodes = (self.tree[name] for name in self._path(project))
+            limited = self.limited[project] = [
+                node for node in nodes if node.borrowing_limit_gpus is not None
+            ]
+        return limited
 
     def _owners(self, project: str) -> frozenset[str]:
         """The owners of dedicated clusters among the project's accounts (usually none)."""
@@ -603,10 +614,9 @@ class _Cycle:
         return Admit(job.id, tuple(placements))
 
     def _borrowing_wait(self, job: JobRequest, path: list[str]) -> BorrowingLimit | None:
-        for name in path:
-            node = self.tree[name]
-            if node.borrowing_limit_gpus is None:
-                continue
+        for node in self._limited(path[-1]):
+            name = node.name
+            assert node.borrowing_limit_gpus is not None
             limit = node.guaranteed_gpus + node.borrowing_limit_gpus
             running = self.running.get(name, 0)
             if running + job.gpus > limit:
@@ -624,8 +634,7 @@ class _Cycle:
         project = path[-1]
         left = self.available.get(project, Credits.zero())
         limiter = project
-        for name in path:
-            budget = self.tree[name].budget
+        for name, budget, _ in self._capped(project):
             if budget is None:
                 continue
             room = budget - self.used.get(name, Credits.zero())
@@ -637,7 +646,7 @@ class _Cycle:
         self, job: JobRequest, flavors: Sequence[Flavor], path: list[str]
     ) -> tuple[list[Placement], OverBudget | None, Reserved | None]:
         allowed = ALLOWED_SITES[job.data_class]
-        left, limiter = self._headroom(path)
+        headroom: tuple[Credits, str] | None = None  # read once a placement fits
         placements: list[Placement] = []
         budget_wait: OverBudget | None = None
         reserved_wait: Reserved | None = None
@@ -666,12 +675,15 @@ class _Cycle:
                     continue
                 priced = rate if cap.multiplier == 1000 else _multiplied(rate, cap.multiplier)
                 hold = priced.cost(job.gpus, job.time_limit_seconds)
-                if hold > left:
+                if headroom is None:
+                    headroom = self._headroom(path)
+                if hold > headroom[0]:
                     cheapest_over = hold if cheapest_over is None else min(cheapest_over, hold)
                     continue
                 placement = Placement(cap.cluster, flavor.name, priced, version, hold)
                 candidates.append((SITE_ORDER[cap.site], index, free, cap.cluster, placement))
-        if not candidates and cheapest_over is not None:
+        if not candidates and cheapest_over is not None and headroom is not None:
+            left, limiter = headroom
             budget_wait = OverBudget(
                 cheapest_over,
                 max(left, Credits.zero()),
