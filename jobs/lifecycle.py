@@ -157,6 +157,29 @@ def charge(job: Job, until: datetime, reason: str) -> Step:
 # -- the steps ----------------------------------------------------------------------------
 
 
+def admit(job: Job, placed: Placed, now: datetime) -> Job:
+    """Queued -> admitted at ``placed`` (its hold made by the caller): a new attempt, with
+    nothing of an earlier one left on it."""
+    return replace(
+        job,
+        state=JobState.ADMITTED,
+        placed=placed,
+        attempt=job.attempt + 1,
+        admitted_at=now,
+        started_at=None,
+        ended_at=None,
+        charged_milli=0,
+        charged_until=None,
+        position=None,
+        eta=None,
+        stop_cause=None,
+        reason="",
+        cause=None,
+        dispatch_failures=0,
+        next_dispatch_at=None,
+    )
+
+
 def start(job: Job, started_at: datetime, now: datetime) -> Step:
     """Starting -> running, from when the backend says the run began."""
     running = replace(job, state=JobState.RUNNING, started_at=started_at, charged_until=None)

@@ -306,25 +306,7 @@ class Scheduler:
                 period,
                 placement.hold.milli,
             )
-            admitted = replace(
-                job,
-                state=JobState.ADMITTED,
-                placed=placed,
-                attempt=job.attempt + 1,
-                admitted_at=now,
-                started_at=None,
-                ended_at=None,
-                charged_milli=0,
-                charged_until=None,
-                position=None,
-                eta=None,
-                stop_cause=None,
-                reason="",
-                cause=None,
-                dispatch_failures=0,
-                next_dispatch_at=None,
-            )
-            outcome.append((job, admitted))
+            outcome.append((job, lifecycle.admit(job, placed, now)))
         return outcome
 
     def _wait(

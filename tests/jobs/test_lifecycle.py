@@ -217,3 +217,17 @@ def test_the_books_of_a_run_balance_without_a_database() -> None:
     assert spent == Credits(int(1.5 * 4 * RATE))
     assert held == Credits(0)
     assert balances.total(PERIOD, Pocket(Bucket.AVAILABLE, "kaist-nlp")) == Credits.of(500) - spent
+
+
+def test_admission_starts_a_new_attempt_with_nothing_of_the_last_one() -> None:
+    lost = lifecycle.observe(
+        replace(a_running_job(), charged_milli=3_000),
+        RunStatus(RunState.NOT_FOUND),
+        T0 + HOUR,
+        charge_every_seconds=EVERY,
+    ).job
+    placed = Placed("gwangju", "a100-80g", 1_600, 2, PERIOD, hold_milli=64_000)
+    again = lifecycle.admit(lost, placed, T0 + 2 * HOUR)
+    assert (again.state, again.attempt, again.placed) == (JobState.ADMITTED, 2, placed)
+    assert again.submission_id == "j1-a2"  # the backend sees a launch of its own
+    assert (again.charged_milli, again.started_at, again.cause, again.reason) == (0, None, None, "")
