@@ -27,9 +27,7 @@ from portal import sessions
 from portal.problems import Problem
 from portal.scopes import require_operation_scope
 from portal.settings import PortalSettings
-from quotas.access import Principal, Role, Scope, principal
-from quotas.cases import require as require  # for the routes of Ray's Jobs API
-from quotas.cases.packages import sole_project as sole_project
+from quotas.access import Principal, Role, principal
 from quotas.clock import Clock, utc_now
 from quotas.db.access import ApiToken, ApiTokenRepository, IdentityLinkRepository, RoleRepository
 from quotas.db.session import transaction
@@ -233,9 +231,3 @@ def current_principal(request: Request, portal: PortalDep) -> Principal:
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
-
-
-def require_scope(principal: Principal, scope: Scope) -> None:
-    """Answer 403 unless the credential carries ``scope`` (beside the table in ``portal.scopes``,
-    for a route whose check depends on more than the operation)."""
-    principal.require(scope)

@@ -92,18 +92,12 @@ from pydantic import Field
 from jobs.cases import check_may_stop, readable_job, request_cancel, submit_as, visible_jobs
 from jobs.model import Job, JobSpec, JobState
 from portal.api.common import Segment, Strict
-from portal.api.packages import PROJECT_HEADER, charged_project, store_package
-from portal.deps import (
-    Portal,
-    PortalDep,
-    PrincipalDep,
-    authenticate,
-    sole_project,
-)
+from portal.api.packages import PROJECT_HEADER, charged_project
+from portal.deps import Portal, PortalDep, PrincipalDep, authenticate
 from portal.problems import Problem
 from quotas.access import Principal
 from quotas.admission import DataClass, PriorityClass
-from quotas.cases.packages import check_may_upload
+from quotas.cases.packages import check_may_upload, sole_project, store_package
 from quotas.causes import Ended, Outcome, Stopping
 from quotas.db.access import PackageRepository
 from quotas.errors import BooksError, NotFound

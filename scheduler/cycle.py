@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from jobs import lifecycle
 from jobs.lifecycle import RunState, RunStatus
-from jobs.model import Job, JobEvent, JobState, Placed, check_transition
+from jobs.model import Job, JobEvent, JobState, Placed
 from jobs.repository import JobRepository
 from quotas.accounts import AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
@@ -720,21 +720,14 @@ class Scheduler:
         transaction."""
         for booking in step.bookings:
             _post(books, booking)
-        if step.events:
-            JobRepository(books.session).save(step.job, *step.events)
-        else:
-            self._save(books, step.job)
+        JobRepository(books.session).save(step.job, *step.events)
 
     def _save(self, books: Books, job: Job) -> None:
         JobRepository(books.session).save(job)
 
-    def _move(self, books: Books, before: Job, after: Job, reason: str) -> None:
-        JobRepository(books.session).save(after, self._event(before, after, reason))
-
     def _event(self, before: Job, after: Job, reason: str) -> JobEvent:
-        """The event of a move the transition table allows."""
-        check_transition(before.state, after.state)
-        return JobEvent(self.clock(), before.state, after.state, reason)
+        """The event of a move the transition table allows, now."""
+        return lifecycle.event(before, after, reason, self.clock())
 
 
 def _post(books: Books, booking: lifecycle.Booking) -> None:

@@ -26,13 +26,12 @@ from portal.api.common import Limit, Offset, Page, Segment, Strict
 from portal.deps import PortalDep, PrincipalDep
 from quotas.access import Principal
 from quotas.cases import packages
-from quotas.cases.packages import store_package
 from quotas.packages import StoredPackage
 from quotas.service import Books
 
 router = APIRouter(tags=["packages"])
 
-__all__ = ["PROJECT_HEADER", "charged_project", "router", "store_package"]
+__all__ = ["PROJECT_HEADER", "charged_project", "router"]
 
 PROJECT_HEADER = "X-Gpupool-Project"
 """Names the project an upload is charged to (needed by someone in several projects)."""

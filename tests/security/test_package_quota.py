@@ -28,9 +28,9 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from portal.api.packages import store_package
 from portal.app import create_app
 from portal.settings import PortalSettings
+from quotas.cases.packages import store_package
 from quotas.clock import utc_now
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.errors import ProjectStorageFull
