@@ -21,6 +21,7 @@ from typing import Annotated, Any, Protocol
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import HTTPConnection
 
 from portal import sessions
@@ -84,7 +85,8 @@ class Portal:
         return LogReader(self.sessions, self.settings.data_dir, self.settings.ray_tokens())
 
 
-def get_portal(request: Request) -> Portal:
+async def get_portal(request: Request) -> Portal:
+    """The portal's state (async: reading it needs no worker thread)."""
     found: Portal = request.app.state.portal
     return found
 
@@ -150,13 +152,9 @@ def _bearer_principal(request: HTTPConnection, portal: Portal) -> Principal | No
         return None
     now = portal.clock()
     if credential.startswith("gpp_"):
-        cached = portal.verified.get(credential)
-        if (
-            cached is not None
-            and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS
-            and not _expired(cached[2], now)
-        ):
-            return cached[2]
+        cached = _recently_verified(portal, credential, now)
+        if cached is not None:
+            return cached
         with transaction(portal.sessions) as session:
             try:
                 token, found = verify(session, credential, now)
@@ -177,6 +175,18 @@ def _bearer_principal(request: HTTPConnection, portal: Portal) -> Principal | No
         return principal_from_claims(
             session, portal.verifier.issuer, claims, portal.settings.oidc_groups_claim
         )
+
+
+def _recently_verified(portal: Portal, credential: str, now: datetime) -> Principal | None:
+    """The principal of a token this process verified under ``TOKEN_CACHE_SECONDS`` ago."""
+    cached = portal.verified.get(credential)
+    if (
+        cached is not None
+        and time.monotonic() - cached[0] < TOKEN_CACHE_SECONDS
+        and not _expired(cached[2], now)
+    ):
+        return cached[2]
+    return None
 
 
 def session_principal(connection: HTTPConnection, portal: Portal) -> Principal | None:
@@ -223,8 +233,17 @@ def _touch(session: Session, token: ApiToken, now: datetime) -> None:
         ApiTokenRepository(session).touch(token.id, now)
 
 
-def current_principal(request: Request, portal: PortalDep) -> Principal:
-    found = authenticate(request, portal)
+async def current_principal(request: Request, portal: PortalDep) -> Principal:
+    """The request's principal. A gpupool token this process verified moments ago is answered
+    on the event loop; anything that needs the database is read in a worker thread."""
+    scheme, _, credential = request.headers.get("authorization", "").partition(" ")
+    found = None
+    if scheme.lower() == "bearer" and credential.strip().startswith("gpp_"):
+        found = _recently_verified(portal, credential.strip(), portal.clock())
+    if found is not None:
+        require_operation_scope(request, found)
+    else:
+        found = await run_in_threadpool(authenticate, request, portal)
     if found is None:
         raise Problem(401, "sign in or send 'Authorization: Bearer <token>'", UNAUTHORIZED)
     return found

@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from fastapi.responses import PlainTextResponse, StreamingResponse
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from pydantic import Field
+from starlette.concurrency import run_in_threadpool
 
 from jobs.cases import cancel_as, readable_job, submit_as, visible_jobs
 from jobs.model import Job, JobEvent, JobSpec, JobState
 from jobs.repository import JobRepository
-from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict
+from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict, answer
 from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
 from quotas.access import Principal
@@ -152,8 +153,13 @@ def event_out(event: JobEvent) -> EventOut:
     )
 
 
-@router.post("/jobs", status_code=201, summary="Submit a job; the answer carries its quote")
-def submit_job(body: JobSubmission, portal: PortalDep, principal: PrincipalDep) -> Submitted:
+@router.post(
+    "/jobs",
+    status_code=201,
+    response_model=Submitted,
+    summary="Submit a job; the answer carries its quote",
+)
+async def submit_job(body: JobSubmission, portal: PortalDep, principal: PrincipalDep) -> Response:
     try:
         seconds = parse_duration(body.time_limit)
     except ValueError as error:
@@ -161,9 +167,14 @@ def submit_job(body: JobSubmission, portal: PortalDep, principal: PrincipalDep) 
     fields = body.model_dump(exclude={"time_limit"})
     fields["flavors"] = tuple(body.flavors)
     spec = JobSpec(submitter=principal.user, time_limit_seconds=seconds, **fields)
-    with portal.books() as books:
-        job, lines = submit_as(books, principal, spec, portal.settings.max_time_limit_seconds)
-    return Submitted(job=job_out(job), quote=[quote_out(line) for line in lines])
+
+    def submit() -> Submitted:
+        with portal.books() as books:
+            job, lines = submit_as(books, principal, spec, portal.settings.max_time_limit_seconds)
+        return Submitted(job=job_out(job), quote=[quote_out(line) for line in lines])
+
+    # one worker thread for the books; the answer is written on the event loop
+    return answer(await run_in_threadpool(submit), 201)
 
 
 @router.get("/jobs", summary="Jobs you may see, newest first")

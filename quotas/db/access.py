@@ -318,6 +318,10 @@ class AuditEntry:
     after: Mapping[str, Any] | None
 
 
+_NEWEST_AUDIT_ENTRY = select(func.max(AuditEntryRow.id))
+"""Built once: every submission asks it (``Books.catalogue``)."""
+
+
 class AuditRepository:
     """Every change of quota, allocation, rate and membership: who, when, before, after."""
 
@@ -327,7 +331,7 @@ class AuditRepository:
     def last_id(self) -> int:
         """The id of the newest entry (0 with none): every change to the tree, a budget, the
         catalogue or a grant writes one."""
-        return int(self.session.scalar(select(func.max(AuditEntryRow.id))) or 0)
+        return int(self.session.scalar(_NEWEST_AUDIT_ENTRY) or 0)
 
     def record(
         self,
