@@ -25,6 +25,19 @@ class WebSettings(Group):
     )
     max_body_bytes: int = Field(default=1 << 20, gt=0, description="Largest JSON request body")
     run_scheduler: bool = Field(default=True, description="serve also runs the scheduler loop")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Portal processes sharing the port; the kernel spreads connections over them",
+    )
+    request_threads: int = Field(
+        default=8,
+        ge=1,
+        le=256,
+        description="Requests a portal process works on at once (its database connections)",
+    )
+    access_log: bool = Field(default=True, description="Log every request")
 
     @property
     def base_url(self) -> str:

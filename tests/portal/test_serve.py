@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -22,12 +23,15 @@ from scheduler.embedded import STATE_FILE, free_port
 START_SECONDS = 120
 
 
-def test_serve_demo_gives_a_working_portal_and_stops_cleanly(tmp_path: Path) -> None:
-    port = free_port()
+def _serve_demo(
+    data_dir: Path, port: int, **settings: str
+) -> tuple[subprocess.Popen[str], list[str]]:
+    """``gpupool serve --demo`` with ``settings`` (and no other GPUPOOL_ variable), once it
+    announced the portal; the lines it printed until then."""
     gpupool = Path(sys.executable).parent / "gpupool"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUPOOL_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GPUPOOL_")} | settings
     process = subprocess.Popen(
-        [str(gpupool), "serve", "--demo", "--port", str(port), "--data-dir", str(tmp_path)],
+        [str(gpupool), "serve", "--demo", "--port", str(port), "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -35,13 +39,25 @@ def test_serve_demo_gives_a_working_portal_and_stops_cleanly(tmp_path: Path) -> 
     )
     assert process.stdout is not None
     lines: list[str] = []
+    deadline = time.monotonic() + START_SECONDS
     try:
-        deadline = time.monotonic() + START_SECONDS
         while not any(line.startswith("gpupool portal:") for line in lines):
             assert time.monotonic() < deadline, "".join(lines)
             line = process.stdout.readline()
             assert line, "serve exited early:\n" + "".join(lines)
             lines.append(line)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process, lines
+
+
+def test_serve_demo_gives_a_working_portal_and_stops_cleanly(tmp_path: Path) -> None:
+    port = free_port()
+    process, lines = _serve_demo(tmp_path, port)
+    deadline = time.monotonic() + START_SECONDS
+    try:
         token_lines = [line for line in lines if line.startswith("Admin token: ")]
         token = token_lines[0].split(": ", 1)[1].strip()
         token_file = tmp_path / "admin.token"
@@ -79,3 +95,78 @@ def test_serve_demo_gives_a_working_portal_and_stops_cleanly(tmp_path: Path) -> 
     assert process.returncode == 0, rest
     assert "stopping the local Ray cluster" in rest
     assert not (tmp_path / "ray" / STATE_FILE).exists()
+
+
+def _listeners(port: int) -> int:
+    """Sockets listening on ``port`` (IPv4), from /proc/net/tcp."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            count += 1
+    return count
+
+
+def _portal_children(parent: int) -> set[int]:
+    """The spawned portal processes of ``parent`` (not multiprocessing's resource tracker)."""
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat_line = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        ppid = int(stat_line[stat_line.rindex(")") + 2 :].split()[1])
+        if ppid == parent and b"spawn_main" in command and b"resource_tracker" not in command:
+            found.add(int(entry.name))
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
+
+
+def test_serve_with_workers_shares_the_port_restarts_a_dead_worker_and_stops_all(
+    tmp_path: Path,
+) -> None:
+    port = free_port()
+    process, lines = _serve_demo(
+        tmp_path,
+        port,
+        GPUPOOL_WORKERS="3",
+        GPUPOOL_RUN_SCHEDULER="false",
+        GPUPOOL_ACCESS_LOG="false",
+    )
+    try:
+        token = next(line for line in lines if line.startswith("Admin token: ")).split(": ")[1]
+        headers = {"Authorization": f"Bearer {token.strip()}"}
+        assert "3 portal processes" in lines[-1]
+        assert _listeners(port) == 3  # every process listens before the portal is announced
+        workers = _portal_children(process.pid)
+        assert len(workers) == 2
+
+        # many connections, each answered, whichever process the kernel gave it to
+        for _ in range(24):
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+                assert client.get("/api/v1/me", timeout=10).status_code == 200
+
+        killed = min(workers)
+        os.kill(killed, signal.SIGKILL)
+        assert _wait_for(
+            lambda: len(_portal_children(process.pid) - {killed}) == 2 and _listeners(port) == 3
+        ), "the dead portal process was not started again"
+        workers |= _portal_children(process.pid)
+    finally:
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, rest
+    assert "exited (code -9); starting it again" in rest
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]  # none orphaned
+    assert _listeners(port) == 0
