@@ -15,6 +15,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
@@ -107,17 +108,13 @@ def limit_request_threads(threads: int) -> None:
     anyio.to_thread.current_default_thread_limiter().total_tokens = threads
 
 
-def listening_socket(host: str, port: int, shared: bool = False) -> socket.socket:
-    """A TCP socket listening on ``host``:``port``. ``shared``: other processes may listen on
-    the same port (``SO_REUSEPORT``) and the kernel spreads new connections over them, so
-    each portal process gets its share of the keep-alive connections."""
+def listening_socket(host: str, port: int) -> socket.socket:
+    """A TCP socket listening on ``host``:``port``."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP named: asyncio turns Nagle off (TCP_NODELAY) only on sockets that say so
     listener = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if shared:
-            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         listener.bind((host, port))
         listener.listen(2048)
     except OSError:
@@ -126,43 +123,118 @@ def listening_socket(host: str, port: int, shared: bool = False) -> socket.socke
     return listener
 
 
+def _protocols(server: uvicorn.Server) -> Callable[[], asyncio.Protocol]:
+    """What a started ``server`` makes of each connection it accepts (as its own
+    ``startup`` does), for connections it is handed rather than accepts."""
+    config = server.config
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> asyncio.Protocol:
+        made: asyncio.Protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config,
+            server_state=server.server_state,
+            app_state=server.lifespan.state,
+            _loop=loop,
+        )
+        return made
+
+    return protocol
+
+
+def _serve_connection(server: uvicorn.Server, connection: socket.socket) -> None:
+    connection.setblocking(False)
+    loop = asyncio.get_running_loop()
+    task = loop.create_task(loop.connect_accepted_socket(_protocols(server), connection))
+    _handing.add(task)
+    task.add_done_callback(_handing.discard)
+
+
+_handing: set[asyncio.Task[Any]] = set()
+"""Connections being handed to their protocol (kept referenced until they are)."""
+
+
 def _portal_server(settings: PortalSettings, app: ASGIApp) -> uvicorn.Server:
     config = uvicorn.Config(app, log_level="info", access_log=settings.access_log, lifespan="off")
     return QuietServer(config)
 
 
-class PortalWorkers:
-    """The portal processes beside the first (``workers`` - 1 of them), each listening on the
-    same port; one that dies is started again. They serve the API only: the scheduler runs in
-    the first process, and their readiness reports whether it runs."""
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    channel: socket.socket
+    """Our end of a Unix socket pair: each connection handed to the process goes over it."""
+    listening: Any
+    """A multiprocessing Event, set once the process serves."""
 
-    def __init__(self, settings: PortalSettings, port: int, scheduler_ready: Callable[[], bool]):
-        self.settings = settings.model_copy(update={"port": port})
+
+class PortalWorkers:
+    """The portal processes beside the first (``workers`` - 1 of them). The first accepts
+    every connection on the port and deals them out in turn, itself included (as Node's
+    cluster module does): the kernel's own spreading over ``SO_REUSEPORT`` sockets, by a hash
+    of each connection, gave one process 15 of 32 keep-alive connections and another none.
+    One that dies is started again. They serve the API only: the scheduler runs in the first
+    process, and their readiness reports whether it runs."""
+
+    def __init__(self, settings: PortalSettings, scheduler_ready: Callable[[], bool]):
+        self.settings = settings
         self.scheduler_ready = scheduler_ready
         self.context = multiprocessing.get_context("spawn")
         self.scheduler_running = self.context.Value("b", scheduler_ready())
-        self.processes: list[multiprocessing.process.BaseProcess] = []
-        self.listening: list[Any] = []  # one Event per process: set once it accepts
+        self.workers: list[_Worker] = []
+        self.turn = 0
 
-    def _start_one(self, number: int) -> tuple[multiprocessing.process.BaseProcess, Any]:
+    def _start_one(self, number: int) -> _Worker:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         listening = self.context.Event()
         process = self.context.Process(
             target=_run_worker,
-            args=(self.settings, self.scheduler_running, listening),
+            args=(self.settings, self.scheduler_running, listening, theirs),
             name=f"gpupool-portal-{number}",
         )
         process.start()
-        return process, listening
+        theirs.close()
+        ours.setblocking(False)
+        return _Worker(process, ours, listening)
 
     def start(self) -> None:
-        started = [self._start_one(n) for n in range(2, self.settings.workers + 1)]
-        self.processes = [process for process, _ in started]
-        self.listening = [listening for _, listening in started]
+        self.workers = [self._start_one(n) for n in range(2, self.settings.workers + 1)]
+
+    @property
+    def processes(self) -> list[multiprocessing.process.BaseProcess]:
+        return [worker.process for worker in self.workers]
+
+    def deal(self, listener: socket.socket, server: uvicorn.Server) -> None:
+        """Accept what waits on ``listener`` and hand each connection to the next process in
+        turn; the first process (``server``) keeps its turns, and those of a process not
+        serving yet or not taking it."""
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # out of file descriptors, say: try again on the next
+                log.warning("could not accept a connection: %s", error)
+                return
+            self.turn = (self.turn + 1) % (len(self.workers) + 1)
+            if self.turn and self._hand(self.workers[self.turn - 1], connection):
+                connection.close()  # the other process holds it now
+            else:
+                _serve_connection(server, connection)
+
+    @staticmethod
+    def _hand(worker: _Worker, connection: socket.socket) -> bool:
+        if not worker.listening.is_set():
+            return False
+        try:
+            socket.send_fds(worker.channel, [b"c"], [connection.fileno()])
+        except OSError:  # it died or is stuck: its turn is served here
+            return False
+        return True
 
     async def ready(self, seconds: float = 60.0) -> bool:
         """Wait until every process listens (False: some did not within ``seconds``)."""
         deadline = time.monotonic() + seconds
-        while not all(listening.is_set() for listening in self.listening):
+        while not all(worker.listening.is_set() for worker in self.workers):
             if time.monotonic() > deadline:
                 return False
             await asyncio.sleep(0.05)
@@ -173,12 +245,15 @@ class PortalWorkers:
         died."""
         while True:
             self.scheduler_running.value = self.scheduler_ready()
-            for index, process in enumerate(self.processes):
-                if not process.is_alive():
+            for index, worker in enumerate(self.workers):
+                if not worker.process.is_alive():
                     log.warning(
-                        "%s exited (code %s); starting it again", process.name, process.exitcode
+                        "%s exited (code %s); starting it again",
+                        worker.process.name,
+                        worker.process.exitcode,
                     )
-                    self.processes[index], self.listening[index] = self._start_one(index + 2)
+                    worker.channel.close()
+                    self.workers[index] = self._start_one(index + 2)
             await asyncio.sleep(1.0)
 
     def stop(self, grace: float = 10.0) -> None:
@@ -191,36 +266,56 @@ class PortalWorkers:
             if process.is_alive():
                 process.kill()
                 process.join()
+        for worker in self.workers:
+            worker.channel.close()
 
 
-def _run_worker(settings: PortalSettings, scheduler_running: Any, listening: Any) -> None:
-    """A portal process beside the first: the API on a socket of its own on the same port."""
+def _run_worker(
+    settings: PortalSettings, scheduler_running: Any, listening: Any, channel: socket.socket
+) -> None:
+    """A portal process beside the first: the API, on connections the first hands it."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    _run(_worker(settings, lambda: bool(scheduler_running.value), listening.set))
+    _run(_worker(settings, lambda: bool(scheduler_running.value), listening.set, channel))
 
 
 async def _worker(
-    settings: PortalSettings, scheduler_ready: Callable[[], bool], listening: Callable[[], None]
+    settings: PortalSettings,
+    scheduler_ready: Callable[[], bool],
+    listening: Callable[[], None],
+    channel: socket.socket,
 ) -> None:
     limit_request_threads(settings.request_threads)
     engine = make_engine(settings.database, connections=settings.request_threads)
-    listener = listening_socket(settings.host, settings.port, shared=True)
     app = create_app(settings, engine, scheduler_ready=scheduler_ready)
     gc.freeze()  # what start-up made lives on: later collections need not scan it
     server = _portal_server(settings, app)
+    loop = asyncio.get_running_loop()
     # the first process stops it (SIGTERM); Ctrl-C in a terminal reaches that one too
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    asyncio.get_running_loop().add_signal_handler(
-        signal.SIGTERM, lambda: setattr(server, "should_exit", True)
-    )
-    serving = asyncio.create_task(server.serve(sockets=[listener]))
+    loop.add_signal_handler(signal.SIGTERM, lambda: setattr(server, "should_exit", True))
+
+    def receive() -> None:
+        try:
+            message, descriptors, _, _ = socket.recv_fds(channel, 16, 16)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not message:  # the first process is gone: so is this one
+            loop.remove_reader(channel.fileno())
+            server.should_exit = True
+            return
+        for descriptor in descriptors:
+            _serve_connection(server, socket.socket(fileno=descriptor))
+
+    channel.setblocking(False)
+    serving = asyncio.create_task(server.serve(sockets=[]))
     try:
         while not server.started and not serving.done():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+        loop.add_reader(channel.fileno(), receive)
         listening()
         await serving
     finally:
-        listener.close()
+        channel.close()
         engine.dispose()
 
 
@@ -231,7 +326,7 @@ async def _serve(
     embedded: RayEndpoint | None,
 ) -> None:
     try:
-        listener = listening_socket(settings.host, settings.port, shared=settings.workers > 1)
+        listener = listening_socket(settings.host, settings.port)
     except OSError as error:
         raise SystemExit(
             f"the portal could not listen on {settings.host}:{settings.port}: {error.strerror}"
@@ -260,7 +355,8 @@ async def _serve(
     app = create_app(settings, engine, scheduler_ready=scheduler_ready)
     gc.freeze()  # what start-up made lives on: later collections need not scan it
     server = _portal_server(settings, app)
-    api = asyncio.create_task(server.serve(sockets=[listener]))
+    dealt = settings.workers > 1  # this process accepts and deals connections out itself
+    api = asyncio.create_task(server.serve(sockets=[] if dealt else [listener]))
     workers: PortalWorkers | None = None
     watching: asyncio.Task[None] | None = None
     try:
@@ -270,11 +366,13 @@ async def _serve(
         if api.done():
             await api  # it could not start: uvicorn logged why
             raise SystemExit(f"the portal could not start on {settings.host}:{settings.port}")
-        if settings.workers > 1:
-            workers = PortalWorkers(settings, listener.getsockname()[1], scheduler_ready)
+        if dealt:
+            workers = PortalWorkers(settings, scheduler_ready)
             workers.start()
+            listener.setblocking(False)
+            loop.add_reader(listener.fileno(), workers.deal, listener, server)
             if not await workers.ready():
-                log.warning("not every portal process listens yet; serving with those that do")
+                log.warning("not every portal process serves yet; the first serves their turns")
             watching = asyncio.create_task(workers.watch())
         processes = f"{settings.workers} portal processes; " if settings.workers > 1 else ""
         print(
@@ -288,6 +386,8 @@ async def _serve(
     finally:
         stop.set()
         server.should_exit = True
+        if dealt:
+            loop.remove_reader(listener.fileno())
         if watching is not None:
             watching.cancel()
         if workers is not None:

@@ -99,12 +99,30 @@ def test_serve_demo_gives_a_working_portal_and_stops_cleanly(tmp_path: Path) -> 
 
 def _listeners(port: int) -> int:
     """Sockets listening on ``port`` (IPv4), from /proc/net/tcp."""
-    count = 0
+    return len(_sockets(port, "0A"))
+
+
+def _sockets(port: int, state: str) -> set[str]:
+    """The inodes of IPv4 sockets on local ``port`` in ``state`` (0A listening, 01 open)."""
+    found: set[str] = set()
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-            count += 1
-    return count
+        if fields[3] == state and int(fields[1].rsplit(":", 1)[1], 16) == port:
+            found.add(fields[9])
+    return found
+
+
+def _held_by(pid: int, inodes: set[str]) -> int:
+    """How many of the sockets ``inodes`` process ``pid`` holds."""
+    held = 0
+    for descriptor in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(descriptor)
+        except OSError:
+            continue
+        if target.startswith("socket:[") and target[8:-1] in inodes:
+            held += 1
+    return held
 
 
 def _portal_children(parent: int) -> set[int]:
@@ -133,7 +151,7 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> bool:
     return True
 
 
-def test_serve_with_workers_shares_the_port_restarts_a_dead_worker_and_stops_all(
+def test_serve_with_workers_deals_connections_in_turn_restarts_a_dead_one_and_stops_all(
     tmp_path: Path,
 ) -> None:
     port = free_port()
@@ -148,20 +166,35 @@ def test_serve_with_workers_shares_the_port_restarts_a_dead_worker_and_stops_all
         token = next(line for line in lines if line.startswith("Admin token: ")).split(": ")[1]
         headers = {"Authorization": f"Bearer {token.strip()}"}
         assert "3 portal processes" in lines[-1]
-        assert _listeners(port) == 3  # every process listens before the portal is announced
+        assert _listeners(port) == 1
         workers = _portal_children(process.pid)
         assert len(workers) == 2
 
-        # many connections, each answered, whichever process the kernel gave it to
-        for _ in range(24):
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
-                assert client.get("/api/v1/me", timeout=10).status_code == 200
+        # 24 keep-alive connections, dealt out in turn: every process holds 8 and answers
+        clients = [
+            httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10)
+            for _ in range(24)
+        ]
+        try:
+            for client in clients:
+                assert client.get("/api/v1/me").status_code == 200
+            open_here = _sockets(port, "01")
+            held = sorted(_held_by(pid, open_here) for pid in {process.pid, *workers})
+            assert held == [8, 8, 8]
+            for client in clients:  # and each goes on answering on its connection
+                assert client.get("/api/v1/me").status_code == 200
+        finally:
+            for client in clients:
+                client.close()
 
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)
-        assert _wait_for(
-            lambda: len(_portal_children(process.pid) - {killed}) == 2 and _listeners(port) == 3
-        ), "the dead portal process was not started again"
+        assert _wait_for(lambda: len(_portal_children(process.pid) - {killed}) == 2), (
+            "the dead portal process was not started again"
+        )
+        for _ in range(6):  # its turns are served, before and after it is back
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:
+                assert client.get("/api/v1/me", timeout=10).status_code == 200
         workers |= _portal_children(process.pid)
     finally:
         process.send_signal(signal.SIGINT)
