@@ -38,7 +38,7 @@ from jobs import lifecycle
 from jobs.lifecycle import RunState, RunStatus
 from jobs.model import Job, JobEvent, JobState, Placed
 from jobs.repository import JobRepository
-from quotas.accounts import AccountTree
+from quotas.accounts import AccountKind, AccountTree
 from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
 from quotas.causes import (
     BooksMoved,
@@ -356,6 +356,7 @@ class Scheduler:
         now = self.clock()
         with transaction(self.factory) as session:
             admitted = JobRepository(session).find([JobState.ADMITTED])
+            tree = Books(session, self.clock).tree()
         due = [
             job for job in admitted if job.next_dispatch_at is None or job.next_dispatch_at <= now
         ]
@@ -363,13 +364,13 @@ class Scheduler:
 
         async def launch(job: Job) -> Job | None:
             async with slots:
-                return await self._launch(job)
+                return await self._launch(job, tree)
 
         launched = [job for job in await asyncio.gather(*map(launch, due)) if job is not None]
         self._mark_starting(launched)
         report.dispatched.extend(job.id for job in launched if not job.cancel_requested)
 
-    async def _launch(self, job: Job) -> Job | None:
+    async def _launch(self, job: Job, tree: AccountTree) -> Job | None:
         """Launch one admitted job on its backend; the job if it was launched."""
         assert job.placed is not None
         backend = self.backends.get(job.placed.cluster)
@@ -382,7 +383,7 @@ class Scheduler:
             return await self._cancel_admitted(job, backend)
         try:
             self.on_step("dispatching")
-            spec = self._launch_spec(job)
+            spec = self._launch_spec(job, tree)
             await self._forward_packages(job, backend, spec)
             await backend.submit(spec)
         except TransientBackendError as error:
@@ -467,8 +468,13 @@ class Scheduler:
 
         self._move_many([(job, starting) for job in launched], JobState.ADMITTED)
 
-    def _launch_spec(self, job: Job) -> LaunchSpec:
+    def _launch_spec(self, job: Job, tree: AccountTree) -> LaunchSpec:
         assert job.placed is not None
+        above = (
+            {account.kind: account.name for account in tree.path(job.spec.project)}
+            if job.spec.project in tree
+            else {}
+        )
         return LaunchSpec(
             job_id=job.submission_id,
             project=job.spec.project,
@@ -479,6 +485,9 @@ class Scheduler:
             runtime_env=job.spec.runtime_env,
             image=job.spec.image,
             metadata={"gpupool_job": job.id, "gpupool_name": job.spec.name},
+            organization=above.get(AccountKind.ORGANIZATION, ""),
+            program=above.get(AccountKind.PROGRAM, ""),
+            priority=job.spec.priority.value,
         )
 
     def _retry_later(self, job: Job, error: str) -> None:

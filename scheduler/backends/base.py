@@ -45,6 +45,12 @@ class LaunchSpec:
     runtime_env: Mapping[str, object] = field(default_factory=dict)
     image: str | None = None
     metadata: Mapping[str, str] = field(default_factory=dict)
+    organization: str = ""
+    """The organization and program the project belongs to (a backend may label or isolate
+    jobs by them: Kubernetes runs each organization in a namespace of its own)."""
+    program: str = ""
+    priority: str = "normal"
+    """The job's priority class (``quotas.admission.PriorityClass``)."""
 
 
 @dataclass(frozen=True, slots=True)
