@@ -11,6 +11,18 @@ hooks, which play the kubelet and the scheduler (``start_pod``, ``finish_pod``),
 admin (``add_node``, ``cordon``) and the controllers (``step`` runs the Job, RayJob and quota
 controllers once), so tests are deterministic. ``clock``/``advance`` give the controllers a time
 the test moves.
+
+As the real server and controllers do: list items of built-in kinds carry no kind/apiVersion; a
+no-op update keeps the resourceVersion; batch/v1 Jobs orphan their pods when DELETE names no
+propagationPolicy; custom resources refuse strategic merge patches (415); objects with
+finalizers only get a deletionTimestamp; a Job's startTime is set when the controller first syncs
+it (not when a pod runs); nodes get taints for not-ready and cordoned.
+
+Not modelled: authentication and RBAC, server-side apply, dryRun (400), protobuf/CBOR/YAML,
+graceful pod termination (pods go at once), strategic merge by list keys (lists are replaced),
+admission that demands requests for quota'd cpu/memory, LimitRanges, Services and the RayCluster
+and submitter Job that KubeRay makes, Indexed Jobs, pod failure policies, container restarts
+(``finish_pod`` ends the pod whatever its restartPolicy), preemption and eviction.
 """
 
 from __future__ import annotations
@@ -56,6 +68,7 @@ VERSION = {
     "platform": "linux/amd64",
 }
 TERMINAL = ("Succeeded", "Failed")
+NODE_DEFAULTS = {"cpu": "128", "memory": "1Ti", "pods": "110", "ephemeral-storage": "1Ti"}
 NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet of Kubernetes' generated name suffixes
 BUILTIN_PRIORITIES = {"system-cluster-critical": 2000000000, "system-node-critical": 2000001000}
 
@@ -474,7 +487,6 @@ class FakeApiServer:
         self._rng = random.Random(0)
         self._logs: dict[tuple[str, str], str] = {}
         self._counted: dict[str, dict[str, str]] = {}  # Job uid -> pod uid -> terminal phase
-        self._skew = timedelta()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._connections: set[socket.socket] = set()
@@ -528,10 +540,12 @@ class FakeApiServer:
     # --- clock ---
 
     def now(self) -> datetime:
-        return self.clock() + self._skew
+        return self.clock()
 
     def advance(self, seconds: float) -> None:
-        self._skew += timedelta(seconds=seconds)
+        """Move ``clock`` (whichever it is) forward."""
+        base, delta = self.clock, timedelta(seconds=seconds)
+        self.clock = lambda: base() + delta
 
     # --- test hooks: inspection ---
 
@@ -565,6 +579,9 @@ class FakeApiServer:
         taints: list[Obj] | None = None,
         ready: bool = True,
     ) -> None:
+        """A node; the resources every kubelet reports (cpu, memory, pods, ephemeral-storage)
+        get roomy defaults when ``allocatable`` leaves them out."""
+        allocatable = {**NODE_DEFAULTS, **allocatable}
         node: Obj = {
             "metadata": {
                 "name": name,
@@ -624,9 +641,15 @@ class FakeApiServer:
 
     def start_pod(self, namespace: str, name: str, node: str | None = None) -> None:
         """Schedule the pod (on ``node``, else the first node that fits) and run it; a pod that
-        fits nowhere stays Pending with PodScheduled=False, reason Unschedulable."""
+        fits nowhere stays Pending with PodScheduled=False, reason Unschedulable. A running pod
+        is left alone; an ended one cannot start again (RuntimeError)."""
         with self._lock:
             pod = self._required(PODS, namespace, name)
+            phase = pod["status"].get("phase")
+            if phase == "Running":
+                return
+            if phase in TERMINAL:
+                raise RuntimeError(f"pod {namespace}/{name} has ended: {phase}")
             now = rfc3339(self.now())
             if node is not None:
                 self._required(NODES, None, node)
@@ -675,13 +698,12 @@ class FakeApiServer:
 
     def finish_pod(self, namespace: str, name: str, exit_code: int, log: str = "") -> None:
         """The pod's containers exit with ``exit_code``: Succeeded if 0, else Failed. A pod not yet
-        running is started first."""
+        running is started first; one that cannot be scheduled, or has ended, is a RuntimeError."""
         with self._lock:
-            if self._required(PODS, namespace, name)["status"].get("phase") == "Pending":
-                self.start_pod(namespace, name)
+            self.start_pod(namespace, name)
             pod = self._required(PODS, namespace, name)
-            if pod["status"].get("phase") == "Pending":
-                raise RuntimeError(f"pod {namespace}/{name} cannot be scheduled")
+            if pod["status"].get("phase") != "Running":
+                raise RuntimeError(f"pod {namespace}/{name} is not running")
             now = rfc3339(self.now())
             status = pod["status"]
             status["phase"] = "Succeeded" if exit_code == 0 else "Failed"
@@ -1051,7 +1073,7 @@ class FakeApiServer:
                 raise bad_request("the request body is not JSON") from None
         with self._lock:
             if name is None:
-                if method == "GET" and query.get("watch") in ("true", "1"):
+                if method == "GET" and query.get("watch", "").lower() in ("true", "1"):
                     label_selector(query.get("labelSelector", ""))  # 400 before the stream starts
                     field_selector(kind, query.get("fieldSelector", ""))
                     return _Watch(kind, namespace, query)
@@ -1306,9 +1328,9 @@ class FakeApiServer:
 
         timeout = query.get("timeoutSeconds")
         deadline = time.monotonic() + float(timeout) if timeout else None
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = query.get("allowWatchBookmarks", "").lower() in ("true", "1")
         version = query.get("resourceVersion", "")
-        initial = query.get("sendInitialEvents") == "true"
+        initial = query.get("sendInitialEvents", "").lower() == "true"
         with self._lock:
             if version in ("", "0") or initial:
                 since = self._rv
@@ -1563,13 +1585,14 @@ class FakeApiServer:
         if deployment in ("Complete", "Failed"):
             self._shut_down_rayjob(rayjob, status, pods)
             return
-        if spec.get("suspend"):
+        if spec.get("suspend"):  # KubeRay: Suspending (the cluster goes), then Suspended
             for pod in pods:
                 self._delete(PODS, pod, "Background")
-            status["jobDeploymentStatus"] = "Suspended"
+            running = deployment in ("Initializing", "Running")
+            status["jobDeploymentStatus"] = "Suspending" if running else "Suspended"
             self._write_status(RAYJOBS, rayjob, status)
             return
-        if deployment in ("", "New", "Suspended"):
+        if deployment in ("", "New", "Suspending", "Suspended"):
             status.update(
                 jobDeploymentStatus="Initializing",
                 jobStatus="PENDING",
@@ -1719,6 +1742,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return
         except ApiError as error:
             reply = _Reply(error.code, error.status())
+        except Exception as error:  # a bug of the fake, or a body it cannot digest
+            reply = _Reply(500, ApiError(500, "InternalError", repr(error)).status())
         if isinstance(reply.body, str):
             data, content_type = reply.body.encode(), "text/plain; charset=utf-8"
         else:

@@ -558,6 +558,22 @@ def test_watch_of_an_expired_version_gets_410(batch: Batch, fake_apiserver: Fake
     assert "Expired" in str(caught.value.reason)
 
 
+def test_watch_with_initial_events(batch: Batch) -> None:
+    batch.create_namespaced_job(NS, job_body("a"))
+    seen = events(
+        batch.list_namespaced_job,
+        NS,
+        send_initial_events=True,
+        resource_version_match="NotOlderThan",
+        allow_watch_bookmarks=True,
+        timeout_seconds=5,
+        count=2,
+    )
+    assert [t for t, _ in seen] == ["ADDED", "BOOKMARK"]
+    annotations = seen[1][1]["metadata"]["annotations"]
+    assert annotations == {"k8s.io/initial-events-end": "true"}
+
+
 def test_watch_bookmarks(batch: Batch) -> None:
     batch.create_namespaced_job(NS, job_body("a"))
     seen = events(batch.list_namespaced_job, NS, allow_watch_bookmarks=True, timeout_seconds=1)
@@ -687,6 +703,24 @@ def test_suspended_job_gets_no_pods(
     assert len(job_pods(core, "held")) == 1
 
 
+def test_finished_job_is_deleted_after_its_ttl(
+    batch: Batch, core: Core, fake_apiserver: FakeApiServer
+) -> None:
+    fake_apiserver.add_node("gpu-1", {"nvidia.com/gpu": "8"})
+    before = fake_apiserver.clock()
+    batch.create_namespaced_job(NS, job_body("train", ttlSecondsAfterFinished=100))
+    fake_apiserver.step()
+    fake_apiserver.finish_pod(NS, job_pods(core, "train")[0].metadata.name, 0)
+    since = core.list_namespaced_pod(NS).metadata.resource_version
+    fake_apiserver.step()
+    fake_apiserver.advance(100)
+    assert (fake_apiserver.clock() - before).total_seconds() >= 100
+    fake_apiserver.step()
+    assert batch.list_namespaced_job(NS).items == []
+    seen = events(core.list_namespaced_pod, NS, resource_version=since, timeout_seconds=5, count=1)
+    assert [t for t, _ in seen] == ["DELETED"]  # its pod went with it
+
+
 # --- the RayJob controller ---------------------------------------------------------------------
 
 
@@ -754,6 +788,23 @@ def test_rayjob_failure_ttl_and_deadline(
     assert (status["jobDeploymentStatus"], status["reason"]) == ("Failed", "DeadlineExceeded")
 
 
+def test_rayjob_suspension(custom: Custom, core: Core, fake_apiserver: FakeApiServer) -> None:
+    custom.create_namespaced_custom_object(*RAY, NS, "rayjobs", rayjob_body("ray", suspend=True))
+    fake_apiserver.step()
+    assert rayjob_status(custom, "ray")["jobDeploymentStatus"] == "Suspended"
+    assert core.list_namespaced_pod(NS).items == []
+    custom.patch_namespaced_custom_object(*RAY, NS, "rayjobs", "ray", {"spec": {"suspend": False}})
+    fake_apiserver.step()
+    assert rayjob_status(custom, "ray")["jobDeploymentStatus"] == "Initializing"
+    assert len(core.list_namespaced_pod(NS).items) == 3
+    custom.patch_namespaced_custom_object(*RAY, NS, "rayjobs", "ray", {"spec": {"suspend": True}})
+    fake_apiserver.step()
+    assert rayjob_status(custom, "ray")["jobDeploymentStatus"] == "Suspending"
+    assert core.list_namespaced_pod(NS).items == []
+    fake_apiserver.step()
+    assert rayjob_status(custom, "ray")["jobDeploymentStatus"] == "Suspended"
+
+
 # --- deletion ----------------------------------------------------------------------------------
 
 
@@ -805,7 +856,13 @@ def test_delete_collection_and_preconditions(core: Core) -> None:
 def test_node_readiness_and_cordon(core: Core, fake_apiserver: FakeApiServer) -> None:
     fake_apiserver.add_node("gpu-1", {"nvidia.com/gpu": "8"}, labels={"pool": "h100"})
     node = core.read_node("gpu-1")
-    assert node.status.allocatable == {"nvidia.com/gpu": "8"}
+    assert node.status.allocatable == {
+        "nvidia.com/gpu": "8",
+        "cpu": "128",
+        "memory": "1Ti",
+        "pods": "110",
+        "ephemeral-storage": "1Ti",
+    }
     assert node.metadata.labels["pool"] == "h100"
     assert [(c.type, c.status) for c in node.status.conditions] == [("Ready", "True")]
     fake_apiserver.set_node_ready("gpu-1", False)
@@ -851,6 +908,12 @@ def test_start_pod_schedules_by_free_resources(core: Core, fake_apiserver: FakeA
     core.create_namespaced_pod(NS, pod_body("pinned"))
     fake_apiserver.start_pod(NS, "pinned", node="c")
     assert core.read_namespaced_pod("pinned", NS).spec.node_name == "c"
+    fake_apiserver.start_pod(NS, "pinned")  # already running: nothing changes
+    assert core.read_namespaced_pod("pinned", NS).spec.node_name == "c"
+    with pytest.raises(RuntimeError):
+        fake_apiserver.start_pod(NS, "p1")  # it has ended
+    with pytest.raises(KeyError):
+        fake_apiserver.start_pod(NS, "missing")
 
 
 def test_pod_logs(core: Core, fake_apiserver: FakeApiServer) -> None:
