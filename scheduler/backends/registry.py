@@ -1,8 +1,8 @@
 """Which backend runs each cluster: built from the clusters the books declare, by backend kind.
 
 ``BUILDERS`` maps each kind of backend to what builds the backends of its clusters; a kind
-without a builder here (Kubernetes, cloud, until they have one) gets none, and clusters with no
-backend are left out, so nothing is admitted onto them.
+without a builder here (cloud, until it has one) gets none, and clusters with no backend are
+left out, so nothing is admitted onto them.
 
 Ray: a cluster with an address gets a ``RayBackend`` for that address (one per address, shared by
 the clusters on it); a cluster without one is served by the embedded local Ray cluster
@@ -11,12 +11,16 @@ the clusters on it); a cluster without one is served by the embedded local Ray c
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from kubernetes.config.config_exception import ConfigException
 
 from quotas.flavors import Flavor
 from quotas.inventory import BackendKind, ClusterSpec
 from scheduler.backends.base import Backend
+from scheduler.backends.kubernetes import KubernetesBackend, Placement
 from scheduler.backends.ray import RayBackend
 from scheduler.embedded import RayEndpoint
 
@@ -30,6 +34,8 @@ class Reachable:
     ray_tokens: Mapping[str, str] = field(default_factory=dict)
     """Ray's auth token per cluster address, for clusters run with ``RAY_AUTH_MODE=token``."""
 
+
+log = logging.getLogger(__name__)
 
 Builder = Callable[[Sequence[ClusterSpec], Mapping[str, Flavor], Reachable], dict[str, Backend]]
 
@@ -57,7 +63,34 @@ def _ray(
     return backends
 
 
-BUILDERS: Mapping[BackendKind, Builder] = {BackendKind.RAY: _ray}
+def _kubernetes(
+    clusters: Sequence[ClusterSpec], flavors: Mapping[str, Flavor], _reachable: Reachable
+) -> dict[str, Backend]:
+    """A ``KubernetesBackend`` per cluster, for the kubeconfig context its address names
+    (``in-cluster``: the cluster gpupool runs in; empty: the kubeconfig's current context).
+    A cluster whose context cannot be loaded gets none, and says why in the log."""
+    backends: dict[str, Backend] = {}
+    for cluster in clusters:
+        placements = {
+            item.flavor: Placement.of(
+                item.flavor,
+                flavors[item.flavor].kubernetes_resource,
+                flavors[item.flavor].ray_resource,
+            )
+            for item in cluster.inventory
+            if item.flavor in flavors
+        }
+        try:
+            backends[cluster.name] = KubernetesBackend.from_kubeconfig(cluster.address, placements)
+        except (ConfigException, OSError) as error:
+            log.warning("cluster %s: no Kubernetes backend: %s", cluster.name, error)
+    return backends
+
+
+BUILDERS: Mapping[BackendKind, Builder] = {
+    BackendKind.RAY: _ray,
+    BackendKind.KUBERNETES: _kubernetes,
+}
 
 
 def build_backends(

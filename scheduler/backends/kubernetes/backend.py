@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -119,12 +120,16 @@ class KubernetesBackend:
     def from_kubeconfig(
         cls, context: str, placements: Mapping[str, Placement], **options: Any
     ) -> KubernetesBackend:
-        """A backend for the cluster of kubeconfig ``context``; ``in-cluster`` for the one
-        gpupool runs in (its service account)."""
+        """A backend for the cluster of kubeconfig ``context`` (``KUBECONFIG``, else
+        ~/.kube/config; empty: its current context), or ``in-cluster``: the one gpupool runs in,
+        through its service account."""
         if context == "in-cluster":
             kubeconfig.load_incluster_config()  # type: ignore[no-untyped-call]
             return cls(k8s.ApiClient(), placements, **options)
-        api = kubeconfig.new_client_from_config(context=context)  # type: ignore[no-untyped-call]
+        files = os.environ.get("KUBECONFIG") or os.path.expanduser("~/.kube/config")
+        api = kubeconfig.new_client_from_config(  # type: ignore[no-untyped-call]
+            config_file=files, context=context or None
+        )
         return cls(api, placements, **options)
 
     # -- the protocol ----------------------------------------------------------------------
