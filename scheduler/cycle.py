@@ -62,7 +62,7 @@ from quotas.ledger import EntryKind
 from quotas.packages import content_digest, uploaded_packages
 from quotas.preemption import RunningJob, choose_preemptions
 from quotas.quantities import Credits, Rate
-from quotas.service import Books, HoldRequest
+from quotas.service import Books, Catalogue, HoldRequest
 from scheduler.backends.base import (
     Backend,
     GpuAccounting,
@@ -356,7 +356,7 @@ class Scheduler:
         now = self.clock()
         with transaction(self.factory) as session:
             admitted = JobRepository(session).find([JobState.ADMITTED])
-            tree = Books(session, self.clock).tree()
+            catalogue = Books(session, self.clock).catalogue()
         due = [
             job for job in admitted if job.next_dispatch_at is None or job.next_dispatch_at <= now
         ]
@@ -364,13 +364,13 @@ class Scheduler:
 
         async def launch(job: Job) -> Job | None:
             async with slots:
-                return await self._launch(job, tree)
+                return await self._launch(job, catalogue)
 
         launched = [job for job in await asyncio.gather(*map(launch, due)) if job is not None]
         self._mark_starting(launched)
         report.dispatched.extend(job.id for job in launched if not job.cancel_requested)
 
-    async def _launch(self, job: Job, tree: AccountTree) -> Job | None:
+    async def _launch(self, job: Job, catalogue: Catalogue) -> Job | None:
         """Launch one admitted job on its backend; the job if it was launched."""
         assert job.placed is not None
         backend = self.backends.get(job.placed.cluster)
@@ -383,7 +383,7 @@ class Scheduler:
             return await self._cancel_admitted(job, backend)
         try:
             self.on_step("dispatching")
-            spec = self._launch_spec(job, tree)
+            spec = self._launch_spec(job, catalogue)
             await self._forward_packages(job, backend, spec)
             await backend.submit(spec)
         except TransientBackendError as error:
@@ -468,12 +468,23 @@ class Scheduler:
 
         self._move_many([(job, starting) for job in launched], JobState.ADMITTED)
 
-    def _launch_spec(self, job: Job, tree: AccountTree) -> LaunchSpec:
+    def _launch_spec(self, job: Job, catalogue: Catalogue) -> LaunchSpec:
         assert job.placed is not None
+        tree = catalogue.tree
         above = (
             {account.kind: account.name for account in tree.path(job.spec.project)}
             if job.spec.project in tree
             else {}
+        )
+        per_node = next(
+            (
+                item.gpus_per_node
+                for cluster in catalogue.clusters
+                if cluster.name == job.placed.cluster
+                for item in cluster.inventory
+                if item.flavor == job.placed.flavor
+            ),
+            job.spec.gpus,
         )
         return LaunchSpec(
             job_id=job.submission_id,
@@ -488,6 +499,7 @@ class Scheduler:
             organization=above.get(AccountKind.ORGANIZATION, ""),
             program=above.get(AccountKind.PROGRAM, ""),
             priority=job.spec.priority.value,
+            nodes=-(-job.spec.gpus // per_node) if job.spec.gpus > per_node else 1,
         )
 
     def _retry_later(self, job: Job, error: str) -> None:

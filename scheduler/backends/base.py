@@ -51,6 +51,19 @@ class LaunchSpec:
     program: str = ""
     priority: str = "normal"
     """The job's priority class (``quotas.admission.PriorityClass``)."""
+    nodes: int = 1
+    """Nodes the job spans: more than one for a gang larger than a node, which was admitted
+    whole nodes at once, all or nothing, on one cluster. Its GPUs are split evenly over them."""
+
+    def __post_init__(self) -> None:
+        if self.nodes < 1 or self.nodes > max(1, self.gpus):
+            raise ValueError(f"a job of {self.gpus} GPUs cannot span {self.nodes} nodes")
+
+    @property
+    def gpus_per_node(self) -> int:
+        """What each node's share asks for: the job's GPUs over its nodes, rounded up (a gang
+        holds its nodes whole, so the remainder fits)."""
+        return -(-self.gpus // self.nodes)
 
 
 @dataclass(frozen=True, slots=True)

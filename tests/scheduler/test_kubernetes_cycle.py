@@ -1,8 +1,10 @@
-"""The scheduling cycle with a Kubernetes cluster: the demo pool's national-daejeon served by a
-``KubernetesBackend`` against the fake API server (``tests.scheduler.kube``), whose clock is the
-scheduler's. A job is admitted with its hold, launched as a Job in its organization's
-namespace, seen running, settled at its end and charged what it used; a cancelled one is
-suspended on the cluster and charged only for what ran."""
+"""The scheduling cycle with a Kubernetes cluster: the demo pool with a national Kubernetes
+cluster, ``kube-daejeon`` (2 nodes of 8 H100s), served by a ``KubernetesBackend`` against the
+fake API server (``tests.scheduler.kube``), whose clock is the scheduler's; the demo's Ray
+clusters get no backend here, so everything runs on it. A job is admitted with its hold,
+launched as a Job in its organization's namespace, seen running, settled at its end and
+charged what it used; a cancelled one is suspended on the cluster and charged only for what
+ran; one larger than a node runs as a gang over whole nodes."""
 
 from __future__ import annotations
 
@@ -18,8 +20,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from jobs.cases import request_cancel, submit
 from jobs.model import Job, JobSpec, JobState
 from jobs.repository import JobRepository
+from quotas.admission import SiteKind
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
+from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.ledger import EntryKind
 from quotas.quantities import Credits
 from quotas.seed import seed_demo
@@ -95,23 +99,27 @@ def pool(fresh_database_url: str) -> Iterator[KubePool]:
     factory = session_factory(engine)
     clock = Clock()
     with transaction(factory) as session:
-        seed_demo(Books(session, clock), demo_pool(START))
+        books = Books(session, clock)
+        seed_demo(books, demo_pool(START))
+        books.clusters.add(
+            ClusterSpec(
+                "kube-daejeon",
+                BackendKind.KUBERNETES,
+                SiteKind.NATIONAL,
+                (Inventory("h100-80g", 2, 8),),
+            )
+        )
     cluster = FakeApiServer()
     cluster.clock = clock
     cluster.start()
-    for flavor in ("h100-80g", "a100-80g"):
-        for number in (1, 2):
-            cluster.add_node(
-                f"{flavor}-{number}",
-                {"nvidia.com/gpu": "8"},
-                labels={"gpupool.io/flavor": flavor},
-            )
-    placements = {
-        flavor: Placement.of(flavor, "nvidia.com/gpu") for flavor in ("h100-80g", "a100-80g")
-    }
+    for number in (1, 2):
+        cluster.add_node(
+            f"h100-80g-{number}", {"nvidia.com/gpu": "8"}, labels={"gpupool.io/flavor": "h100-80g"}
+        )
+    placements = {"h100-80g": Placement.of("h100-80g", "nvidia.com/gpu")}
     backend = KubernetesBackend(cluster.api_client(), placements, clock=clock)
     settings = SchedulerSettings(charge_interval_seconds=60)
-    scheduler = Scheduler(factory, {"national-daejeon": backend}, settings, clock)
+    scheduler = Scheduler(factory, {"kube-daejeon": backend}, settings, clock)
     try:
         yield KubePool(factory, clock, scheduler, cluster)
     finally:
@@ -167,3 +175,19 @@ def test_a_cancelled_job_is_suspended_on_the_cluster_and_charged_for_what_ran(
     job = pool.job(job_id)
     assert job.state is JobState.CANCELLED
     assert pool.charged(job_id, EntryKind.CHARGE) == Credits.of(2).milli  # 8 GPUs x 0.25 h
+
+
+def test_a_job_larger_than_a_node_is_launched_as_a_gang_over_whole_nodes(pool: KubePool) -> None:
+    job_id = pool.submit("pretrain", gpus=16)
+    pool.cycle()
+    (launched,) = pool.cluster.objects("jobs")
+    assert (launched["spec"]["parallelism"], launched["spec"]["completionMode"]) == (2, "Indexed")
+    pool.cluster.step()
+    for pod in pool.pods(job_id):
+        pool.cluster.start_pod("gpupool-kaist", pod["metadata"]["name"])
+    pool.cycle()
+    assert pool.job(job_id).state is JobState.RUNNING
+    assert sorted(pod["spec"]["nodeName"] for pod in pool.pods(job_id)) == [
+        "h100-80g-1",
+        "h100-80g-2",
+    ]

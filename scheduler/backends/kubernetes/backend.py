@@ -183,7 +183,16 @@ class KubernetesBackend:
         self._apply_quota(namespace, held)
         try:
             if wanted["kind"] == "Job":
-                self.batch.create_namespaced_job(namespace, _model(k8s.V1Job, wanted))
+                made = self.batch.create_namespaced_job(namespace, _model(k8s.V1Job, wanted))
+                if spec.nodes > 1:  # the gang's pods find each other by name through it
+                    assert made.metadata is not None
+                    assert made.metadata.uid
+                    service = manifests.gang_service(spec, namespace, made.metadata.uid)
+                    _create(
+                        lambda: self.core.create_namespaced_service(
+                            namespace, _model(k8s.V1Service, service)
+                        )
+                    )
             else:
                 self.custom.create_namespaced_custom_object(*_rayjobs(namespace), wanted)
         except ApiException as error:

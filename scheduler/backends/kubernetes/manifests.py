@@ -268,34 +268,84 @@ def _accelerators(placement: Placement, count: int) -> Manifest:
 # -- what runs a launch --------------------------------------------------------------------------
 
 
+RENDEZVOUS_PORT = 29500
+"""Where a gang's first pod listens for the others (``MASTER_PORT``, as torchrun expects)."""
+
+
 def batch_job(
     spec: LaunchSpec, namespace: str, placement: Placement, grace_seconds: int
 ) -> Manifest:
     """A ``batch/v1`` Job that runs the job's image once, never retried (a retry would run
-    unbooked), ended by Kubernetes at the time limit."""
+    unbooked), ended by Kubernetes at the time limit.
+
+    A gang of ``spec.nodes`` is an Indexed Job of that many pods, each with its share of the
+    GPUs, reachable by name through ``gang_service``: each pod is told the gang's size, where
+    its first pod listens (``MASTER_ADDR``, ``MASTER_PORT``) and, by Kubernetes, its own index
+    (``JOB_COMPLETION_INDEX``)."""
     assert spec.image is not None
+    name = object_name(spec.job_id)
+    env = _env(spec)
+    if spec.nodes > 1:
+        env += [
+            {"name": "GPUPOOL_NODES", "value": str(spec.nodes)},
+            {"name": "MASTER_ADDR", "value": f"{name}-0.{name}.{namespace}.svc"},
+            {"name": "MASTER_PORT", "value": str(RENDEZVOUS_PORT)},
+        ]
     container: Manifest = {
         "name": "job",
         "image": spec.image,
         "command": ["/bin/sh", "-c", spec.entrypoint],
-        "env": _env(spec),
-        "resources": _accelerators(placement, spec.gpus),
+        "env": env,
+        "resources": _accelerators(placement, spec.gpus_per_node),
         "securityContext": _container_security(),
     }
+    pod = _pod_spec(spec, [container], placement, grace_seconds)
+    body: Manifest = {
+        "backoffLimit": 0,
+        "completions": spec.nodes,
+        "parallelism": spec.nodes,
+        "activeDeadlineSeconds": spec.time_limit_seconds,
+        "suspend": False,
+        "template": {"metadata": {"labels": labels(spec)}, "spec": pod},
+    }
+    if spec.nodes > 1:
+        body["completionMode"] = "Indexed"
+        pod["subdomain"] = name
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(spec, namespace),
+        "spec": body,
+    }
+
+
+def gang_service(spec: LaunchSpec, namespace: str, owner_uid: str) -> Manifest:
+    """The headless Service that names a gang Job's pods (``<job>-<index>.<job>``), owned by
+    the Job so it goes when the Job does."""
+    name = object_name(spec.job_id)
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels(spec),
+            "ownerReferences": [
+                {
+                    "apiVersion": "batch/v1",
+                    "kind": "Job",
+                    "name": name,
+                    "uid": owner_uid,
+                    "controller": False,
+                    "blockOwnerDeletion": False,
+                }
+            ],
+        },
         "spec": {
-            "backoffLimit": 0,
-            "completions": 1,
-            "parallelism": 1,
-            "activeDeadlineSeconds": spec.time_limit_seconds,
-            "suspend": False,
-            "template": {
-                "metadata": {"labels": labels(spec)},
-                "spec": _pod_spec(spec, [container], placement, grace_seconds),
-            },
+            "clusterIP": "None",
+            "selector": {JOB_LABEL: name},
+            "publishNotReadyAddresses": True,
+            "ports": [{"name": "rendezvous", "port": RENDEZVOUS_PORT}],
         },
     }
 
@@ -308,14 +358,17 @@ def ray_job(
     images: Images = DEFAULT_IMAGES,
     keep_seconds: int = 300,
 ) -> Manifest:
-    """A KubeRay ``RayJob`` with a Ray cluster of its own: a head without accelerators and one
-    worker holding the job's, deleted ``keep_seconds`` after the job ends. The entrypoint is
-    pinned to the flavor's Ray resource, as on gpupool's own Ray clusters."""
+    """A KubeRay ``RayJob`` with a Ray cluster of its own: a head without accelerators and a
+    worker per node holding that node's share of the job's, deleted ``keep_seconds`` after the
+    job ends. A one-node job's entrypoint is pinned to its worker's accelerators, as on
+    gpupool's own Ray clusters; a gang's runs on the head and spreads its work over the
+    workers (Ray Train, or tasks asking for the flavor's resource)."""
     image = spec.image or images.ray
+    share = spec.gpus_per_node
     worker_start = {
-        "num-gpus": str(spec.gpus) if placement.resource == "nvidia.com/gpu" else "0",
+        "num-gpus": str(share) if placement.resource == "nvidia.com/gpu" else "0",
         # as KubeRay's documentation writes custom resources: a quoted JSON object
-        "resources": json.dumps(json.dumps({placement.ray_resource: spec.gpus})),
+        "resources": json.dumps(json.dumps({placement.ray_resource: share})),
     }
     head = {
         "name": "ray-head",
@@ -330,7 +383,7 @@ def ray_job(
         "name": "ray-worker",
         "image": image,
         "env": _env(spec),
-        "resources": _accelerators(placement, spec.gpus),
+        "resources": _accelerators(placement, share),
         "securityContext": _container_security(),
     }
     template_metadata = {"labels": labels(spec)}
@@ -340,7 +393,6 @@ def ray_job(
         "metadata": _metadata(spec, namespace),
         "spec": {
             "entrypoint": spec.entrypoint,
-            "entrypointResources": json.dumps({placement.ray_resource: spec.gpus}),
             "activeDeadlineSeconds": spec.time_limit_seconds,
             "backoffLimit": 0,
             "shutdownAfterJobFinishes": True,
@@ -374,9 +426,9 @@ def ray_job(
                 "workerGroupSpecs": [
                     {
                         "groupName": "accelerators",
-                        "replicas": 1,
-                        "minReplicas": 1,
-                        "maxReplicas": 1,
+                        "replicas": spec.nodes,
+                        "minReplicas": spec.nodes,
+                        "maxReplicas": spec.nodes,
                         "rayStartParams": worker_start,
                         "template": {
                             "metadata": template_metadata,
@@ -389,6 +441,8 @@ def ray_job(
             },
         },
     }
+    if spec.nodes == 1:  # the driver on the worker, holding its GPUs, as on a shared cluster
+        rayjob["spec"]["entrypointResources"] = json.dumps({placement.ray_resource: spec.gpus})
     if spec.runtime_env:
         rayjob["spec"]["runtimeEnvYAML"] = yaml.safe_dump(dict(spec.runtime_env), sort_keys=True)
     return rayjob

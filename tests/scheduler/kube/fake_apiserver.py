@@ -20,8 +20,9 @@ it (not when a pod runs); nodes get taints for not-ready and cordoned.
 
 Not modelled: authentication and RBAC, server-side apply, dryRun (400), protobuf/CBOR/YAML,
 graceful pod termination (pods go at once), strategic merge by list keys (lists are replaced),
-admission that demands requests for quota'd cpu/memory, LimitRanges, Services and the RayCluster
-and submitter Job that KubeRay makes, Indexed Jobs, pod failure policies, container restarts
+admission that demands requests for quota'd cpu/memory, LimitRanges, what a Service routes (they
+are stored only), the RayCluster and submitter Job that KubeRay makes, the index of an Indexed
+Job's pods (they are made, counted and completed as any), pod failure policies, container restarts
 (``finish_pod`` ends the pod whatever its restartPolicy), preemption and eviction.
 """
 
@@ -103,6 +104,7 @@ KINDS = (
     Kind("", "v1", "configmaps", "ConfigMap"),
     Kind("", "v1", "secrets", "Secret"),
     Kind("", "v1", "events", "Event"),
+    Kind("", "v1", "services", "Service", status=True, returns_object=True),
     Kind("batch", "v1", "jobs", "Job", status=True),
     Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     Kind("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False),

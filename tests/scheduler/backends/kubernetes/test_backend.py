@@ -288,3 +288,23 @@ def _sent(stored: dict[str, Any]) -> dict[str, Any]:
         if key in ("name", "namespace", "labels", "annotations")
     }
     return {key: value for key, value in stored.items() if key != "status"} | {"metadata": metadata}
+
+
+def test_a_gang_runs_one_pod_per_node_named_through_its_service(
+    backend: KubernetesBackend, cluster: FakeApiServer
+) -> None:
+    run(backend.submit(spec(gpus=16, nodes=2)))
+    (job,) = cluster.objects("jobs", NAMESPACE)
+    (service,) = cluster.objects("services", NAMESPACE)
+    assert service["metadata"]["ownerReferences"][0]["uid"] == job["metadata"]["uid"]
+    (quota,) = cluster.objects("resourcequotas", NAMESPACE)
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "16"}
+
+    start_all(cluster, "gp-000000000001")
+    pods = pods_of(cluster, "gp-000000000001")
+    assert sorted(pod["spec"]["nodeName"] for pod in pods) == ["h100-a", "h100-b"]
+    assert run(backend.status("gp-000000000001")).state is RunState.RUNNING
+    for pod in pods:
+        cluster.finish_pod(NAMESPACE, pod["metadata"]["name"], 0)
+    cluster.step()
+    assert run(backend.status("gp-000000000001")).state is RunState.SUCCEEDED

@@ -168,3 +168,38 @@ def test_any_text_makes_a_valid_label_value(text: str) -> None:
 def test_a_submission_id_that_is_a_name_already_is_kept() -> None:
     assert manifests.object_name("gp-0123456789ab-a2") == "gp-0123456789ab-a2"
     assert manifests.namespace_name("kaist") == "gpupool-kaist"
+
+
+def test_a_gang_job_is_an_indexed_job_of_one_pod_per_node_that_find_each_other() -> None:
+    gang = spec(image="busybox", gpus=16, nodes=2)
+    job = manifests.launch(gang, "gpupool-kaist", GPU, 30)
+    validate(job)
+    body = job["spec"]
+    pod = body["template"]["spec"]
+    assert (body["completionMode"], body["completions"], body["parallelism"]) == ("Indexed", 2, 2)
+    assert pod["subdomain"] == "gp-0123456789ab"
+    assert pod["containers"][0]["resources"]["limits"] == {"nvidia.com/gpu": "8"}
+    env = {item["name"]: item["value"] for item in pod["containers"][0]["env"]}
+    assert env["MASTER_ADDR"] == "gp-0123456789ab-0.gp-0123456789ab.gpupool-kaist.svc"
+    assert env["GPUPOOL_NODES"] == "2"
+    service = manifests.gang_service(gang, "gpupool-kaist", "0b6f-uid")
+    validate(service)
+    assert service["spec"]["clusterIP"] == "None"
+    assert service["spec"]["selector"] == {"gpupool.io/job": "gp-0123456789ab"}
+    assert service["metadata"]["ownerReferences"][0]["uid"] == "0b6f-uid"
+
+
+def test_a_gang_rayjob_has_a_worker_per_node_and_its_driver_on_the_head() -> None:
+    rayjob = manifests.launch(spec(gpus=12, nodes=2), "ns", GPU, 30)
+    validate(rayjob)
+    worker = rayjob["spec"]["rayClusterSpec"]["workerGroupSpecs"][0]
+    assert worker["replicas"] == 2
+    assert worker["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "nvidia.com/gpu": "6"
+    }
+    assert "entrypointResources" not in rayjob["spec"]
+
+
+def test_a_launch_cannot_span_more_nodes_than_it_has_gpus() -> None:
+    with pytest.raises(ValueError, match="cannot span"):
+        spec(gpus=2, nodes=3)
