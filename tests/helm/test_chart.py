@@ -9,6 +9,7 @@ API, the security context of every pod, the migration hook, the settings' names,
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import shlex
@@ -553,6 +554,11 @@ def test_secrets_come_from_where_the_values_say(chart: helm.Chart) -> None:
     small = render(chart, SMALL)
     secret = one(small, "Secret", FULLNAME)
     assert set(secret["data"]) == {"database-url", "session-secret"}
+    assert base64.b64decode(secret["data"]["session-secret"]).decode() == "x" * 48
+    assert base64.b64decode(secret["data"]["database-url"]).decode() == DATABASE_URL
+    # none given: one is generated (and kept across upgrades: `lookup` finds the Secret)
+    generated = one(render(chart, MINIMAL), "Secret", FULLNAME)["data"]["session-secret"]
+    assert re.fullmatch(r"[A-Za-z0-9]{48}", base64.b64decode(generated).decode())
     production = render(chart, PRODUCTION)
     scheduler = one(production, "Deployment", f"{FULLNAME}-scheduler")
     env = env_of(scheduler["spec"]["template"]["spec"]["containers"][0])
