@@ -89,10 +89,10 @@ SCHEDULER_RULES = {
     ("", "resourcequotas"): {"create", "update"},
     ("networking.k8s.io", "networkpolicies"): {"create"},
     ("scheduling.k8s.io", "priorityclasses"): {"create"},
-    ("batch", "jobs"): {"create", "list", "patch", "delete"},
-    ("ray.io", "rayjobs"): {"create", "list", "patch", "delete"},
+    ("batch", "jobs"): {"create", "list", "watch", "patch", "delete"},
+    ("ray.io", "rayjobs"): {"create", "list", "watch", "patch", "delete"},
     ("", "services"): {"create"},
-    ("", "pods"): {"list"},
+    ("", "pods"): {"list", "watch"},
     ("", "pods/log"): {"get"},
     ("", "nodes"): {"list"},
 }
@@ -366,6 +366,12 @@ def backend_calls() -> dict[tuple[str, str], set[str]]:
             group = API_GROUPS[api]
             resource = "pods/log" if kind == "pod_log" else plural(kind.replace("_", ""))
         calls.setdefault((group, resource), set()).add(VERBS[verb])
+    # what the backend lists for its mirror (``_mirror``), the mirror also watches
+    mirrored = source[source.index("def _mirror(") : source.index("def _mirrored(")]
+    for api, method in re.findall(r"self\.(core|batch|custom)\.(list_\w+)", mirrored):
+        kind = method.removeprefix("list_").removesuffix("_for_all_namespaces")
+        key = RAYJOB_API[::2] if api == "custom" else (API_GROUPS[api], plural(kind))
+        calls.setdefault(key, set()).add("watch")
     return calls
 
 
@@ -500,9 +506,9 @@ def test_probes_ask_real_paths(release: tuple[str, list[Manifest]]) -> None:
             get = container[probe]["httpGet"]
             assert get["path"] in paths, (name, probe)
             assert get["port"] in ports, (name, probe)
-    # /readyz answers 503 where no scheduler runs: the portal cannot use it
+    # a portal-only process's /readyz checks its database and waits for no scheduler
     assert specs[f"{FULLNAME}-portal"]["containers"][0]["readinessProbe"]["httpGet"]["path"] == (
-        "/healthz"
+        "/readyz"
     )
     scheduler = specs[f"{FULLNAME}-scheduler"]["containers"][0]
     assert scheduler["readinessProbe"]["httpGet"]["path"] == "/readyz"

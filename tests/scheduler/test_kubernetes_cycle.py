@@ -117,7 +117,9 @@ def pool(fresh_database_url: str) -> Iterator[KubePool]:
             f"h100-80g-{number}", {"nvidia.com/gpu": "8"}, labels={"gpupool.io/flavor": "h100-80g"}
         )
     placements = {"h100-80g": Placement.of("h100-80g", "nvidia.com/gpu")}
-    backend = KubernetesBackend(cluster.api_client(), placements, clock=clock)
+    # no watches: each cycle reads the cluster as it is now (the watches are tested beside the
+    # backend), so a test's step is seen by the very next cycle
+    backend = KubernetesBackend(cluster.api_client(), placements, clock=clock, watch=False)
     settings = SchedulerSettings(charge_interval_seconds=60)
     scheduler = Scheduler(factory, {"kube-daejeon": backend}, settings, clock)
     try:

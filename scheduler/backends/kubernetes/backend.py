@@ -6,12 +6,16 @@ use with a NetworkPolicy that refuses traffic from other namespaces and a Resour
 allows no more accelerators than gpupool launched there: a pod someone starts around the books
 finds no accelerators left.
 
-A cycle reads every launch's status in three list calls (Jobs, RayJobs, their pods), not one
-call per job. Cancelling, or preempting, suspends the Job or RayJob (``spec.suspend``), as
-Kueue does: Kubernetes stops its pods with SIGTERM and their grace period, and the object stays
-to say it was stopped, until ``keep_ended_seconds`` after it ended, when it is deleted with its
-pods. Capacity is what Ready, schedulable nodes can allocate of each flavor's resource, less
-what pods there request; cordoned and NotReady nodes count as down.
+Where every launch stands is kept by watches (``mirror``: gpupool's Jobs, RayJobs and their
+pods, listed once, then watched, listed again every 5 minutes), so a cycle, and the scheduler's
+quick look at a job it just launched, ask the API server nothing; until the watches have
+listed everything, a cycle reads it in three list calls.
+
+Cancelling, or preempting, suspends the Job or RayJob (``spec.suspend``), as Kueue does:
+Kubernetes stops its pods with SIGTERM and their grace period, and the object stays to say it
+was stopped, until ``keep_ended_seconds`` after it ended, when it is deleted with its pods.
+Capacity is what Ready, schedulable nodes can allocate of each flavor's resource, less what
+pods there request; cordoned and NotReady nodes count as down.
 
 The client is blocking: every call runs in a worker thread.
 """
@@ -48,6 +52,7 @@ from scheduler.backends.kubernetes.manifests import (
     Manifest,
     Placement,
 )
+from scheduler.backends.kubernetes.mirror import Mirror
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Any)
@@ -77,6 +82,11 @@ class Launch:
         return str(self.manifest["metadata"]["name"])
 
     @property
+    def label(self) -> str:
+        """The job label gpupool gave it (its object name)."""
+        return str((self.manifest["metadata"].get("labels") or {}).get(JOB_LABEL, ""))
+
+    @property
     def suspended(self) -> bool:
         return bool(self.manifest.get("spec", {}).get("suspend"))
 
@@ -98,6 +108,8 @@ class KubernetesBackend:
         namespace_prefix: str = "gpupool-",
         keep_ended_seconds: int = 6 * 3600,
         clock: Clock = utc_now,
+        resync_seconds: float = 300.0,
+        watch: bool = True,
     ) -> None:
         self.api = api
         self.core = k8s.CoreV1Api(api)
@@ -115,6 +127,11 @@ class KubernetesBackend:
         """Namespaces and priority classes this process made or found."""
         self._submitting = asyncio.Lock()
         """Submissions one at a time: each sets its namespace's quota from the ones before."""
+        self.resync_seconds = resync_seconds
+        self.watch = watch
+        """Keep statuses by watches (``mirror``); without, every read asks the server."""
+        self.mirror: Mirror | None = None
+        """Started by the first read of statuses."""
 
     @classmethod
     def from_kubeconfig(
@@ -144,14 +161,23 @@ class KubernetesBackend:
             await _call(self._submit, spec, namespace, wanted)
 
     async def status(self, job_id: str) -> RunStatus:
-        selector = f"{JOB_LABEL}={manifests.object_name(job_id)}"
-        launches = await _call(self._launches, selector)
+        name = manifests.object_name(job_id)
+        if self.mirror is not None and self.mirror.synced:
+            launches = [launch for launch in self._mirrored() if launch.label == name]
+        else:
+            launches = await _call(self._launches, f"{JOB_LABEL}={name}")
         if not launches:
             return RunStatus(RunState.NOT_FOUND)
         return run_status(launches[0])
 
     async def statuses(self) -> Mapping[str, RunStatus]:
-        launches = await _call(self._launches, MANAGED_SELECTOR)
+        if self.mirror is None and self.watch:
+            self.mirror = self._mirror()
+            self.mirror.start()
+        if self.mirror is not None and self.mirror.synced:
+            launches = self._mirrored()
+        else:
+            launches = await _call(self._launches, MANAGED_SELECTOR)
         await _call(self._forget_ended, launches)
         return {_job_id(launch): run_status(launch) for launch in launches}
 
@@ -169,7 +195,33 @@ class KubernetesBackend:
         return await _call(self._capacity)
 
     async def close(self) -> None:
+        if self.mirror is not None:
+            await asyncio.to_thread(self.mirror.stop)
         await asyncio.to_thread(self.api.close)
+
+    # -- the mirror --------------------------------------------------------------------------
+
+    def _mirror(self) -> Mirror:
+        def jobs(**options: Any) -> Any:
+            return self.batch.list_job_for_all_namespaces(**options)
+
+        def rayjobs(**options: Any) -> Any:
+            return self.custom.list_cluster_custom_object(*RAYJOB_API, **options)
+
+        def pods(**options: Any) -> Any:
+            return self.core.list_pod_for_all_namespaces(**options)
+
+        return Mirror(
+            {"jobs": jobs, "rayjobs": rayjobs, "pods": pods},
+            MANAGED_SELECTOR,
+            resync_seconds=self.resync_seconds,
+        )
+
+    def _mirrored(self) -> list[Launch]:
+        assert self.mirror is not None
+        return _assemble(
+            self.mirror.objects("jobs"), self.mirror.objects("rayjobs"), self.mirror.objects("pods")
+        )
 
     # -- submitting ------------------------------------------------------------------------
 
@@ -265,20 +317,7 @@ class KubernetesBackend:
                 label_selector=selector,
             )
             pods = []
-        by_job: dict[tuple[str, str], list[Manifest]] = {}
-        for pod in pods:
-            metadata = pod["metadata"]
-            key = (metadata["namespace"], metadata.get("labels", {}).get(JOB_LABEL, ""))
-            by_job.setdefault(key, []).append(pod)
-
-        def launch(kind: str, manifest: Manifest) -> Launch:
-            metadata = manifest["metadata"]
-            key = (metadata["namespace"], metadata.get("labels", {}).get(JOB_LABEL, ""))
-            return Launch(kind, manifest, tuple(by_job.get(key, ())))
-
-        return [launch("Job", job) for job in jobs] + [
-            launch("RayJob", rayjob) for rayjob in rayjobs
-        ]
+        return _assemble(jobs, rayjobs, pods)
 
     def _logs(self, selector: str) -> str:
         pods = _items(self.core.list_pod_for_all_namespaces, label_selector=selector)
@@ -364,6 +403,24 @@ class KubernetesBackend:
 
 
 _LIVE = (RunState.PENDING, RunState.RUNNING)
+
+
+def _assemble(
+    jobs: Iterable[Manifest], rayjobs: Iterable[Manifest], pods: Iterable[Manifest]
+) -> list[Launch]:
+    """Launches from their Jobs and RayJobs, each with the pods of the same job label."""
+    by_job: dict[tuple[str, str], list[Manifest]] = {}
+    for pod in pods:
+        metadata = pod["metadata"]
+        key = (metadata["namespace"], (metadata.get("labels") or {}).get(JOB_LABEL, ""))
+        by_job.setdefault(key, []).append(pod)
+
+    def launch(kind: str, manifest: Manifest) -> Launch:
+        metadata = manifest["metadata"]
+        key = (metadata["namespace"], (metadata.get("labels") or {}).get(JOB_LABEL, ""))
+        return Launch(kind, manifest, tuple(by_job.get(key, ())))
+
+    return [launch("Job", job) for job in jobs] + [launch("RayJob", item) for item in rayjobs]
 
 
 # -- what a launch's objects say ----------------------------------------------------------------

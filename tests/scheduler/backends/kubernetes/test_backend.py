@@ -6,7 +6,8 @@ own schemas."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine, Iterator
+import time
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -65,6 +66,7 @@ def cluster() -> Iterator[FakeApiServer]:
 
 @pytest.fixture
 def backend(cluster: FakeApiServer) -> Iterator[KubernetesBackend]:
+    """The backend as production builds it: statuses kept by watches once it is read."""
     made = KubernetesBackend(cluster.api_client(), PLACEMENTS, clock=cluster.now)
     yield made
     run(made.close())
@@ -232,17 +234,34 @@ def test_capacity_is_what_ready_schedulable_nodes_have_left(
     assert free["rngd-48g"].free == ()  # NotReady: down
 
 
-def test_statuses_reads_every_launch_in_three_calls(
+def test_statuses_come_from_watches_once_they_have_listed_everything(
     backend: KubernetesBackend, cluster: FakeApiServer
 ) -> None:
     for number in range(1, 7):
         run(backend.submit(spec(f"gp-00000000000{number}")))
+    first = run(backend.statuses())  # read with list calls; the watches start
+    assert {status.state for status in first.values()} == {RunState.PENDING}
+    assert backend.mirror is not None
+    assert wait_for(lambda: backend.mirror is not None and backend.mirror.synced)
+
+    asked = len(cluster.requests)
+    start_all(cluster, "gp-000000000001")  # the test's own steps are no API calls
+    assert wait_for(lambda: run(backend.statuses())["gp-000000000001"].state is RunState.RUNNING), (
+        "the watch never told of the running pod"
+    )
+    assert run(backend.status("gp-000000000002")).state is RunState.PENDING
+    assert len(cluster.requests) == asked  # nothing asked of the API server
+
+
+def test_watches_that_fall_behind_the_server_list_again(
+    backend: KubernetesBackend, cluster: FakeApiServer
+) -> None:
+    run(backend.submit(spec()))
+    run(backend.statuses())
+    assert wait_for(lambda: backend.mirror is not None and backend.mirror.synced)
+    cluster.compact()  # the server forgets its events: resuming from them answers 410
     start_all(cluster, "gp-000000000001")
-    before = len(cluster.requests)
-    statuses = run(backend.statuses())
-    assert len(cluster.requests) - before == 3
-    assert statuses["gp-000000000001"].state is RunState.RUNNING
-    assert {statuses[f"gp-00000000000{n}"].state for n in range(2, 7)} == {RunState.PENDING}
+    assert wait_for(lambda: run(backend.statuses())["gp-000000000001"].state is RunState.RUNNING)
 
 
 def test_a_restarted_scheduler_finds_its_launches_and_does_not_launch_them_again(
@@ -274,6 +293,15 @@ def test_launches_that_ended_long_ago_are_deleted_with_their_pods(
     cluster.step()
     assert cluster.objects("jobs", NAMESPACE) == []
     assert pods_of(cluster, "gp-000000000001") == []
+
+
+def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def _phase(pod: dict[str, Any]) -> str:
