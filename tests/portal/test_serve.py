@@ -170,6 +170,11 @@ def test_serve_with_workers_deals_connections_in_turn_restarts_a_dead_one_and_st
         workers = _portal_children(process.pid)
         assert len(workers) == 2
 
+        # a portal-only process is ready with its database: it runs no scheduler to wait for
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        assert ready.json()["checks"] == {"database": "ok"}
+
         # 24 keep-alive connections, dealt out in turn: every process holds 8 and answers
         clients = [
             httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers, timeout=10)
