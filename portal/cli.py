@@ -217,9 +217,23 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 def init(
     demo: Annotated[bool, typer.Option(help="Seed the demo pool.")] = False,
     data_dir: DataDir = None,
+    new_admin_token: Annotated[
+        bool,
+        typer.Option(help="Revoke the bootstrap admin's tokens and print a new one (lost it?)."),
+    ] = False,
 ) -> None:
     """Create (or migrate) the database and, with --demo, seed the demo pool."""
     _init(demo, data_dir)
+    if not new_admin_token:
+        return
+    settings = _settings(data_dir)
+    engine = make_engine(settings.database)
+    try:
+        with transaction(session_factory(engine)) as session:
+            token = ensure_admin(Books(session), settings.data_dir / "admin.token", reissue=True)
+    finally:
+        engine.dispose()
+    typer.echo(f"Admin token: {token} (the bootstrap admin's earlier tokens are revoked)")
 
 
 def _init(demo: bool, data_dir: Path | None) -> None:
@@ -272,10 +286,16 @@ def serve(
             flavors = books.flavors.all()
     finally:
         engine.dispose()
+    token_file = settings.data_dir / "admin.token"
     if token:
         typer.echo(f"Admin token: {token}")
+    elif token_file.exists():
+        typer.echo(f"admin token: in {token_file}")
     else:
-        typer.echo(f"admin token: in {settings.data_dir / 'admin.token'}")
+        typer.echo(
+            "admin token: issued before, and not kept in this data dir; "
+            "`gpupool init --new-admin-token` replaces it"
+        )
     run_service(settings, clusters, flavors)
 
 

@@ -148,22 +148,43 @@ def _principal(session: Session, found: ApiToken, now: datetime) -> Principal:
     return replace(held, token_id=found.id, token_expires_at=found.expires_at)
 
 
-def ensure_admin(books: Books, token_file: Path) -> str | None:
-    """Make sure the bootstrap admin exists and ``token_file`` holds a working admin token.
+BOOTSTRAP_TOKEN_NAME = "bootstrap admin token"  # noqa: S105 - a name, not a secret
 
-    Returns the token when a new one was issued (to be printed once), else ``None``.
+
+def ensure_admin(books: Books, token_file: Path, reissue: bool = False) -> str | None:
+    """Make sure the bootstrap admin exists and holds a working admin token, kept in
+    ``token_file``.
+
+    Returns the token when a new one was issued (to be printed once), else ``None``. None is
+    issued while a working one exists, even when ``token_file`` is missing: a fresh data dir on
+    a kept database (every restart of a Kubernetes pod) must not mint, and log, another
+    all-powerful token each time. ``reissue`` revokes the bootstrap admin's tokens and issues
+    a new one (``gpupool init --new-admin-token``), for when the old one is lost.
     """
     people = PeopleRepository(books.session)
     if ADMIN_USER not in {name for name, _, _ in people.users()}:
         people.add_user(ADMIN_USER, "Bootstrap administrator")
     if Role.ADMIN not in books.roles.principal(ADMIN_USER).pool_roles:
         books.grant_role(ADMIN_USER, Role.ADMIN, actor="bootstrap")
-    if token_file.exists():
+    now = books.clock()
+    if not reissue and token_file.exists():
         try:
-            verify(books.session, token_file.read_text().strip(), books.clock())
+            verify(books.session, token_file.read_text().strip(), now)
             return None
         except (InvalidToken, NotFound):
             pass  # a new database behind an old file: issue a new token
-    issued = issue(books.session, ADMIN_USER, "bootstrap admin token", list(Scope), books.clock())
+    tokens = ApiTokenRepository(books.session)
+    working = [
+        token
+        for token in tokens.of_user(ADMIN_USER)
+        if token.name == BOOTSTRAP_TOKEN_NAME
+        and token.revoked_at is None
+        and (token.expires_at is None or token.expires_at > now)
+    ]
+    if working and not reissue:
+        return None
+    for token in working:
+        tokens.revoke(token.id, now)
+    issued = issue(books.session, ADMIN_USER, BOOTSTRAP_TOKEN_NAME, list(Scope), now)
     write_private(token_file, issued.token + "\n")
     return issued.token

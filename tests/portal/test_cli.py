@@ -158,3 +158,19 @@ def test_errors_are_one_clear_line_with_a_scriptable_exit_code(
     assert result.exit_code == code, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_init_new_admin_token_replaces_a_lost_one(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = {"GPUPOOL_DATABASE_URL": None, "GPUPOOL_DATA_DIR": None}
+    args = ["init", "--data-dir", str(tmp_path), "--new-admin-token"]
+    first = runner.invoke(app, args, env=env)
+    assert first.exit_code == 0, first.output
+    old = first.output.split("Admin token: ", 1)[1].split()[0]
+    (tmp_path / "admin.token").unlink()  # lost
+    second = runner.invoke(app, args, env=env)
+    assert second.exit_code == 0, second.output
+    new = second.output.split("Admin token: ", 1)[1].split()[0]
+    assert new != old
+    assert (tmp_path / "admin.token").read_text().strip() == new
+    assert "earlier tokens are revoked" in second.output

@@ -17,6 +17,7 @@ import base64
 import json
 import re
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import itsdangerous
@@ -28,7 +29,7 @@ from portal.sessions import COOKIE, MAX_SESSION
 from quotas.access import Scope
 from quotas.clock import utc_now
 from quotas.db.access import ApiTokenRepository
-from quotas.tokens import issue
+from quotas.tokens import ADMIN_USER, ensure_admin, issue
 from tests.portal.conftest import Demo
 
 API = "/api/v1"
@@ -266,3 +267,31 @@ def test_a_session_not_tied_to_its_users_token_is_refused(
     assert answer.status_code == 401
     assert "items" not in answer.json()
     assert signed_out(demo)
+
+
+# -- the bootstrap admin token ---------------------------------------------------------------
+
+
+def test_a_fresh_data_dir_on_a_kept_database_mints_no_new_admin_token(
+    demo: Demo, tmp_path: Path
+) -> None:
+    """Every restart of a Kubernetes pod has an empty data dir and the same database: it must
+    not mint, and print to the log, another all-powerful token each time."""
+    fresh = tmp_path / "fresh-pod"
+    fresh.mkdir()
+    with demo.books() as books:
+        before = ApiTokenRepository(books.session).of_user(ADMIN_USER)
+        assert ensure_admin(books, fresh / "admin.token") is None
+        assert ApiTokenRepository(books.session).of_user(ADMIN_USER) == before
+    assert not (fresh / "admin.token").exists()
+
+
+def test_a_lost_admin_token_is_replaced_and_the_old_one_stops_working(
+    demo: Demo, tmp_path: Path
+) -> None:
+    with demo.books() as books:
+        new = ensure_admin(books, tmp_path / "lost" / "admin.token", reissue=True)
+    assert new is not None
+    assert (tmp_path / "lost" / "admin.token").read_text().strip() == new
+    assert demo.client.get(f"{API}/me", headers=bearer(demo.admin_token)).status_code == 401
+    assert demo.client.get(f"{API}/me", headers=bearer(new)).status_code == 200
