@@ -90,6 +90,11 @@ class Launch:
     def suspended(self) -> bool:
         return bool(self.manifest.get("spec", {}).get("suspend"))
 
+    @property
+    def live(self) -> bool:
+        """Not asked to stop, and not ended: it holds, or will hold, its accelerators."""
+        return not self.suspended and run_status(self).state in _LIVE
+
 
 class KubernetesBackend:
     """Runs gpupool jobs on one Kubernetes cluster.
@@ -184,7 +189,7 @@ class KubernetesBackend:
     async def cancel(self, job_id: str) -> None:
         selector = f"{JOB_LABEL}={manifests.object_name(job_id)}"
         for launch in await _call(self._launches, selector, False):
-            if not launch.suspended and run_status(launch).state in _LIVE:
+            if launch.live:
                 await _call(self._suspend, launch)
 
     async def logs(self, job_id: str) -> str:
@@ -278,7 +283,7 @@ class KubernetesBackend:
         """Accelerators per resource that gpupool's live launches in ``namespace`` asked for."""
         held: dict[str, int] = {}
         for launch in self._launches(MANAGED_SELECTOR, False, namespace):
-            if launch.suspended or run_status(launch).state not in _LIVE:
+            if not launch.live:
                 continue
             for resource, count in _requested(launch.manifest).items():
                 held[resource] = held.get(resource, 0) + count
