@@ -13,12 +13,12 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from scheduler.embedded import STATE_FILE, free_port
+from tests.waiting import eventually
 
 START_SECONDS = 120
 
@@ -142,15 +142,6 @@ def _portal_children(parent: int) -> set[int]:
     return found
 
 
-def _wait_for(condition: Callable[[], bool], seconds: float = 60) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
-
-
 def test_serve_with_workers_deals_connections_in_turn_restarts_a_dead_one_and_stops_all(
     tmp_path: Path,
 ) -> None:
@@ -194,8 +185,10 @@ def test_serve_with_workers_deals_connections_in_turn_restarts_a_dead_one_and_st
 
         killed = min(workers)
         os.kill(killed, signal.SIGKILL)
-        assert _wait_for(lambda: len(_portal_children(process.pid) - {killed}) == 2), (
-            "the dead portal process was not started again"
+        eventually(
+            "the dead portal process to be started again",
+            lambda: len(_portal_children(process.pid) - {killed}) == 2,
+            60,
         )
         for _ in range(6):  # its turns are served, before and after it is back
             with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=headers) as client:

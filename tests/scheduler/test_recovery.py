@@ -29,7 +29,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
@@ -52,6 +51,7 @@ from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.ray import RayBackend
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
+from tests.waiting import eventually
 
 SCRIPT = Path(__file__).with_name("crash_scheduler.py")
 PROJECT = "kaist-nlp"
@@ -229,14 +229,6 @@ async def stop_on_ray(ray_endpoint: RayEndpoint, submission_ids: list[str]) -> N
     async with RayBackend(ray_endpoint.address, auth_token=ray_endpoint.auth_token) as ray:
         for each in submission_ids:
             await ray.cancel(each)
-
-
-def eventually(what: str, done: Callable[[], bool], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not done():
-        if time.monotonic() > deadline:
-            pytest.fail(f"gave up after {timeout:g} s waiting for {what}")
-        time.sleep(0.2)
 
 
 # -- what a crash leaves ----------------------------------------------------------------------

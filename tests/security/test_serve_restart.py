@@ -15,12 +15,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 from scheduler.embedded import STATE_FILE, ClusterState, free_port, session_process_tree
+from tests.waiting import eventually
 
 START_SECONDS = 180
 JOBS = 3
@@ -62,13 +62,6 @@ def states(base: str, headers: dict[str, str], ids: list[str]) -> dict[str, str]
     }
 
 
-def wait_for(check: Callable[[], bool], what: str, seconds: float = 120) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
-
-
 def test_a_killed_server_adopts_its_cluster_and_runs_no_job_twice(
     tmp_path: Path, job_dir: Path
 ) -> None:
@@ -101,7 +94,7 @@ def test_a_killed_server_adopts_its_cluster_and_runs_no_job_twice(
             )
             assert submitted.status_code == 201, submitted.text
             ids.append(submitted.json()["job"]["id"])
-        wait_for(lambda: all(m.exists() for m in markers), "every job to start")
+        eventually("every job to start", lambda: all(m.exists() for m in markers), 120, 0.5)
         cluster = ClusterState.load(data_dir / "ray" / STATE_FILE)
         assert cluster is not None
         pids = set(session_process_tree(cluster.session_id))
@@ -112,9 +105,11 @@ def test_a_killed_server_adopts_its_cluster_and_runs_no_job_twice(
 
         second = Served(data_dir, port)
         assert second.printed("Ray cluster: ")[0].rstrip().endswith("its jobs ran on)")
-        wait_for(
-            lambda: set(states(base, headers, ids).values()) == {"succeeded"},
+        eventually(
             "every job to succeed",
+            lambda: set(states(base, headers, ids).values()) == {"succeeded"},
+            120,
+            0.5,
         )
         runs = {marker.name: marker.read_text().split() for marker in markers}
         assert runs == {marker.name: ["start", "done"] for marker in markers}

@@ -6,7 +6,6 @@ own schemas."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -17,6 +16,7 @@ from scheduler.backends.base import Backend, LaunchSpec, PermanentBackendError, 
 from scheduler.backends.kubernetes import KubernetesBackend, Placement
 from tests.scheduler.backends.kubernetes.schemas import validate
 from tests.scheduler.kube.fake_apiserver import FakeApiServer
+from tests.waiting import eventually
 
 T = TypeVar("T")
 
@@ -25,6 +25,7 @@ PLACEMENTS = {
     "rngd-48g": Placement.of("rngd-48g", "furiosa.ai/rngd"),
 }
 NAMESPACE = "gpupool-kaist"
+JOB = "gp-000000000001"
 
 
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
@@ -242,12 +243,12 @@ def test_statuses_come_from_watches_once_they_have_listed_everything(
     first = run(backend.statuses())  # read with list calls; the watches start
     assert {status.state for status in first.values()} == {RunState.PENDING}
     assert backend.mirror is not None
-    assert wait_for(lambda: backend.mirror is not None and backend.mirror.synced)
+    eventually("the watches to list everything", synced(backend), 10, 0.05)
 
     asked = len(cluster.requests)
     start_all(cluster, "gp-000000000001")  # the test's own steps are no API calls
-    assert wait_for(lambda: run(backend.statuses())["gp-000000000001"].state is RunState.RUNNING), (
-        "the watch never told of the running pod"
+    eventually(
+        "the watch to tell of the running pod", running(backend, "gp-000000000001"), 10, 0.05
     )
     assert run(backend.status("gp-000000000002")).state is RunState.PENDING
     assert len(cluster.requests) == asked  # nothing asked of the API server
@@ -258,10 +259,12 @@ def test_watches_that_fall_behind_the_server_list_again(
 ) -> None:
     run(backend.submit(spec()))
     run(backend.statuses())
-    assert wait_for(lambda: backend.mirror is not None and backend.mirror.synced)
+    eventually("the watches to list everything", synced(backend), 10, 0.05)
     cluster.compact()  # the server forgets its events: resuming from them answers 410
     start_all(cluster, "gp-000000000001")
-    assert wait_for(lambda: run(backend.statuses())["gp-000000000001"].state is RunState.RUNNING)
+    eventually(
+        "a new list to tell of the running pod", running(backend, "gp-000000000001"), 10, 0.05
+    )
 
 
 def test_a_restarted_scheduler_finds_its_launches_and_does_not_launch_them_again(
@@ -295,13 +298,12 @@ def test_launches_that_ended_long_ago_are_deleted_with_their_pods(
     assert pods_of(cluster, "gp-000000000001") == []
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+def synced(backend: KubernetesBackend) -> Callable[[], bool]:
+    return lambda: backend.mirror is not None and backend.mirror.synced
+
+
+def running(backend: KubernetesBackend, job_id: str) -> Callable[[], bool]:
+    return lambda: run(backend.statuses())[job_id].state is RunState.RUNNING
 
 
 def _phase(pod: dict[str, Any]) -> str:
