@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import event
-from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.cases import request_cancel, submit
 from jobs.lifecycle import RunState
@@ -34,27 +33,11 @@ from scheduler.backends.base import LaunchSpec
 from scheduler.backends.simulated import Outcome, SimulatedBackend
 from scheduler.cycle import CycleReport, Scheduler
 from scheduler.settings import SchedulerSettings
-
-START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-HOUR = 3600
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.scheduler.pools import HOUR, START, Clock, SchedulerPool
 
 
 @dataclass
-class Pool:
-    factory: sessionmaker[Session]
-    clock: Clock
-    scheduler: Scheduler
+class Pool(SchedulerPool):
     daejeon: SimulatedBackend
     gwangju: SimulatedBackend
     outcomes: dict[str, Outcome]
@@ -85,13 +68,6 @@ class Pool:
             )
         return job.id
 
-    def cycle(self) -> None:
-        asyncio.run(self.scheduler.run_once())
-
-    def job(self, job_id: str) -> Job:
-        with transaction(self.factory) as session:
-            return JobRepository(session).get(job_id)
-
     def events(self, job_id: str) -> list[tuple[str | None, str]]:
         with transaction(self.factory) as session:
             return [(e.from_state, e.to_state) for e in JobRepository(session).events(job_id)]
@@ -100,11 +76,6 @@ class Pool:
         with transaction(self.factory) as session:
             books = Books(session, self.clock)
             return books.balances(account, books.current_period().name)
-
-    def entries(self, job_id: str, kind: EntryKind) -> int:
-        with transaction(self.factory) as session:
-            entries = Books(session).ledger.entries(job=job_id, kinds=[kind], limit=1000)
-            return sum(entry.posting.amount.milli for entry in entries)
 
 
 @pytest.fixture

@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy.orm import Session, sessionmaker
 
 from jobs.cases import request_cancel, submit
-from jobs.model import Job, JobSpec, JobState
-from jobs.repository import JobRepository
+from jobs.model import JobSpec, JobState
 from quotas.admission import SiteKind
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
@@ -32,27 +29,11 @@ from scheduler.backends.kubernetes import KubernetesBackend, Placement
 from scheduler.cycle import Scheduler
 from scheduler.settings import SchedulerSettings
 from tests.scheduler.kube.fake_apiserver import FakeApiServer
-
-START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-HOUR = 3600
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
+from tests.scheduler.pools import HOUR, START, Clock, SchedulerPool
 
 
 @dataclass
-class KubePool:
-    factory: sessionmaker[Session]
-    clock: Clock
-    scheduler: Scheduler
+class KubePool(SchedulerPool):
     cluster: FakeApiServer
 
     def submit(self, name: str, gpus: int = 8, hours: float = 2) -> str:
@@ -73,24 +54,12 @@ class KubePool:
             )
         return job.id
 
-    def cycle(self) -> None:
-        asyncio.run(self.scheduler.run_once())
-
-    def job(self, job_id: str) -> Job:
-        with transaction(self.factory) as session:
-            return JobRepository(session).get(job_id)
-
     def pods(self, job_id: str) -> list[dict[str, Any]]:
         return [
             pod
             for pod in self.cluster.objects("pods")
             if pod["metadata"].get("labels", {}).get("gpupool.io/job") == job_id
         ]
-
-    def charged(self, job_id: str, kind: EntryKind) -> int:
-        with transaction(self.factory) as session:
-            entries = Books(session).ledger.entries(job=job_id, kinds=[kind], limit=1000)
-            return sum(entry.posting.amount.milli for entry in entries)
 
 
 @pytest.fixture
@@ -152,8 +121,8 @@ def test_a_job_runs_on_kubernetes_to_success_and_is_charged_what_it_used(pool: K
 
     job = pool.job(job_id)
     assert job.state is JobState.SUCCEEDED
-    assert pool.charged(job_id, EntryKind.HOLD) == Credits.of(16).milli  # 8 GPUs x 2 h
-    assert pool.charged(job_id, EntryKind.CHARGE) == Credits.of(4).milli  # 8 GPUs x 0.5 h
+    assert pool.entries(job_id, EntryKind.HOLD) == Credits.of(16).milli  # 8 GPUs x 2 h
+    assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of(4).milli  # 8 GPUs x 0.5 h
 
 
 def test_a_cancelled_job_is_suspended_on_the_cluster_and_charged_for_what_ran(
@@ -176,7 +145,7 @@ def test_a_cancelled_job_is_suspended_on_the_cluster_and_charged_for_what_ran(
 
     job = pool.job(job_id)
     assert job.state is JobState.CANCELLED
-    assert pool.charged(job_id, EntryKind.CHARGE) == Credits.of(2).milli  # 8 GPUs x 0.25 h
+    assert pool.entries(job_id, EntryKind.CHARGE) == Credits.of(2).milli  # 8 GPUs x 0.25 h
 
 
 def test_a_job_larger_than_a_node_is_launched_as_a_gang_over_whole_nodes(pool: KubePool) -> None:
