@@ -407,3 +407,29 @@ class PackageRow(Base):
     project_id: Mapped[int | None] = mapped_column(ForeignKey("accounts.id"), index=True)
 
     __table_args__ = (Index("ix_packages_uploaded_by_sha256", "uploaded_by", "sha256"),)
+
+
+class NodeOutageRow(Base):
+    """``nodes`` nodes of ``flavor`` in ``cluster``, with ``gpus`` GPUs on them, were down (the
+    backend did not report them up: cordoned, NotReady) from ``since`` until ``until`` (null while
+    it lasts). A change in how many nodes are down closes the row and opens another, so the
+    GPU-hours down are exact (``scheduler.outages``). No foreign keys to the inventory: the
+    history outlives a cluster's node groups being changed."""
+
+    __tablename__ = "node_outages"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster: Mapped[str] = mapped_column(Name)
+    flavor: Mapped[str] = mapped_column(Name)
+    nodes: Mapped[int] = mapped_column(Integer)
+    gpus: Mapped[int] = mapped_column(Integer)
+    since: Mapped[datetime]
+    until: Mapped[datetime | None]
+
+    __table_args__ = (
+        CheckConstraint("nodes > 0", name="nodes_positive"),
+        CheckConstraint("gpus > 0", name="gpus_positive"),
+        CheckConstraint("until IS NULL OR until >= since", name="until_after_since"),
+        Index("ix_node_outages_open", "until", "cluster", "flavor"),
+        Index("ix_node_outages_since", "since"),
+    )
