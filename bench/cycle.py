@@ -369,7 +369,7 @@ def idle_after(engine: Engine, clock: FixedClock, clusters: Iterable[str]) -> in
     half_life = SchedulerSettings().fair_share_half_life_hours * 3600
     with transaction(session_factory(engine)) as session:
         view = read_pool(Books(session, clock), clock(), half_life, clusters)
-    waiting = [job.spec.request(job.id, job.submitted_at) for job in view.queued]
+    waiting = [job.request() for job in view.queued]
     return idle_gpus(view.snapshot, waiting)
 
 

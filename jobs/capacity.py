@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from jobs.model import Job
-from quotas.admission import Cluster, NodeGroup
+from quotas.admission import Cluster
 from quotas.inventory import ClusterSpec
 
 
@@ -31,16 +31,8 @@ def free_capacity(clusters: Iterable[ClusterSpec], holding: Iterable[Job]) -> li
             continue
         _take(free[key], per_node[key], job.spec.gpus)
     return [
-        Cluster(
-            spec.name,
-            spec.site,
-            tuple(
-                NodeGroup(item.flavor, item.gpus_per_node, tuple(free[(spec.name, item.flavor)]))
-                for item in spec.inventory
-            ),
-            multi_node=spec.multi_node,
-            price_multiplier_milli=spec.price_multiplier_milli,
-            dedicated_to=spec.dedicated_to or None,
+        spec.with_free(
+            {item.flavor: tuple(free[(spec.name, item.flavor)]) for item in spec.inventory}
         )
         for spec in clusters
     ]

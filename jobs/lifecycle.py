@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from jobs.model import Job, JobEvent, JobState, Placed, check_transition
-from quotas.causes import Ended, Lost, Outcome, Requeued, StopCause, Stopping
+from quotas.causes import Ended, Lost, Outcome, Requeued, StopCause, Stopping, Unprovisioned
 from quotas.ledger import Actor, EntryKind, Ledger, Posting
 from quotas.quantities import NO_CREDITS, Credits, Rate, format_duration
 
@@ -54,6 +54,10 @@ class RunStatus:
     exit_code: int | None = None
     system_fault: bool = False
     """True when the backend, not the job, ended it (node lost, cluster restarted)."""
+    capacity_refused: bool = False
+    """True when the job never ran because the cluster could not get capacity for it: a cloud
+    burst target's provisioning failed (out of stock, quota). The job goes back to the queue,
+    not to a final state, and is not placed on that cluster again."""
 
 
 BOOKED_KINDS = (EntryKind.CHARGE, EntryKind.RELEASE, EntryKind.REFUND)
@@ -212,19 +216,28 @@ def settle(job: Job, status: RunStatus, now: datetime) -> Step:
 
 
 def requeue(
-    job: Job, why: Stopping | Lost, now: datetime, ended_at: datetime | None = None
+    job: Job,
+    why: Stopping | Lost | Unprovisioned,
+    now: datetime,
+    ended_at: datetime | None = None,
 ) -> Step:
     """Running (or starting) -> preempted -> queued, keeping the history; the next attempt gets
     a new submission id.
 
     A stopped run (``Stopping``: preempted) is charged for what it ran until ``ended_at``; a run
-    the backend lost (``Lost``) is refunded everything it was charged. Either way the rest of
-    the hold is released.
+    the backend lost (``Lost``) is refunded everything it was charged; a burst target that could
+    not provision capacity (``Unprovisioned``) ran nothing, and is not tried again for this job.
+    Either way the rest of the hold is released.
     """
     placed = _placed(job)
     project, period = job.spec.project, placed.period
     booked: tuple[Booking, ...]
-    if isinstance(why, Lost):
+    avoid = job.avoid_clusters
+    if isinstance(why, Unprovisioned):
+        booked = ()  # nothing ran there
+        released = f"{why.cluster} could not provision capacity: hold released"
+        avoid = (*avoid, why.cluster)
+    elif isinstance(why, Lost):
         booked = ()
         if job.charged_milli:
             booked = (
@@ -256,6 +269,7 @@ def requeue(
         charged_milli=0,
         charged_until=None,
         stop_cause=None,
+        avoid_clusters=avoid,
     )
     events = (event(job, preempted, said, now), event(preempted, queued, "requeued", now))
     return Step(queued, bookings, events)
@@ -277,6 +291,9 @@ def observe(job: Job, status: RunStatus, now: datetime, *, charge_every_seconds:
     or lost. The job unchanged (and nothing booked) when there is nothing to do."""
     if status.state is RunState.NOT_FOUND:
         return requeue(job, Lost(_placed(job).cluster), now)
+    if status.capacity_refused:
+        refused = Unprovisioned(_placed(job).cluster, status.message or "capacity refused")
+        return requeue(job, refused, now)
     if status.state is RunState.PENDING:
         return Step(job)
     step = Step(job)
@@ -292,6 +309,24 @@ def observe(job: Job, status: RunStatus, now: datetime, *, charge_every_seconds:
         why = asked or Stopping.requested(StopCause.PREEMPT)
         return step.then(requeue(job, why, now, status.ended_at))
     return step.then(settle(job, status, now))
+
+
+def unprovisioned(
+    job: Job, status: RunStatus, deadline_seconds: int | None, now: datetime
+) -> RunStatus | None:
+    """A starting job still waiting for its burst target to provision capacity, past the
+    target's ``deadline_seconds`` since it was admitted there: the status that takes it off the
+    target and back to the queue (``observe``). None while it may still wait, or elsewhere."""
+    if (
+        deadline_seconds is None
+        or job.state is not JobState.STARTING
+        or status.state is not RunState.PENDING
+        or job.admitted_at is None
+        or now < job.admitted_at + timedelta(seconds=deadline_seconds)
+    ):
+        return None
+    waited = format_duration(deadline_seconds)
+    return RunStatus(RunState.STOPPED, f"not provisioned within {waited}", capacity_refused=True)
 
 
 # -- stopping -----------------------------------------------------------------------------

@@ -14,7 +14,7 @@ the door with a reason and nothing is charged.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -132,7 +132,9 @@ class JobSpec:
                 f"{MAX_METADATA_TEXT} characters each"
             )
 
-    def request(self, job_id: str, submitted_at: datetime) -> JobRequest:
+    def request(
+        self, job_id: str, submitted_at: datetime, avoid_clusters: Iterable[str] = ()
+    ) -> JobRequest:
         """The engine's view of this job, for an admission decision."""
         return JobRequest(
             id=job_id,
@@ -144,6 +146,7 @@ class JobSpec:
             min_memory_gb=self.min_memory_gb,
             priority=self.priority,
             data_class=self.data_class,
+            avoid_clusters=frozenset(avoid_clusters),
         )
 
 
@@ -185,6 +188,12 @@ class Job:
     eta: datetime | None = None
     dispatch_failures: int = 0
     next_dispatch_at: datetime | None = None
+    avoid_clusters: tuple[str, ...] = ()
+    """Burst targets that could not provision capacity for it: not placed there again."""
+
+    def request(self) -> JobRequest:
+        """The engine's view of this job, for an admission decision."""
+        return self.spec.request(self.id, self.submitted_at, self.avoid_clusters)
 
     def because(self, cause: Cause) -> Job:
         """This job with ``cause`` as why it stands where it does, and its sentence as reason."""

@@ -241,6 +241,47 @@ class JobRepository:
         )
         return int(charged or 0) - int(refunded or 0)
 
+    def used_at(
+        self, clusters: Iterable[str], period: str, holding: Iterable[JobState]
+    ) -> dict[tuple[str, str], int]:
+        """Credits per (cluster, project) that jobs placed on ``clusters`` in ``period`` hold
+        (the whole hold of each job in a ``holding`` state) or were charged net of refunds
+        (each job that ended there), from the ledger itself."""
+        clusters = list(clusters)
+        if not clusters:
+            return {}
+        held_states = [state.value for state in holding]
+        placed = (JobRow.cluster.in_(clusters), JobRow.period == period)
+        used: dict[tuple[str, str], int] = {}
+        holds = (
+            select(JobRow.cluster, AccountRow.name, func.sum(JobRow.hold_milli))
+            .join(AccountRow, AccountRow.id == JobRow.project_id)
+            .where(*placed, JobRow.state.in_(held_states))
+            .group_by(JobRow.cluster, AccountRow.name)
+        )
+        for cluster, project, milli in self.session.execute(holds):
+            used[(str(cluster), project)] = int(milli or 0)
+        for kind, side, sign in (
+            (EntryKind.CHARGE, LedgerEntryRow.target_job, 1),
+            (EntryKind.REFUND, LedgerEntryRow.source_job, -1),
+        ):
+            moved = (
+                select(JobRow.cluster, AccountRow.name, func.sum(LedgerEntryRow.amount_milli))
+                .join(JobRow, JobRow.id == side)
+                .join(AccountRow, AccountRow.id == JobRow.project_id)
+                .where(
+                    *placed,
+                    JobRow.state.not_in(held_states),
+                    LedgerEntryRow.kind == kind.value,
+                    LedgerEntryRow.period == period,
+                )
+                .group_by(JobRow.cluster, AccountRow.name)
+            )
+            for cluster, project, milli in self.session.execute(moved):
+                key = (str(cluster), project)
+                used[key] = used.get(key, 0) + sign * int(milli or 0)
+        return used
+
     def gpus_in_use(self, states: Iterable[JobState]) -> dict[tuple[str, str], int]:
         """GPUs held by jobs in ``states``, per (cluster, flavor) they were placed on."""
         query = (
@@ -360,6 +401,7 @@ class JobRepository:
             eta=maybe_utc(row.eta),
             dispatch_failures=row.dispatch_failures,
             next_dispatch_at=maybe_utc(row.next_dispatch_at),
+            avoid_clusters=tuple(row.avoid_clusters or ()),
         )
 
     def gpus_by_project(self, states: Iterable[JobState]) -> dict[str, int]:
@@ -434,6 +476,7 @@ def _state_values(job: Job) -> dict[str, object]:
         "eta": job.eta,
         "dispatch_failures": job.dispatch_failures,
         "next_dispatch_at": job.next_dispatch_at,
+        "avoid_clusters": list(job.avoid_clusters),
     }
 
 

@@ -47,6 +47,9 @@ class Account:
     borrowing_limit_gpus: int | None = None
     """GPUs usable beyond the guarantee; ``None`` means no limit (work conserving)."""
     display_name: str = ""
+    may_burst: bool = False
+    """A project's: whether its jobs may burst to cloud capacity (a cluster at a domestic or
+    foreign cloud site) when the pooled clusters cannot start them in time."""
 
     def __post_init__(self) -> None:
         check_name(self.name)

@@ -27,6 +27,12 @@ they end before then or fit in what is spare then, so large jobs are never starv
 ones, and every other cluster stays free to use.
 Data class restricts sites: restricted -> national only; sensitive -> national or domestic
 cloud; public -> any site.
+
+Cloud burst: a cluster at a cloud site is a burst target, whose nodes are bought on demand at
+its price multiplier. A job goes there only when all hold: its project may burst, its data class
+permits the site, it has waited ``Snapshot.burst_wait_seconds`` without the pooled (national)
+clusters starting it, the target has not already failed to provision it (``avoid_clusters``),
+and the hold fits what is left of its program's burst budget at that target, if it has one.
 """
 
 from __future__ import annotations
@@ -130,6 +136,14 @@ class Cluster:
     """Credits here cost this much more (1500: 1.5x), e.g. at a cloud burst target."""
     dedicated_to: str | None = None
     """Only jobs of this account's subtree (an organization or a program) run here."""
+    burst_budgets: Mapping[str, Credits] = field(default_factory=dict)
+    """A burst target's: the most credits each program named may hold and spend here in a
+    period; a program not named has no cap but its own budgets."""
+
+    @property
+    def burst_target(self) -> bool:
+        """Capacity bought on demand in a cloud, not the national pool's own."""
+        return self.site is not SiteKind.NATIONAL
 
     def group(self, flavor: str) -> NodeGroup | None:
         return next((group for group in self.groups if group.flavor == flavor), None)
@@ -149,6 +163,8 @@ class JobRequest:
     min_memory_gb: int | None = None
     priority: PriorityClass = PriorityClass.NORMAL
     data_class: DataClass = DataClass.PUBLIC
+    avoid_clusters: frozenset[str] = frozenset()
+    """Burst targets that could not provision capacity for this job: not tried again."""
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,11 @@ class Snapshot:
     )
     """Per (cluster, flavor): when GPUs in use there are released at the latest (start + time
     limit), and how many. Backfill reserves capacity for a blocked job from these."""
+    burst_wait_seconds: int = 0
+    """How long a job waits for the pooled clusters before it may burst to a cloud target."""
+    burst_used: Mapping[tuple[str, str], Credits] = field(default_factory=dict)
+    """Per (burst target, program) with a burst budget there: credits held and spent there in
+    this period."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,6 +318,8 @@ class _Capacity:
     when GPUs in use there are released and the backfill reservation on it, if any."""
 
     __slots__ = (
+        "burst_budgets",
+        "burst_target",
         "cluster",
         "dedicated_to",
         "flavor",
@@ -318,6 +341,8 @@ class _Capacity:
         self.multi_node = cluster.multi_node
         self.multiplier = cluster.price_multiplier_milli
         self.dedicated_to = cluster.dedicated_to
+        self.burst_target = cluster.burst_target
+        self.burst_budgets = cluster.burst_budgets
         self.flavor = group.flavor
         self.gpus_per_node = group.gpus_per_node
         self.nodes = group.nodes
@@ -439,9 +464,11 @@ class _Cycle:
         # Sizes of clusters never change within a cycle, so what a kind of job could ever run
         # on is worked out once per (flavors, min memory, data class, GPUs).
         self.runnable: dict[
-            tuple[tuple[str, ...], int | None, DataClass, int, frozenset[str]],
+            tuple[tuple[str, ...], int | None, DataClass, int, frozenset[str], bool],
             tuple[list[Flavor], RejectCause | None],
         ] = {}
+        self.burst_used = dict(snapshot.burst_used)
+        self.burst_wait = timedelta(seconds=snapshot.burst_wait_seconds)
         # Dedicated clusters take only their owner's jobs; most pools have few or none.
         self.owners = frozenset(
             cap.dedicated_to for caps in self.capacity.values() for cap in caps if cap.dedicated_to
@@ -496,10 +523,13 @@ class _Cycle:
         return owners
 
     def _open(self, cap: _Capacity, job: JobRequest, allowed: frozenset[SiteKind]) -> bool:
-        """Whether the job may run on this capacity: its site suits the job's data class, and
-        it is not dedicated to someone else."""
-        return cap.site in allowed and (
-            cap.dedicated_to is None or cap.dedicated_to in self._owners(job.project)
+        """Whether the job may ever run on this capacity: its site suits the job's data class,
+        it is not dedicated to someone else, and it is no burst target unless the project may
+        burst."""
+        return (
+            cap.site in allowed
+            and (cap.dedicated_to is None or cap.dedicated_to in self._owners(job.project))
+            and (not cap.burst_target or self.tree[job.project].may_burst)
         )
 
     def _flavors(self, job: JobRequest) -> list[Flavor]:
@@ -575,7 +605,14 @@ class _Cycle:
             return Reject(
                 job.id, Invalid(f"{job.project} is {with_article(account.kind)}, not a project")
             )
-        key = (job.flavors, job.min_memory_gb, job.data_class, job.gpus, self._owners(job.project))
+        key = (
+            job.flavors,
+            job.min_memory_gb,
+            job.data_class,
+            job.gpus,
+            self._owners(job.project),
+            account.may_burst,
+        )
         runnable = self.runnable.get(key)
         if runnable is None:
             runnable = self.runnable[key] = self._runnable(job, self._flavors(job))
@@ -601,11 +638,11 @@ class _Cycle:
         wait = self._borrowing_wait(job, path)
         if wait:
             return Wait(job.id, wait)
-        placements, budget_wait, reserved_wait = self._placements(job, flavors, path)
+        placements, budget_wait, reserved_wait, burst = self._placements(job, flavors, path)
         if not placements:
             if budget_wait:
                 return Wait(job.id, budget_wait)
-            capacity_wait = self._capacity_wait(job, flavors, path, commit)
+            capacity_wait = self._capacity_wait(job, flavors, path, commit, burst)
             if commit and not reserved_wait:
                 self._reserve(job, flavors)
             return Wait(job.id, reserved_wait or capacity_wait)
@@ -644,8 +681,9 @@ class _Cycle:
 
     def _placements(
         self, job: JobRequest, flavors: Sequence[Flavor], path: list[str]
-    ) -> tuple[list[Placement], OverBudget | None, Reserved | None]:
+    ) -> tuple[list[Placement], OverBudget | None, Reserved | None, _BurstWait]:
         allowed = ALLOWED_SITES[job.data_class]
+        burst = _BurstWait()
         headroom: tuple[Credits, str] | None = None  # read once a placement fits
         placements: list[Placement] = []
         budget_wait: OverBudget | None = None
@@ -665,6 +703,8 @@ class _Cycle:
                 continue
             rate = self._rate(flavor.name)
             for free, cap in fits:
+                if cap.burst_target and not self._may_burst_now(job, cap, burst):
+                    continue
                 reservation = cap.reservation
                 if reservation is not None and not reservation.allows(
                     self.snapshot.now, job.time_limit_seconds, cap.taken(job.gpus)
@@ -680,6 +720,9 @@ class _Cycle:
                 if hold > headroom[0]:
                     cheapest_over = hold if cheapest_over is None else min(cheapest_over, hold)
                     continue
+                if cap.burst_target and not self._burst_budget_holds(path, cap, hold):
+                    burst.budget_spent.append(cap.cluster)
+                    continue
                 placement = Placement(cap.cluster, flavor.name, priced, version, hold)
                 candidates.append((SITE_ORDER[cap.site], index, free, cap.cluster, placement))
         if not candidates and cheapest_over is not None and headroom is not None:
@@ -692,17 +735,50 @@ class _Cycle:
             )
         candidates.sort(key=lambda item: item[:4])
         placements = [item[4] for item in candidates]
-        return placements, budget_wait, reserved_wait
+        return placements, budget_wait, reserved_wait, burst
+
+    def _may_burst_now(self, job: JobRequest, cap: _Capacity, burst: _BurstWait) -> bool:
+        """Whether the job may take this burst target's capacity now (the project may burst
+        and its data class permits the site: ``_open``): it has not failed to provision the
+        job before, and the job has waited long enough for the pooled clusters."""
+        if cap.cluster in job.avoid_clusters:
+            return False
+        from_ = job.submitted_at + self.burst_wait
+        if self.snapshot.now < from_:
+            burst.starts = from_ if burst.starts is None else min(burst.starts, from_)
+            return False
+        return True
+
+    def _burst_budget_holds(self, path: list[str], cap: _Capacity, hold: Credits) -> bool:
+        """Whether ``hold`` fits what is left of the program's burst budget at ``cap``."""
+        if len(path) < 2 or (budget := cap.burst_budgets.get(path[1])) is None:
+            return True
+        used = self.burst_used.get((cap.cluster, path[1]), Credits.zero())
+        return used + hold <= budget
 
     def _capacity_wait(
-        self, job: JobRequest, flavors: Sequence[Flavor], path: list[str], commit: bool
+        self,
+        job: JobRequest,
+        flavors: Sequence[Flavor],
+        path: list[str],
+        commit: bool,
+        burst: _BurstWait,
     ) -> NoCapacity:
         ahead = min(self.ahead.get(flavor.name, 0) for flavor in flavors)
         if commit:
             for flavor in flavors:
                 self.ahead[flavor.name] = self.ahead.get(flavor.name, 0) + job.gpus
         instead = self._free_instead(job, flavors, path) if job.flavors else None
-        return NoCapacity(tuple(flavor.name for flavor in flavors), job.gpus, ahead, None, instead)
+        return NoCapacity(
+            tuple(flavor.name for flavor in flavors),
+            job.gpus,
+            ahead,
+            None,
+            instead,
+            burst_from=burst.starts,
+            burst_budget_spent=tuple(dict.fromkeys(burst.budget_spent)),
+            unprovisioned=tuple(sorted(job.avoid_clusters)),
+        )
 
     def _free_instead(
         self, job: JobRequest, asked: Sequence[Flavor], path: list[str]
@@ -725,6 +801,7 @@ class _Cycle:
             job.time_limit_seconds,
             job.data_class,
             self._owners(job.project),
+            self.tree[job.project].may_burst,
             left,
         )
         if key not in self.hints:
@@ -747,7 +824,9 @@ class _Cycle:
                 continue
             free = 0
             for cap in self.capacity.get(flavor.name, []):
-                if not self._open(cap, job, allowed) or cap.fit(job.gpus) is None:
+                if cap.burst_target or not self._open(cap, job, allowed):
+                    continue  # (bursting needs no hint: it happens by itself when it may)
+                if cap.fit(job.gpus) is None:
                     continue
                 reservation = cap.reservation
                 if reservation is None or reservation.allows(
@@ -805,6 +884,11 @@ class _Cycle:
                 self.used[name] = self.used.get(name, Credits.zero()) + placement.hold
         for cap in self.capacity[placement.flavor]:
             if cap.cluster == placement.cluster:
+                if cap.burst_target and len(path) > 1:
+                    key = (cap.cluster, path[1])
+                    self.burst_used[key] = self.burst_used.get(key, Credits.zero()) + (
+                        placement.hold
+                    )
                 free = cap.fit(job.gpus)
                 assert free is not None
                 cap.take(job.gpus, free)
@@ -815,6 +899,16 @@ class _Cycle:
                     reservation.spare -= taken
                 break
         self.largest[placement.flavor] = self._largest(placement.flavor)
+
+
+@dataclass(slots=True)
+class _BurstWait:
+    """What kept a job off the burst targets its capacity would fit."""
+
+    starts: datetime | None = None
+    """The soonest it may burst, once it has waited for the pooled clusters."""
+    budget_spent: list[str] = field(default_factory=list)
+    """Targets where its program's burst budget has too little left."""
 
 
 @dataclass(slots=True)

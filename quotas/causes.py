@@ -90,11 +90,33 @@ class NoCapacity:
     instead: FreeInstead | None = None
     passed_by: int = 0
     """Jobs that moved ahead of this one since its place in the queue was last better."""
+    burst_from: datetime | None = None
+    """When it may burst to a cloud target that has room, if the pooled clusters have not
+    started it by then."""
+    burst_budget_spent: tuple[str, ...] = ()
+    """Burst targets with room where its program's burst budget has too little left."""
+    unprovisioned: tuple[str, ...] = ()
+    """Burst targets that could not provision capacity for it before."""
 
     @property
     def sentence(self) -> str:
         wanted = f"no {' or '.join(self.flavors)} free for {_gpus(self.gpus)}"
         text = f"{wanted}; {_gpus(self.ahead)} ahead of you"
+        if self.unprovisioned:
+            text = (
+                f"{text}; cloud capacity could not be provisioned for it at "
+                f"{', '.join(self.unprovisioned)}, which it will not try again"
+            )
+        if self.burst_budget_spent:
+            text = (
+                f"{text}; its program's burst budget at {', '.join(self.burst_budget_spent)} "
+                "has too little left"
+            )
+        if self.burst_from:
+            text = (
+                f"{text}; it may burst to cloud capacity from {self.burst_from:%Y-%m-%d %H:%M} "
+                "UTC if the pooled clusters have not started it by then"
+            )
         if self.over_share:
             text = f"{self.over_share.sentence}; {text}"
         if self.passed_by:
@@ -176,11 +198,11 @@ class Requeued:
     """Stopped and queued again: by preemption, or because its cluster lost it."""
 
     kind: ClassVar[str] = "requeued"
-    why: Stopping | Lost
+    why: Stopping | Lost | Unprovisioned
 
     @property
     def sentence(self) -> str:
-        if isinstance(self.why, Lost):
+        if isinstance(self.why, (Lost, Unprovisioned)):
             return f"{self.why.sentence}; requeued"
         return f"requeued after being {self.why.detail}"
 
@@ -338,6 +360,21 @@ class Lost:
         return f"lost by {self.cluster} (cluster restarted?)"
 
 
+@dataclass(frozen=True, slots=True)
+class Unprovisioned:
+    """A burst target could not get the capacity the job was placed on: its provisioning
+    failed, or ran past the target's deadline. Nothing ran; the job goes back to the queue and
+    is not placed there again."""
+
+    kind: ClassVar[str] = "unprovisioned"
+    cluster: str
+    detail: str
+
+    @property
+    def sentence(self) -> str:
+        return f"{self.cluster} could not provision cloud capacity for it ({self.detail})"
+
+
 class Outcome(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -381,7 +418,7 @@ class Ended:
         return text
 
 
-Cause = WaitCause | DispatchRetry | RejectCause | Stopping | Lost | Ended
+Cause = WaitCause | DispatchRetry | RejectCause | Stopping | Lost | Unprovisioned | Ended
 
 _KINDS: Mapping[str, type[Cause]] = {
     kind.kind: kind
@@ -401,6 +438,7 @@ _KINDS: Mapping[str, type[Cause]] = {
         Invalid,
         Stopping,
         Lost,
+        Unprovisioned,
         Ended,
     )
 }
@@ -447,7 +485,7 @@ def _encode(value: object) -> object:
             "usage_percent": value.usage_percent,
             "share_percent": value.share_percent,
         }
-    if isinstance(value, (Stopping, Lost)):
+    if isinstance(value, (Stopping, Lost, Unprovisioned)):
         return to_json(value)
     return value
 
@@ -460,7 +498,7 @@ def _decode(annotation: str, value: object) -> object:
         case "Credits":
             assert isinstance(value, int)
             return Credits(value)
-        case "datetime":
+        case "datetime" | "datetime | None":
             assert isinstance(value, str)
             return datetime.fromisoformat(value)
         case "tuple[str, ...]":
@@ -472,7 +510,7 @@ def _decode(annotation: str, value: object) -> object:
         case "FreeInstead | None":
             assert isinstance(value, dict)
             return FreeInstead(**value)
-        case "Stopping | Lost":
+        case "Stopping | Lost | Unprovisioned":
             assert isinstance(value, dict)
             return from_json(value)
         case "StopCause":

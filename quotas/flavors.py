@@ -37,6 +37,10 @@ class Flavor:
     ray_resource: str = ""
     """The Ray custom resource that pins a job to nodes of this flavor (defaults to the name)."""
     kubernetes_resource: str = "nvidia.com/gpu"
+    named_only: bool = False
+    """Only jobs that name this flavor run on it: its software stack is not CUDA's (a domestic
+    NPU runs its vendor's SDK), so a job that accepts any flavor is never placed here. Named,
+    it is priced, shared and scheduled like every other flavor."""
 
     def __post_init__(self) -> None:
         if not self.name or self.name != self.name.strip():
@@ -80,7 +84,8 @@ def acceptable_flavors(
     names: Iterable[str] = (),
     min_memory_gb: int | None = None,
 ) -> list[Flavor]:
-    """The flavors a job accepts: named ones (each must exist) or all with enough memory."""
+    """The flavors a job accepts: named ones (each must exist) or, when none are named, all
+    with enough memory but those that only jobs naming them take (``Flavor.named_only``)."""
     named = list(names)
     if named:
         for name in named:
@@ -88,7 +93,7 @@ def acceptable_flavors(
                 raise NoSuchFlavor(name)
         chosen = [flavors[name] for name in dict.fromkeys(named)]
     else:
-        chosen = list(flavors.values())
+        chosen = [flavor for flavor in flavors.values() if not flavor.named_only]
     if min_memory_gb is not None:
         chosen = [flavor for flavor in chosen if flavor.memory_gb >= min_memory_gb]
     return chosen

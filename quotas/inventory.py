@@ -3,12 +3,14 @@ and whose jobs may share them (tenancy)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
 from quotas.accounts import check_name
 from quotas.admission import Cluster, NodeGroup, SiteKind
 from quotas.errors import InvalidInput
+from quotas.quantities import Credits
 
 
 class BackendKind(StrEnum):
@@ -63,6 +65,17 @@ class ClusterSpec:
     tenancy: Tenancy = Tenancy.SHARED
     dedicated_to: str = ""
     """The organization or program a ``dedicated`` cluster belongs to; empty otherwise."""
+    provisioning_deadline_seconds: int = 900
+    """A burst target's: how long its capacity may take to be provisioned for a job before the
+    job is taken off it and placed elsewhere (or queued again)."""
+    provisioning_class: str = ""
+    """A burst target's: the ProvisioningRequest class its cluster autoscaler serves (e.g.
+    ``best-effort-atomic-scale-up.autoscaling.x-k8s.io``), asked before a job is placed there;
+    empty where the cluster does not support ProvisioningRequests (its autoscaler then reacts
+    to the job's pending pods)."""
+    burst_budgets: tuple[tuple[str, Credits], ...] = ()
+    """A burst target's: ``(program, credits)``, the most each program named may hold and
+    spend here in a period. Its inventory is the most it scales to."""
 
     def __post_init__(self) -> None:
         check_name(self.name)
@@ -81,19 +94,38 @@ class ClusterSpec:
             raise InvalidInput(f"cluster {self.name} lists a flavor twice")
         if self.price_multiplier_milli <= 0:
             raise InvalidInput(f"cluster {self.name}: price multiplier must be positive")
+        if self.provisioning_deadline_seconds <= 0:
+            raise InvalidInput(f"cluster {self.name}: provisioning deadline must be positive")
+        if self.site is SiteKind.NATIONAL and (self.burst_budgets or self.provisioning_class):
+            raise InvalidInput(
+                f"cluster {self.name}: only a cloud burst target (a domestic or foreign cloud "
+                "site) has burst budgets or a provisioning class"
+            )
+        programs = [program for program, _ in self.burst_budgets]
+        if len(set(programs)) != len(programs):
+            raise InvalidInput(f"cluster {self.name} gives a program two burst budgets")
+        if any(budget.milli < 0 for _, budget in self.burst_budgets):
+            raise InvalidInput(f"cluster {self.name}: a burst budget cannot be negative")
 
     def idle(self) -> Cluster:
         """The cluster with every GPU free (for quotes, tests and the first cycle)."""
+        return self.with_free(
+            {item.flavor: (item.gpus_per_node,) * item.nodes for item in self.inventory}
+        )
+
+    def with_free(self, free: Mapping[str, tuple[int, ...]]) -> Cluster:
+        """The cluster as admission sees it, with ``free`` GPUs on each node of each flavor."""
         return Cluster(
             self.name,
             self.site,
             tuple(
-                NodeGroup(item.flavor, item.gpus_per_node, (item.gpus_per_node,) * item.nodes)
+                NodeGroup(item.flavor, item.gpus_per_node, free[item.flavor])
                 for item in self.inventory
             ),
             multi_node=self.multi_node,
             price_multiplier_milli=self.price_multiplier_milli,
             dedicated_to=self.dedicated_to or None,
+            burst_budgets=dict(self.burst_budgets),
         )
 
     @property

@@ -39,7 +39,7 @@ from jobs.lifecycle import RunState, RunStatus
 from jobs.model import Job, JobEvent, JobState, Placed
 from jobs.repository import JobRepository
 from quotas.accounts import AccountKind, AccountTree
-from quotas.admission import Admit, JobRequest, Reject, Wait, decide_queue, order_queue
+from quotas.admission import Admit, JobRequest, Reject, SiteKind, Wait, decide_queue, order_queue
 from quotas.causes import (
     BooksMoved,
     DispatchRetry,
@@ -156,11 +156,11 @@ class Scheduler:
             if inputs == self._decided_on and now < self._decide_by:
                 report.decided = False
                 return
-            view = read_pool(books, now, half_life, self.backends)
+            view = read_pool(books, now, half_life, self.backends, self.settings.burst_wait_seconds)
             if not view.queued:
                 self._decided(inputs, now, view, [])
                 return
-            requests = {job.id: job.spec.request(job.id, job.submitted_at) for job in view.queued}
+            requests = {job.id: job.request() for job in view.queued}
             decisions = decide_queue(view.snapshot, requests.values())
             jobs = {job.id: job for job in view.queued}
             eta = _EtaEstimator(view, now)
@@ -536,6 +536,11 @@ class Scheduler:
         changed: starts in one transaction, each ending or charge in its own."""
         with transaction(self.factory) as session:
             live = JobRepository(session).find([JobState.STARTING, JobState.RUNNING])
+            deadlines = {
+                cluster.name: cluster.provisioning_deadline_seconds
+                for cluster in Books(session).clusters.all()
+                if cluster.site is not SiteKind.NATIONAL
+            }
         usage = await self._gpu_usage(live)
         listed = await self._listed_statuses(live)
         starts: list[tuple[Job, RunStatus]] = []
@@ -548,6 +553,14 @@ class Scheduler:
                 status = await self._status(job, backend, listed)
             except TransientBackendError as error:
                 log.warning("cannot poll %s: %s", job.id, error)
+                continue
+            overdue = lifecycle.unprovisioned(
+                job, status, deadlines.get(job.placed.cluster), self.clock()
+            )
+            if overdue is not None:
+                # take it off the burst target (its capacity request too) before requeueing it
+                if await self._call(backend.cancel(job.submission_id)):
+                    self._apply_status(job, overdue)
                 continue
             cause = lifecycle.stop_needed(job, status, self.clock(), usage.get(job.submission_id))
             if cause is not None and not status.state.is_terminal:

@@ -59,6 +59,17 @@ class PreemptionSettings(Group):
     )
 
 
+class BurstSettings(Group):
+    """When a job may burst to a cloud burst target."""
+
+    burst_wait_seconds: int = Field(
+        default=600,
+        ge=0,
+        description="How long a job waits for the pooled (national) clusters to start it "
+        "before it may burst to a cloud target, if its project may burst.",
+    )
+
+
 class PackageCleanupSettings(Group):
     """Uploaded packages are removed once no job needs them (``quotas.packages``)."""
 
@@ -114,6 +125,7 @@ class SchedulerSettings(
     LoopSettings,
     ChargingSettings,
     PreemptionSettings,
+    BurstSettings,
     PackageCleanupSettings,
     ClusterSettings,
 ):

@@ -46,8 +46,10 @@ def read_pool(
     now: datetime,
     half_life_seconds: float,
     runnable_clusters: Iterable[str] | None = None,
+    burst_wait_seconds: int = 0,
 ) -> PoolView:
-    """The view one cycle decides on; only ``runnable_clusters`` (those with a backend) count."""
+    """The view one cycle decides on; only ``runnable_clusters`` (those with a backend) count.
+    Jobs wait ``burst_wait_seconds`` for the pooled clusters before they may burst."""
     period = books.current_period(now).name
     tree = books.tree(period)
     jobs = JobRepository(books.session)
@@ -74,6 +76,8 @@ def read_pool(
         running_gpus=_running_gpus(tree, holding),
         fair_share=shares,
         releases=releases(holding, now),
+        burst_wait_seconds=burst_wait_seconds,
+        burst_used=_burst_used(books, tree, period, specs.values()),
     )
     return PoolView(snapshot, queued, holding, specs, dict(snapshot.flavors), shares)
 
@@ -104,6 +108,22 @@ def _credits(
 def _usage(books: Books, now: datetime, half_life_seconds: float) -> dict[str, float]:
     since = usage_since(now, half_life_seconds)
     return usage_by_project(books.ledger.usage_charges(since), now, half_life_seconds)
+
+
+def _burst_used(
+    books: Books, tree: AccountTree, period: str, clusters: Iterable[ClusterSpec]
+) -> dict[tuple[str, str], Credits]:
+    """Per (burst target, program) with a burst budget there: credits held and spent there in
+    ``period`` (read only where there are burst budgets: most pools have none)."""
+    budgeted = {cluster.name for cluster in clusters if cluster.burst_budgets}
+    used: dict[tuple[str, str], int] = defaultdict(int)
+    for (cluster, project), milli in (
+        JobRepository(books.session).used_at(budgeted, period, HOLDING).items()
+    ):
+        path = tree.path(project)
+        if len(path) > 1:
+            used[(cluster, path[1].name)] += milli
+    return {key: Credits(milli) for key, milli in used.items()}
 
 
 def releases(

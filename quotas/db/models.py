@@ -26,6 +26,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false
 
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -52,6 +53,7 @@ class FlavorRow(Base):
     ray_resource: Mapped[str] = mapped_column(Name)
     kubernetes_resource: Mapped[str] = mapped_column(String(128))
     throughput_source: Mapped[str] = mapped_column(Text, default="")
+    named_only: Mapped[bool] = mapped_column(Boolean, server_default=false())
 
     __table_args__ = (
         CheckConstraint("memory_gb > 0", name="memory_positive"),
@@ -111,6 +113,8 @@ class AccountRow(Base):
     borrowing_limit_gpus: Mapped[int | None] = mapped_column(Integer)
     auto_approve_milli: Mapped[int | None] = mapped_column(BigInteger)
     """Programs: requests up to this many milli-credits are approved on submission."""
+    may_burst: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Projects: whether their jobs may burst to cloud capacity."""
 
     __table_args__ = (
         CheckConstraint("share >= 0", name="share_not_negative"),
@@ -187,10 +191,24 @@ class ClusterRow(Base):
     price_multiplier_milli: Mapped[int] = mapped_column(Integer, default=1000)
     tenancy: Mapped[str] = mapped_column(String(16), server_default="shared")
     dedicated_to: Mapped[str] = mapped_column(Name, server_default="")
+    provisioning_deadline_seconds: Mapped[int] = mapped_column(Integer, server_default="900")
+    provisioning_class: Mapped[str] = mapped_column(String(253), server_default="")
 
     __table_args__ = (
         CheckConstraint("tenancy IN ('shared', 'dedicated', 'per_job')", name="tenancy_known"),
     )
+
+
+class BurstBudgetRow(Base):
+    """A burst target's cap on what one program holds and spends there in a period."""
+
+    __tablename__ = "burst_budgets"
+
+    cluster: Mapped[str] = mapped_column(ForeignKey("clusters.name"), primary_key=True)
+    program_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), primary_key=True)
+    budget_milli: Mapped[int] = mapped_column(BigInteger)
+
+    __table_args__ = (CheckConstraint("budget_milli >= 0", name="budget_not_negative"),)
 
 
 class NodeGroupRow(Base):
@@ -304,6 +322,7 @@ class JobRow(Base):
     eta: Mapped[datetime | None]
     dispatch_failures: Mapped[int] = mapped_column(Integer, default=0)
     next_dispatch_at: Mapped[datetime | None]
+    avoid_clusters: Mapped[list[str]] = mapped_column(JSON, server_default="[]")
 
     __table_args__ = (
         CheckConstraint("gpus > 0", name="gpus_positive"),

@@ -20,6 +20,7 @@ from quotas.db.models import (
     AccountRow,
     AllocationRequestRow,
     BudgetRow,
+    BurstBudgetRow,
     ClusterRow,
     ExchangeRateRow,
     FlavorRow,
@@ -33,7 +34,7 @@ from quotas.db.models import (
     TrancheRow,
     UserRow,
 )
-from quotas.errors import NoSuchAccount, NoSuchFlavor, NotFound
+from quotas.errors import InvalidInput, NoSuchAccount, NoSuchFlavor, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, ClusterSpec, Inventory, Tenancy
@@ -57,6 +58,7 @@ class FlavorRepository:
                 ray_resource=flavor.ray_resource,
                 kubernetes_resource=flavor.kubernetes_resource,
                 throughput_source=throughput_source,
+                named_only=flavor.named_only,
             )
         )
         self.session.flush()
@@ -70,6 +72,7 @@ class FlavorRepository:
                 row.relative_throughput,
                 row.ray_resource,
                 row.kubernetes_resource,
+                row.named_only,
             )
             for row in rows
         }
@@ -204,6 +207,7 @@ class AccountRepository:
                 guaranteed_gpus=row.guaranteed_gpus,
                 borrowing_limit_gpus=row.borrowing_limit_gpus,
                 display_name=row.display_name,
+                may_burst=row.may_burst,
             )
             for row in rows
         )
@@ -220,6 +224,7 @@ class AccountRepository:
         row.share = account.share
         row.guaranteed_gpus = account.guaranteed_gpus
         row.borrowing_limit_gpus = account.borrowing_limit_gpus
+        row.may_burst = account.may_burst
         self.session.flush()
 
     def set_budget(self, name: str, period: str, budget: Credits | None) -> None:
@@ -383,9 +388,25 @@ class ClusterRepository:
                 price_multiplier_milli=cluster.price_multiplier_milli,
                 tenancy=cluster.tenancy.value,
                 dedicated_to=cluster.dedicated_to,
+                provisioning_deadline_seconds=cluster.provisioning_deadline_seconds,
+                provisioning_class=cluster.provisioning_class,
             )
         )
         self.session.flush()
+        accounts = AccountRepository(self.session)
+        kinds = dict(self.session.execute(select(AccountRow.name, AccountRow.kind)).all())
+        for program, _ in cluster.burst_budgets:
+            if kinds.get(program) != AccountKind.PROGRAM.value:
+                raise InvalidInput(
+                    f"cluster {cluster.name}: a burst budget is for a program; "
+                    f"{program!r} is not one"
+                )
+        self.session.add_all(
+            BurstBudgetRow(
+                cluster=cluster.name, program_id=accounts.id_of(program), budget_milli=budget.milli
+            )
+            for program, budget in cluster.burst_budgets
+        )
         self.session.add_all(
             NodeGroupRow(
                 cluster=cluster.name,
@@ -403,6 +424,12 @@ class ClusterRepository:
             groups.setdefault(group.cluster, []).append(
                 Inventory(group.flavor, group.nodes, group.gpus_per_node)
             )
+        budgets: dict[str, list[tuple[str, Credits]]] = {}
+        burst = select(BurstBudgetRow.cluster, AccountRow.name, BurstBudgetRow.budget_milli).join(
+            AccountRow, AccountRow.id == BurstBudgetRow.program_id
+        )
+        for cluster, program, milli in self.session.execute(burst.order_by(AccountRow.name)):
+            budgets.setdefault(cluster, []).append((program, Credits(milli)))
         return [
             ClusterSpec(
                 name=row.name,
@@ -413,6 +440,9 @@ class ClusterRepository:
                 price_multiplier_milli=row.price_multiplier_milli,
                 tenancy=Tenancy(row.tenancy),
                 dedicated_to=row.dedicated_to,
+                provisioning_deadline_seconds=row.provisioning_deadline_seconds,
+                provisioning_class=row.provisioning_class,
+                burst_budgets=tuple(budgets.get(row.name, ())),
             )
             for row in self.session.scalars(select(ClusterRow).order_by(ClusterRow.name))
         ]

@@ -58,8 +58,12 @@ class SimulatedBackend:
         clock: Clock,
         inventory: Mapping[str, tuple[int, int]],
         runtime: Callable[[LaunchSpec], Outcome] = outcome_from_metadata,
+        *,
+        provisioning_seconds: float = 0.0,
     ) -> None:
-        """``inventory`` maps a flavor to (nodes, GPUs per node)."""
+        """``inventory`` maps a flavor to (nodes, GPUs per node). A burst target's capacity
+        is bought on demand: each job waits ``provisioning_seconds`` for it before it starts,
+        or for ever, refused, while ``out_of_stock``."""
         self.clock = clock
         self.inventory = dict(inventory)
         self.runtime = runtime
@@ -67,6 +71,8 @@ class SimulatedBackend:
         self.launches: list[str] = []
         """Every submission id that really started, in order (a duplicate would show twice)."""
         self.unavailable = False
+        self.provisioning_seconds = provisioning_seconds
+        self.out_of_stock = False
 
     def _check(self) -> None:
         if self.unavailable:
@@ -79,7 +85,8 @@ class SimulatedBackend:
         nodes, per_node = self.inventory.get(spec.flavor, (0, 0))
         if spec.gpus > nodes * per_node:
             raise PermanentBackendError(f"{spec.gpus} GPUs of {spec.flavor} do not exist here")
-        self.runs[spec.job_id] = _Run(spec, self.clock(), self.runtime(spec))
+        starts = self.clock() + timedelta(seconds=self.provisioning_seconds)
+        self.runs[spec.job_id] = _Run(spec, starts, self.runtime(spec))
         self.launches.append(spec.job_id)
 
     def _ends_at(self, run: _Run) -> datetime | None:
@@ -94,6 +101,12 @@ class SimulatedBackend:
         run = self.runs.get(job_id)
         if run is None:
             return RunStatus(RunState.NOT_FOUND)
+        if run.stopped_at is not None and run.stopped_at < run.started_at:
+            return RunStatus(RunState.STOPPED, "stopped before it started", None, run.stopped_at)
+        if run.stopped_at is None and run.started_at > self.clock():
+            if self.out_of_stock:
+                return RunStatus(RunState.STOPPED, "out of stock", capacity_refused=True)
+            return RunStatus(RunState.PENDING, "waiting for cloud capacity")
         ends_at = self._ends_at(run)
         if ends_at is None or ends_at > self.clock():
             return RunStatus(RunState.RUNNING, started_at=run.started_at)

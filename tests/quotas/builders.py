@@ -76,6 +76,7 @@ class JobBuilder:
         self._submitted_at = NOW
         self._priority = PriorityClass.NORMAL
         self._data_class = DataClass.PUBLIC
+        self._avoid: frozenset[str] = frozenset()
 
     def project(self, name: str) -> JobBuilder:
         self._project = name
@@ -128,6 +129,11 @@ class JobBuilder:
         self._submitted_at = NOW - timedelta(minutes=minutes_ago)
         return self
 
+    def avoiding(self, *clusters: str) -> JobBuilder:
+        """Burst targets that could not provision it before."""
+        self._avoid = frozenset(clusters)
+        return self
+
     def build(self) -> JobRequest:
         return JobRequest(
             id=self._id,
@@ -139,6 +145,7 @@ class JobBuilder:
             min_memory_gb=self._min_memory_gb,
             priority=self._priority,
             data_class=self._data_class,
+            avoid_clusters=self._avoid,
         )
 
 
@@ -164,6 +171,8 @@ class PoolBuilder:
         self._clusters: dict[str, Cluster] = {}
         self._releases: dict[tuple[str, str], tuple[tuple[datetime, int], ...]] = {}
         self._rates: dict[str, str] = {}
+        self._burst_wait = 0
+        self._burst_used: dict[tuple[str, str], Credits] = {}
 
     # --- the account tree ---------------------------------------------------------------------
 
@@ -176,6 +185,7 @@ class PoolBuilder:
         budget: CreditsLike | None,
         guaranteed: int,
         borrowing: int | None,
+        may_burst: bool = False,
     ) -> None:
         self._accounts[name] = Account(
             name,
@@ -185,6 +195,7 @@ class PoolBuilder:
             budget=None if budget is None else credits(budget),
             guaranteed_gpus=guaranteed,
             borrowing_limit_gpus=borrowing,
+            may_burst=may_burst,
         )
 
     def pool_budget(self, budget: CreditsLike) -> PoolBuilder:
@@ -230,12 +241,20 @@ class PoolBuilder:
         budget: CreditsLike | None = None,
         guaranteed: int = 0,
         borrowing: int | None = None,
+        may_burst: bool = False,
     ) -> PoolBuilder:
         """A project with ``credits`` available to it (awarded, free to hold: available)."""
         if not self._organization:
             self.organization("kaist")
         self._add(
-            name, AccountKind.PROJECT, self._organization, share, budget, guaranteed, borrowing
+            name,
+            AccountKind.PROJECT,
+            self._organization,
+            share,
+            budget,
+            guaranteed,
+            borrowing,
+            may_burst,
         )
         self._committed[name] = _credits(credits)
         return self
@@ -321,6 +340,30 @@ class PoolBuilder:
         self._clusters[cluster] = replace(self._clusters[cluster], multi_node=False)
         return self
 
+    def priced(self, cluster: str, multiplier_milli: int) -> PoolBuilder:
+        """Credits at ``cluster`` cost ``multiplier_milli``/1000 as much (a cloud's price)."""
+        self._clusters[cluster] = replace(
+            self._clusters[cluster], price_multiplier_milli=multiplier_milli
+        )
+        return self
+
+    def burst_budget(self, cluster: str, program: str, amount: CreditsLike) -> PoolBuilder:
+        """``program`` may hold and spend at most ``amount`` at the burst target ``cluster``."""
+        old = self._clusters[cluster]
+        budgets = {**old.burst_budgets, program: credits(amount)}
+        self._clusters[cluster] = replace(old, burst_budgets=budgets)
+        return self
+
+    def burst_used(self, cluster: str, program: str, amount: CreditsLike) -> PoolBuilder:
+        """Credits ``program`` already holds and spent at the burst target ``cluster``."""
+        self._burst_used[(cluster, program)] = credits(amount)
+        return self
+
+    def burst_wait(self, minutes: int) -> PoolBuilder:
+        """How long jobs wait for the pooled clusters before they may burst."""
+        self._burst_wait = minutes * 60
+        return self
+
     def full(self, cluster: str) -> PoolBuilder:
         """Every GPU of ``cluster`` is busy."""
         old = self._clusters[cluster]
@@ -349,6 +392,8 @@ class PoolBuilder:
             running_gpus=dict(self._running),
             fair_share=None if self._usage is None else fair_share(tree, self._usage),
             releases=dict(self._releases),
+            burst_wait_seconds=self._burst_wait,
+            burst_used=dict(self._burst_used),
         )
 
 

@@ -637,7 +637,9 @@ def test_data_class_decides_which_sites_a_job_may_run_on(
     data_class: DataClass, site: SiteKind, runs: bool
 ) -> None:
     snapshot = (
-        a_pool().project("kaist-nlp", credits=1000).cluster("only", site=site, h100=(1, 8))
+        a_pool()
+        .project("kaist-nlp", credits=1000, may_burst=True)
+        .cluster("only", site=site, h100=(1, 8))
     ).snapshot()
     job = a_job().project("kaist-nlp").gpus(1, H100).data(data_class).build()
 
@@ -667,7 +669,7 @@ def test_placements_only_list_sites_the_data_class_allows(
 ) -> None:
     snapshot = (
         a_pool()
-        .project("kaist-nlp", credits=1000)
+        .project("kaist-nlp", credits=1000, may_burst=True)
         .cluster("national-daejeon", site="national", h100=(1, 8))
         .cluster("cloud-seoul", site="domestic_cloud", h100=(1, 8))
         .cluster("cloud-abroad", site="foreign_cloud", h100=(1, 8))
@@ -683,7 +685,7 @@ def test_placements_only_list_sites_the_data_class_allows(
 def test_restricted_data_waits_for_a_national_site_even_when_a_cloud_is_free() -> None:
     snapshot = (
         a_pool()
-        .project("kaist-nlp", credits=1000)
+        .project("kaist-nlp", credits=1000, may_burst=True)
         .cluster("national-daejeon", site="national", h100=(1, 8))
         .cluster("cloud-seoul", site="domestic_cloud", h100=(1, 8))
         .full("national-daejeon")
@@ -851,8 +853,9 @@ SHORT = {"h100": H100, "a100": A100, "v100": V100}
 def random_pools(draw: st.DrawFn) -> Snapshot:
     budgets = st.one_of(st.none(), st.integers(0, 600))
     spent = st.integers(0, 300)
-    pool = a_pool()
-    for p in range(draw(st.integers(1, 2))):
+    pool = a_pool().burst_wait(draw(st.sampled_from([0, 30, 600])))
+    programs = draw(st.integers(1, 2))
+    for p in range(programs):
         pool.program(f"prog-{p}", budget=draw(budgets))
         pool.used(f"prog-{p}", draw(spent))
         for o in range(draw(st.integers(1, 2))):
@@ -863,7 +866,12 @@ def random_pools(draw: st.DrawFn) -> Snapshot:
             pool.running(org, draw(st.integers(0, 8)))
             for j in range(draw(st.integers(1, 3))):
                 name = f"proj-{p}-{o}-{j}"
-                pool.project(name, credits=draw(st.integers(0, 400)), budget=draw(budgets))
+                pool.project(
+                    name,
+                    credits=draw(st.integers(0, 400)),
+                    budget=draw(budgets),
+                    may_burst=draw(st.booleans()),
+                )
                 pool.used(name, draw(spent))
     for c in range(draw(st.integers(1, 3))):
         name = f"cluster-{c}"
@@ -871,7 +879,13 @@ def random_pools(draw: st.DrawFn) -> Snapshot:
         shapes = {
             short: (draw(st.integers(1, 3)), draw(st.sampled_from([4, 8]))) for short in flavors
         }
-        pool.cluster(name, site=draw(st.sampled_from(SITES)), **shapes)
+        site = draw(st.sampled_from(SITES))
+        pool.cluster(name, site=site, **shapes)
+        if site is not SiteKind.NATIONAL:
+            for p in range(programs):
+                if draw(st.booleans()):
+                    pool.burst_budget(name, f"prog-{p}", draw(st.integers(0, 200)))
+                    pool.burst_used(name, f"prog-{p}", draw(st.integers(0, 100)))
         pool.busy(
             name,
             **{
@@ -887,6 +901,7 @@ def random_pools(draw: st.DrawFn) -> Snapshot:
 @st.composite
 def random_queues(draw: st.DrawFn, snapshot: Snapshot) -> list[JobRequest]:
     projects = [account.name for account in snapshot.tree.projects()]
+    clusters = [cluster.name for cluster in snapshot.clusters]
     jobs = []
     for n in range(draw(st.integers(0, 25))):
         job = (
@@ -897,6 +912,7 @@ def random_queues(draw: st.DrawFn, snapshot: Snapshot) -> list[JobRequest]:
             .priority(draw(st.sampled_from(list(PriorityClass))))
             .data(draw(st.sampled_from(DATA_CLASSES)))
             .submitted(minutes_ago=draw(st.integers(0, 1000)))
+            .avoiding(*draw(st.lists(st.sampled_from(clusters), max_size=2)))
         )
         if draw(st.booleans()):
             job.of(*draw(st.lists(st.sampled_from([H100, A100, V100]), min_size=1, unique=True)))
@@ -927,6 +943,7 @@ def test_one_cycle_never_overspends_credits_or_overbooks_gpus(
     gpus: dict[str, int] = defaultdict(int)
     taken: dict[tuple[str, str], int] = defaultdict(int)
     whole_nodes: dict[tuple[str, str], int] = defaultdict(int)
+    burst: dict[tuple[str, str], int] = defaultdict(int)
     groups = {
         (cluster.name, group.flavor): (cluster, group)
         for cluster in snapshot.clusters
@@ -949,6 +966,12 @@ def test_one_cycle_never_overspends_credits_or_overbooks_gpus(
             held[account.name] += placement.hold.milli
             gpus[account.name] += job.gpus
         taken[(placement.cluster, placement.flavor)] += job.gpus
+        if cluster.burst_target:  # only when it may burst, and within the burst budget
+            program = snapshot.tree.path(job.project)[1].name
+            assert snapshot.tree[job.project].may_burst
+            assert job.submitted_at + timedelta(seconds=snapshot.burst_wait_seconds) <= NOW
+            assert cluster.name not in job.avoid_clusters
+            burst[(cluster.name, program)] += placement.hold.milli
         if job.gpus > group.gpus_per_node:
             whole_nodes[(placement.cluster, placement.flavor)] += -(
                 -job.gpus // group.gpus_per_node
@@ -971,6 +994,15 @@ def test_one_cycle_never_overspends_credits_or_overbooks_gpus(
         _cluster, group = groups[key]
         assert count <= sum(group.free)
         assert whole_nodes[key] <= group.free.count(group.gpus_per_node)
+    budgets = {
+        (cluster.name, program): budget
+        for cluster in snapshot.clusters
+        for program, budget in cluster.burst_budgets.items()
+    }
+    for (cluster_name, program), milli in burst.items():
+        if (budget := budgets.get((cluster_name, program))) is not None:
+            used = snapshot.burst_used.get((cluster_name, program), zero).milli
+            assert used + milli <= budget.milli
 
 
 @settings(max_examples=100, deadline=None)
@@ -1196,7 +1228,8 @@ def test_a_blocked_job_reserves_one_cluster_where_it_starts_first_and_leaves_the
 def test_a_restricted_job_reserves_a_national_cluster_not_an_earlier_cloud() -> None:
     snapshot = (
         a_pool()
-        .projects("kaist-nlp", "kaist-vision", credits=10_000)
+        .project("kaist-nlp", credits=10_000, may_burst=True)
+        .project("kaist-vision", credits=10_000, may_burst=True)
         .cluster("cloud-seoul", site="foreign_cloud", h100=(2, 8))
         .full("cloud-seoul")
         .released("cloud-seoul", h100=((1, 16),))

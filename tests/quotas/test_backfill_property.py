@@ -46,11 +46,13 @@ DATA_CLASSES = [DataClass.PUBLIC, DataClass.PUBLIC, DataClass.SENSITIVE, DataCla
 @st.composite
 def pools(draw: st.DrawFn) -> Snapshot:
     """1-3 clusters of 1-2 flavors on nodes of 1-8 GPUs, some busy until a known time; a small
-    account tree with optional budgets and borrowing limits; optionally dedicated clusters."""
+    account tree with optional budgets and borrowing limits; optionally dedicated clusters;
+    cloud burst targets with optional burst budgets, open to some projects after a wait."""
     budgets = st.one_of(st.none(), st.integers(0, 400))
-    pool = a_pool()
+    pool = a_pool().burst_wait(draw(st.sampled_from([0, 30, 600])))
     owners = []
-    for p in range(draw(st.integers(1, 2))):
+    programs = draw(st.integers(1, 2))
+    for p in range(programs):
         pool.program(f"prog-{p}", budget=draw(budgets))
         owners.append(f"prog-{p}")
         for o in range(draw(st.integers(1, 2))):
@@ -60,12 +62,22 @@ def pools(draw: st.DrawFn) -> Snapshot:
             pool.running(org, draw(st.integers(0, 8)))
             owners.append(org)
             for j in range(draw(st.integers(1, 2))):
-                pool.project(f"proj-{p}-{o}-{j}", credits=draw(st.integers(0, 300)))
+                pool.project(
+                    f"proj-{p}-{o}-{j}",
+                    credits=draw(st.integers(0, 300)),
+                    may_burst=draw(st.booleans()),
+                )
     for c in range(draw(st.integers(1, 3))):
         name = f"cluster-{c}"
         flavors = draw(st.lists(st.sampled_from(["h100", "a100"]), min_size=1, unique=True))
         shapes = {short: (draw(st.integers(1, 4)), draw(st.integers(1, 8))) for short in flavors}
-        pool.cluster(name, site=draw(st.sampled_from(SITES)), **shapes)
+        site = draw(st.sampled_from(SITES))
+        pool.cluster(name, site=site, **shapes)
+        if site is not SiteKind.NATIONAL:
+            for p in range(programs):
+                if draw(st.booleans()):
+                    pool.burst_budget(name, f"prog-{p}", draw(st.integers(0, 200)))
+                    pool.burst_used(name, f"prog-{p}", draw(st.integers(0, 100)))
         busy = {
             short: tuple(draw(st.integers(0, per_node)) for _ in range(nodes))
             for short, (nodes, per_node) in shapes.items()
@@ -150,12 +162,16 @@ def after_admissions(
     available = dict(snapshot.available)
     used = dict(snapshot.used)
     running = dict(snapshot.running_gpus)
+    burst_used = dict(snapshot.burst_used)
     for decision in decisions:
         if not isinstance(decision, Admit):
             continue
         job, placement = jobs[decision.job], decision.placement
-        _cluster, group = _group(snapshot, placement.cluster, placement.flavor)
+        cluster, group = _group(snapshot, placement.cluster, placement.flavor)
         _take(free[(placement.cluster, placement.flavor)], group.gpus_per_node, job.gpus)
+        if cluster.burst_target:
+            key = (cluster.name, snapshot.tree.path(job.project)[1].name)
+            burst_used[key] = burst_used.get(key, Credits.zero()) + placement.hold
         available[job.project] = available.get(job.project, Credits.zero()) - placement.hold
         for account in snapshot.tree.path(job.project):
             running[account.name] = running.get(account.name, 0) + job.gpus
@@ -172,7 +188,12 @@ def after_admissions(
         for cluster in snapshot.clusters
     )
     return replace(
-        snapshot, clusters=clusters, available=available, used=used, running_gpus=running
+        snapshot,
+        clusters=clusters,
+        available=available,
+        used=used,
+        running_gpus=running,
+        burst_used=burst_used,
     )
 
 
@@ -182,8 +203,10 @@ def _ends(job: JobRequest) -> datetime:
 
 def _open_to(snapshot: Snapshot, cluster: Cluster, job: JobRequest) -> bool:
     path = {account.name for account in snapshot.tree.path(job.project)}
-    return cluster.site in ALLOWED_SITES[job.data_class] and (
-        cluster.dedicated_to is None or cluster.dedicated_to in path
+    return (
+        cluster.site in ALLOWED_SITES[job.data_class]
+        and (cluster.dedicated_to is None or cluster.dedicated_to in path)
+        and (not cluster.burst_target or snapshot.tree[job.project].may_burst)
     )
 
 

@@ -29,6 +29,7 @@ from quotas.causes import (
     StopCause,
     Stopping,
     TooLarge,
+    Unprovisioned,
     from_json,
     to_json,
 )
@@ -74,6 +75,25 @@ EXAMPLES: list[tuple[Cause, str]] = [
     (Requeued(PREEMPTED), "requeued after being preempted for gp-9 of kaist-nlp"),
     (Requeued(Lost("national-daejeon")), "lost by national-daejeon (cluster restarted?); requeued"),
     (
+        Requeued(Unprovisioned("cloud-tokyo", "not provisioned within 15 min")),
+        "cloud-tokyo could not provision cloud capacity for it (not provisioned within 15 min); "
+        "requeued",
+    ),
+    (
+        NoCapacity(
+            ("h100-80g",),
+            16,
+            8,
+            burst_from=START,
+            burst_budget_spent=("cloud-seoul",),
+            unprovisioned=("cloud-tokyo",),
+        ),
+        "no h100-80g free for 16 GPUs; 8 GPUs ahead of you; cloud capacity could not be "
+        "provisioned for it at cloud-tokyo, which it will not try again; its program's burst "
+        "budget at cloud-seoul has too little left; it may burst to cloud capacity from "
+        "2026-03-01 09:30 UTC if the pooled clusters have not started it by then",
+    ),
+    (
         DispatchRetry("connection refused", 2.0),
         "dispatch failed (connection refused); retrying in 2s",
     ),
@@ -114,7 +134,7 @@ def test_every_kind_has_an_example() -> None:
     from quotas.causes import _KINDS
 
     examples = {type(cause) for cause, _ in EXAMPLES}
-    assert set(_KINDS.values()) - {Lost} <= examples
+    assert set(_KINDS.values()) - {Lost, Unprovisioned} <= examples
 
 
 def test_a_cause_stored_before_a_field_was_added_reads_with_its_default() -> None:

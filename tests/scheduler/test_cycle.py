@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
@@ -405,9 +405,12 @@ def test_opportunistic_work_is_preempted_for_a_long_waiting_job_and_requeued(poo
 
 @pytest.fixture
 def pool_with_cloud(pool: Pool) -> Pool:
-    """The demo pool plus a foreign cloud burst target, while the national h100s are full."""
+    """The demo pool plus a foreign cloud burst target, while the national h100s are full;
+    kaist-nlp may burst."""
     with transaction(pool.factory) as session:
-        Books(session).clusters.add(
+        books = Books(session)
+        books.update_account(replace(books.tree()["kaist-nlp"], may_burst=True))
+        books.clusters.add(
             ClusterSpec(
                 "cloud-tokyo",
                 BackendKind.CLOUD,
@@ -428,6 +431,9 @@ def test_restricted_data_never_bursts_to_a_foreign_cloud(pool_with_cloud: Pool) 
     pool = pool_with_cloud
     secret = pool.submit("patients", gpus=8, flavors=("h100-80g",), data_class=DataClass.RESTRICTED)
     public = pool.submit("open-data", gpus=8, flavors=("h100-80g",), data_class=DataClass.PUBLIC)
+    pool.cycle()
+    assert "it may burst to cloud capacity from" in pool.job(public).reason
+    pool.clock.advance(pool.scheduler.settings.burst_wait_seconds)
     pool.cycle()
 
     assert pool.job(secret).state is JobState.QUEUED
