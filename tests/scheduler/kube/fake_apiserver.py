@@ -6,24 +6,27 @@ DELETE answers), plus a few admission rules (pod quota and priority, Job default
 takes the next value of one global resourceVersion counter and lands in an event log that watches
 replay from.
 
-Nothing happens in the background: the state changes only through HTTP requests and the test
-hooks, which play the kubelet and the scheduler (``start_pod``, ``finish_pod``), the cluster
-admin (``add_node``, ``cordon``) and the controllers (``step`` runs the Job, RayJob and quota
-controllers once), so tests are deterministic. ``clock``/``advance`` give the controllers a time
-the test moves.
+Nothing happens in the background: the state changes only through HTTP requests and the test hooks,
+which play the kubelet and the scheduler (``start_pod``, ``finish_pod``), the cluster admin
+(``add_node``, ``cordon``), the controllers (``step`` runs the Job, RayJob and quota controllers
+once) and the cluster autoscaler answering ProvisioningRequests (``provision`` adds nodes for a
+request's pods and says Provisioned, ``refuse_provisioning`` says Failed,
+``provisioning_condition`` sets any other), so tests are deterministic. ``clock``/``advance`` give
+the controllers a time the test moves.
 
 As the real server and controllers do: list items of built-in kinds carry no kind/apiVersion; a
 no-op update keeps the resourceVersion; batch/v1 Jobs orphan their pods when DELETE names no
-propagationPolicy; custom resources refuse strategic merge patches (415); objects with
-finalizers only get a deletionTimestamp; a Job's startTime is set when the controller first syncs
-it (not when a pod runs); nodes get taints for not-ready and cordoned.
+propagationPolicy; custom resources refuse strategic merge patches (415); objects with finalizers
+only get a deletionTimestamp; a Job's startTime is set when the controller first syncs it (not when
+a pod runs); nodes get taints for not-ready and cordoned.
 
-Not modelled: authentication and RBAC, server-side apply, dryRun (400), protobuf/CBOR/YAML,
-graceful pod termination (pods go at once), strategic merge by list keys (lists are replaced),
-admission that demands requests for quota'd cpu/memory, LimitRanges, what a Service routes (they
-are stored only), the RayCluster and submitter Job that KubeRay makes, the index of an Indexed
-Job's pods (they are made, counted and completed as any), pod failure policies, container restarts
-(``finish_pod`` ends the pod whatever its restartPolicy), preemption and eviction.
+Not modelled: authentication and RBAC, validation of custom resources against their CRD's schema
+(only a ProvisioningRequest's immutable spec is enforced), server-side apply, dryRun (400),
+protobuf/CBOR/YAML, graceful pod termination (pods go at once), strategic merge by list keys (lists
+are replaced), admission that demands requests for quota'd cpu/memory, LimitRanges, what a Service
+routes (they are stored only), the RayCluster and submitter Job that KubeRay makes, the index of an
+Indexed Job's pods (they are made, counted and completed as any), pod failure policies, container
+restarts (``finish_pod`` ends the pod whatever its restartPolicy), preemption and eviction.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ KINDS = (
     Kind("", "v1", "secrets", "Secret"),
     Kind("", "v1", "events", "Event"),
     Kind("", "v1", "services", "Service", status=True, returns_object=True),
+    Kind("", "v1", "podtemplates", "PodTemplate", returns_object=True),
     Kind("batch", "v1", "jobs", "Job", status=True),
     Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy"),
     Kind("scheduling.k8s.io", "v1", "priorityclasses", "PriorityClass", namespaced=False),
@@ -127,6 +131,11 @@ NAMESPACES, NODES, PODS, QUOTAS = (
 EVENTS, JOBS, PRIORITY_CLASSES, RAYJOBS = (
     BY_PLURAL[p] for p in ("events", "jobs", "priorityclasses", "rayjobs")
 )
+POD_TEMPLATES, PROVISIONING_REQUESTS = (
+    BY_PLURAL[p] for p in ("podtemplates", "provisioningrequests")
+)
+IMMUTABLE_REQUEST = ("podSets", "provisioningClassName", "parameters")
+"""A ProvisioningRequest's spec fields its CRD declares immutable (``self == oldSelf``)."""
 FIELDS = {  # field selectors the real server accepts beyond metadata.name and metadata.namespace
     "pods": {"status.phase", "spec.nodeName", "spec.restartPolicy", "spec.schedulerName"}
     | {"spec.serviceAccountName", "status.podIP", "status.nominatedNodeName"},
@@ -639,6 +648,74 @@ class FakeApiServer:
             taints.append({"key": "node.kubernetes.io/not-ready", "effect": "NoSchedule"})
         node["spec"]["taints"] = taints
 
+    # --- test hooks: the cluster autoscaler ---
+
+    def provision(
+        self, namespace: str, name: str, allocatable: dict[str, str] | None = None
+    ) -> list[str]:
+        """Provision the ProvisioningRequest ``namespace/name``, as the cluster autoscaler does
+        when its scale-up succeeds: a Ready node for each pod its podSets count, labelled
+        with the pod template's nodeSelector and able to allocate what the pod asks for
+        (``allocatable`` instead, when given), then Accepted and Provisioned True. Returns
+        the new nodes' names; KeyError when the request or a PodTemplate it names is missing."""
+        with self._lock:
+            request = self._required(PROVISIONING_REQUESTS, namespace, name)
+            made = []
+            for pod_set in (request.get("spec") or {}).get("podSets") or []:
+                template_name = pod_set["podTemplateRef"]["name"]
+                template = self._required(POD_TEMPLATES, namespace, template_name)["template"]
+                wanted = {
+                    resource: show(max(amount, quantity(NODE_DEFAULTS.get(resource, 0))))
+                    for resource, amount in pod_requests(template).items()
+                }
+                selector = (template.get("spec") or {}).get("nodeSelector") or {}
+                for _ in range(int(pod_set["count"])):
+                    node = self._fresh_name(NODES, None, "burst-")
+                    self.add_node(node, allocatable or wanted, labels=dict(selector))
+                    made.append(node)
+            self.provisioning_condition(namespace, name, "Accepted", True, "Accepted")
+            self.provisioning_condition(
+                namespace,
+                name,
+                "Provisioned",
+                True,
+                "Provisioned",
+                "Provisioning Request was successfully provisioned.",
+            )
+            return made
+
+    def refuse_provisioning(
+        self, namespace: str, name: str, reason: str = "FailedToCreateNodes", message: str = ""
+    ) -> None:
+        """The cluster autoscaler gives up on the request: Provisioned False and Failed True,
+        both with ``reason`` and ``message``."""
+        message = message or "the cloud provider has no capacity for the request"
+        with self._lock:
+            self.provisioning_condition(namespace, name, "Accepted", True, "Accepted")
+            self.provisioning_condition(namespace, name, "Provisioned", False, reason, message)
+            self.provisioning_condition(namespace, name, "Failed", True, reason, message)
+
+    def provisioning_condition(
+        self, namespace: str, name: str, type_: str, status: bool, reason: str, message: str = ""
+    ) -> None:
+        """Set one condition of a ProvisioningRequest's status (a metav1.Condition: reason and
+        message always there, lastTransitionTime moved only when its status changes)."""
+        with self._lock:
+            request = self._required(PROVISIONING_REQUESTS, namespace, name)
+            state = copy.deepcopy(request.get("status") or {})
+            conditions: list[Obj] = state.setdefault("conditions", [])
+            now = condition(type_, status, reason, message, rfc3339(self.now()))
+            now.update(message=message, observedGeneration=request["metadata"]["generation"])
+            for index, before in enumerate(conditions):
+                if before["type"] == type_:
+                    if before["status"] == now["status"]:
+                        now["lastTransitionTime"] = before["lastTransitionTime"]
+                    conditions[index] = now
+                    break
+            else:
+                conditions.append(now)
+            self._write_status(PROVISIONING_REQUESTS, request, state)
+
     # --- test hooks: the scheduler and the kubelet ---
 
     def start_pod(self, namespace: str, name: str, node: str | None = None) -> None:
@@ -980,6 +1057,17 @@ class FakeApiServer:
         meta["resourceVersion"] = old["metadata"]["resourceVersion"]
         if new == old:
             return old
+        if kind is PROVISIONING_REQUESTS:
+            before, after = old.get("spec") or {}, new.get("spec") or {}
+            for field in IMMUTABLE_REQUEST:
+                if before.get(field) != after.get(field):
+                    raise ApiError(
+                        422,
+                        "Invalid",
+                        f'{kind.kind}.{kind.group} "{meta["name"]}" is invalid: spec.{field}: '
+                        "Invalid value: Value is immutable",
+                        _details(kind, meta["name"]),
+                    )
         changed = {k for k in {*new, *old} if new.get(k) != old.get(k)} - {"metadata", "status"}
         if part == "main" and changed:
             meta["generation"] = old["metadata"].get("generation", 1) + 1

@@ -94,6 +94,36 @@ def rayjob_body(name: str, workers: int = 2, **spec: Any) -> Obj:
     }
 
 
+def pod_template_body(name: str, gpus: int = 8, flavor: str = "h100-80g") -> Obj:
+    return {
+        "apiVersion": "v1",
+        "kind": "PodTemplate",
+        "metadata": {"name": name},
+        "template": {
+            "metadata": {"labels": {"app": "train"}},
+            "spec": {
+                "nodeSelector": {"gpupool.io/flavor": flavor},
+                "containers": [container(gpus)],
+            },
+        },
+    }
+
+
+def request_body(name: str, *counts: tuple[str, int]) -> Obj:
+    """A ProvisioningRequest for ``count`` pods of each named PodTemplate."""
+    return {
+        "apiVersion": "autoscaling.x-k8s.io/v1",
+        "kind": "ProvisioningRequest",
+        "metadata": {"name": name, "labels": {"team": "a"}},
+        "spec": {
+            "provisioningClassName": "best-effort-atomic-scale-up.autoscaling.x-k8s.io",
+            "podSets": [
+                {"podTemplateRef": {"name": template}, "count": count} for template, count in counts
+            ],
+        },
+    }
+
+
 def error(call: Callable[[], object]) -> tuple[int, Obj]:
     """The HTTP code and the Status body of a call that must fail."""
     with pytest.raises(ApiException) as caught:
@@ -145,6 +175,15 @@ def test_discovery(api: Client, fake_apiserver: FakeApiServer) -> None:
     assert "autoscaling.x-k8s.io" in groups
     resources = client.BatchV1Api(api).get_api_resources().resources
     assert {r.name for r in resources} == {"jobs", "jobs/status"}
+    core = {r.name: r for r in client.CoreV1Api(api).get_api_resources().resources}
+    assert core["podtemplates"].namespaced
+    assert "watch" in core["podtemplates"].verbs
+    assert "podtemplates/status" not in core
+    autoscaling = client.CustomObjectsApi(api).get_api_resources("autoscaling.x-k8s.io", "v1")
+    assert {r.name: r.kind for r in autoscaling.resources} == {
+        "provisioningrequests": "ProvisioningRequest",
+        "provisioningrequests/status": "ProvisioningRequest",
+    }
     assert ("GET", "/apis/batch/v1/") in fake_apiserver.requests
 
 
@@ -229,13 +268,17 @@ CRUD: dict[str, tuple[Obj, Callable[[client.ApiClient], tuple[Any, ...]]]] = {
             ),
         ),
     ),
+    "podtemplates": (
+        pod_template_body("pt"),
+        lambda a: (
+            lambda b: client.CoreV1Api(a).create_namespaced_pod_template(NS, b),
+            lambda: client.CoreV1Api(a).read_namespaced_pod_template("pt", NS),
+            lambda: client.CoreV1Api(a).list_namespaced_pod_template(NS),
+            lambda: client.CoreV1Api(a).delete_namespaced_pod_template("pt", NS),
+        ),
+    ),
     "provisioningrequests": (
-        {
-            "apiVersion": "autoscaling.x-k8s.io/v1",
-            "kind": "ProvisioningRequest",
-            "metadata": {"name": "pr"},
-            "spec": {"provisioningClassName": "queued-provisioning.gke.io", "podSets": []},
-        },
+        request_body("pr", ("pt", 1)),
         lambda a: (
             lambda b: client.CustomObjectsApi(a).create_namespaced_custom_object(
                 *PROVREQ, NS, "provisioningrequests", b
@@ -997,3 +1040,168 @@ def test_servers_are_independent(two_servers: tuple[FakeApiServer, FakeApiServer
     core.create_namespace({"metadata": {"name": "only-here"}})
     assert second.get_object("namespaces", None, "only-here") is None
     assert first.url != second.url
+
+
+# --- the cluster autoscaler --------------------------------------------------------------------
+
+
+def request_conditions(custom: Custom, name: str) -> dict[str, Obj]:
+    request = custom.get_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", name)
+    return {c["type"]: c for c in request.get("status", {}).get("conditions") or []}
+
+
+def test_provisioning_adds_a_node_per_pod_and_says_provisioned(
+    core: Core, custom: Custom, fake_apiserver: FakeApiServer
+) -> None:
+    core.create_namespaced_pod_template(NS, pod_template_body("workers", gpus=8))
+    core.create_namespaced_pod_template(NS, pod_template_body("head", gpus=0))
+    body = request_body("train", ("head", 1), ("workers", 2))
+    custom.create_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", body)
+    assert request_conditions(custom, "train") == {}  # nothing until the autoscaler answers
+    assert core.list_node().items == []
+
+    made = fake_apiserver.provision(NS, "train")
+
+    nodes = {node.metadata.name: node for node in core.list_node().items}
+    assert sorted(nodes) == sorted(made)
+    assert len(made) == 3
+    gpus = sorted(node.status.allocatable.get("nvidia.com/gpu", "0") for node in nodes.values())
+    assert gpus == ["0", "8", "8"]
+    for node in nodes.values():
+        assert node.metadata.labels["gpupool.io/flavor"] == "h100-80g"
+        assert [c.status for c in node.status.conditions if c.type == "Ready"] == ["True"]
+    conditions = request_conditions(custom, "train")
+    assert {kind: c["status"] for kind, c in conditions.items()} == {
+        "Accepted": "True",
+        "Provisioned": "True",
+    }
+    for each in conditions.values():  # metav1.Condition: all of these, always
+        assert {"type", "status", "reason", "message", "lastTransitionTime"} <= set(each)
+        assert each["observedGeneration"] == 1
+
+    # a pod like the template's now runs on a new node
+    core.create_namespaced_pod(NS, pod_body("worker-0", gpus=8))
+    fake_apiserver.start_pod(NS, "worker-0")
+    assert core.read_namespaced_pod("worker-0", NS).spec.node_name in made
+
+
+def test_provisioning_needs_the_templates_it_names(
+    custom: Custom, fake_apiserver: FakeApiServer
+) -> None:
+    body = request_body("train", ("missing", 1))
+    custom.create_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", body)
+    with pytest.raises(KeyError, match="missing"):
+        fake_apiserver.provision(NS, "train")
+
+
+def test_refused_provisioning_fails_the_request_and_adds_no_nodes(
+    core: Core, custom: Custom, fake_apiserver: FakeApiServer
+) -> None:
+    core.create_namespaced_pod_template(NS, pod_template_body("workers"))
+    body = request_body("train", ("workers", 2))
+    custom.create_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", body)
+    fake_apiserver.refuse_provisioning(NS, "train", "OutOfStock", "no H100 in ap-northeast-2")
+    conditions = request_conditions(custom, "train")
+    assert conditions["Failed"]["status"] == "True"
+    assert conditions["Failed"]["reason"] == "OutOfStock"
+    assert conditions["Failed"]["message"] == "no H100 in ap-northeast-2"
+    assert conditions["Provisioned"]["status"] == "False"
+    assert core.list_node().items == []
+
+
+def test_a_condition_keeps_its_transition_time_until_its_status_changes(
+    core: Core, custom: Custom, fake_apiserver: FakeApiServer
+) -> None:
+    custom.create_namespaced_custom_object(
+        *PROVREQ, NS, "provisioningrequests", request_body("train", ("workers", 1))
+    )
+    fake_apiserver.provisioning_condition(NS, "train", "Provisioned", False, "Waiting", "ETA 5m")
+    first = request_conditions(custom, "train")["Provisioned"]
+    fake_apiserver.advance(60)
+    fake_apiserver.provisioning_condition(NS, "train", "Provisioned", False, "Waiting", "ETA 4m")
+    again = request_conditions(custom, "train")["Provisioned"]
+    assert again["message"] == "ETA 4m"
+    assert again["lastTransitionTime"] == first["lastTransitionTime"]
+    fake_apiserver.advance(60)
+    fake_apiserver.provisioning_condition(NS, "train", "Provisioned", True, "Provisioned")
+    done = request_conditions(custom, "train")["Provisioned"]
+    assert done["lastTransitionTime"] > first["lastTransitionTime"]
+
+
+def test_a_provisioning_requests_spec_is_immutable_and_its_status_a_subresource(
+    custom: Custom,
+) -> None:
+    api = (*PROVREQ, NS, "provisioningrequests")
+    custom.create_namespaced_custom_object(*api, request_body("train", ("workers", 1)))
+    grown = {"spec": {"podSets": [{"podTemplateRef": {"name": "workers"}, "count": 2}]}}
+    code, status = error(lambda: custom.patch_namespaced_custom_object(*api, "train", grown))
+    assert (code, status["reason"]) == (422, "Invalid")
+    assert "spec.podSets: Invalid value: Value is immutable" in status["message"]
+    # labels may change; a status sent to the main resource is dropped
+    forged = {
+        "metadata": {"labels": {"team": "b"}},
+        "status": {"conditions": [{"type": "Provisioned", "status": "True"}]},
+    }
+    changed = custom.patch_namespaced_custom_object(*api, "train", forged)
+    assert changed["metadata"]["labels"] == {"team": "b"}
+    assert "status" not in changed
+
+
+def test_watch_provisioning_requests_and_pod_templates(
+    core: Core, custom: Custom, fake_apiserver: FakeApiServer
+) -> None:
+    since = custom.list_cluster_custom_object(*PROVREQ, "provisioningrequests")["metadata"][
+        "resourceVersion"
+    ]
+    core.create_namespaced_pod_template(NS, pod_template_body("workers"))
+    body = request_body("train", ("workers", 1))
+    created = custom.create_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", body)
+    fake_apiserver.provision(NS, "train")
+    custom.delete_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", "train")
+    core.delete_namespaced_pod_template("workers", NS)
+    seen = events(
+        custom.list_cluster_custom_object,
+        *PROVREQ,
+        "provisioningrequests",
+        resource_version=since,
+        timeout_seconds=5,
+        count=4,
+    )
+    assert [
+        (kind, [c["type"] for c in o.get("status", {}).get("conditions", [])]) for kind, o in seen
+    ] == [
+        ("ADDED", []),
+        ("MODIFIED", ["Accepted"]),
+        ("MODIFIED", ["Accepted", "Provisioned"]),
+        ("DELETED", ["Accepted", "Provisioned"]),
+    ]
+    versions = [int(o["metadata"]["resourceVersion"]) for _, o in seen]
+    assert versions[0] == int(created["metadata"]["resourceVersion"])
+    assert versions == sorted(versions)
+    templates = events(
+        core.list_namespaced_pod_template, NS, resource_version=since, timeout_seconds=5, count=2
+    )
+    assert [kind for kind, _ in templates] == ["ADDED", "DELETED"]
+
+
+def test_deleting_an_owner_deletes_its_pod_templates_and_requests(
+    batch: Batch, core: Core, custom: Custom, fake_apiserver: FakeApiServer
+) -> None:
+    job = batch.create_namespaced_job(NS, job_body("train", suspend=True))
+    owner = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "train",
+        "uid": job.metadata.uid,
+        "controller": False,
+        "blockOwnerDeletion": False,
+    }
+    template = pod_template_body("workers")
+    template["metadata"]["ownerReferences"] = [owner]
+    core.create_namespaced_pod_template(NS, template)
+    request = request_body("train", ("workers", 1))
+    request["metadata"]["ownerReferences"] = [owner]
+    custom.create_namespaced_custom_object(*PROVREQ, NS, "provisioningrequests", request)
+    batch.delete_namespaced_job("train", NS, propagation_policy="Background")
+    assert fake_apiserver.objects("podtemplates") == []
+    assert fake_apiserver.objects("provisioningrequests") == []
