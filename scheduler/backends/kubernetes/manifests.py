@@ -10,10 +10,16 @@ refuses traffic from the others.
 A job with an ``image`` runs as a ``batch/v1`` Job (the entrypoint through ``/bin/sh -c``);
 one without runs as a KubeRay ``RayJob`` (ray.io/v1) whose Ray cluster is made for it alone and
 deleted when it ends: Ray has no access control between the jobs of one cluster.
+
+On a cluster whose nodes are made on demand (a cloud burst target) a launch first waits for
+them: it is made suspended (``awaiting_capacity``), and ``capacity_request`` builds the cluster
+autoscaler's ``ProvisioningRequest`` (autoscaling.x-k8s.io/v1) for its pods, with a
+``PodTemplate`` per pod shape, both owned by the launch.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import re
@@ -39,6 +45,17 @@ MANAGED_BY = {"app.kubernetes.io/managed-by": "gpupool"}
 MANAGED_SELECTOR = "app.kubernetes.io/managed-by=gpupool"
 
 RAYJOB_API = ("ray.io", "v1", "rayjobs")
+PROVISIONING_API = ("autoscaling.x-k8s.io", "v1", "provisioningrequests")
+"""The cluster autoscaler's ProvisioningRequest (kubernetes/autoscaler, cluster-autoscaler/apis)."""
+CONSUME_ANNOTATION = "autoscaling.x-k8s.io/consume-provisioning-request"
+PROVISIONING_CLASS_ANNOTATION = "autoscaling.x-k8s.io/provisioning-class-name"
+"""Pods carrying both are the ones a ProvisioningRequest asked nodes for: the autoscaler makes
+no further nodes for them (the autoscaler wants both, or it ignores them)."""
+PROVISIONING_LABEL = f"{GROUP}/provisioning"
+"""On a launch that asked for capacity: ``waiting`` while suspended until its request is
+provisioned, ``provisioned`` once gpupool let it start."""
+WAITING = "waiting"
+PROVISIONED = "provisioned"
 RAY_NAME_LIMIT = 47
 """KubeRay refuses RayJob names longer than this (it derives the Ray cluster's names from it)."""
 
@@ -48,6 +65,7 @@ PRIORITY_VALUES = {"urgent": 1000, "normal": 500, "opportunistic": 100}
 
 _LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 NON_ROOT_USER = 1000
 
 
@@ -63,6 +81,12 @@ def dns_label(text: str, limit: int = 63) -> str:
         return text
     stem = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[: limit - 11].strip("-")
     return f"{stem}-{_digest(text)}" if stem else f"x-{_digest(text)}"
+
+
+def is_dns_subdomain(text: str) -> bool:
+    """Whether ``text`` is a DNS-1123 subdomain (what names most things, a provisioning class
+    among them)."""
+    return len(text) <= 253 and _DNS_SUBDOMAIN.fullmatch(text) is not None
 
 
 def label_value(text: str) -> str:
@@ -319,6 +343,19 @@ def batch_job(
     }
 
 
+def owner_reference(api_version: str, kind: str, name: str, uid: str) -> Manifest:
+    """What makes an object go when the launch that owns it does. Neither controller nor
+    blocking the owner's deletion: blocking would need rights on the owner's finalizers."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "controller": False,
+        "blockOwnerDeletion": False,
+    }
+
+
 def gang_service(spec: LaunchSpec, namespace: str, owner_uid: str) -> Manifest:
     """The headless Service that names a gang Job's pods (``<job>-<index>.<job>``), owned by
     the Job so it goes when the Job does."""
@@ -330,16 +367,7 @@ def gang_service(spec: LaunchSpec, namespace: str, owner_uid: str) -> Manifest:
             "name": name,
             "namespace": namespace,
             "labels": labels(spec),
-            "ownerReferences": [
-                {
-                    "apiVersion": "batch/v1",
-                    "kind": "Job",
-                    "name": name,
-                    "uid": owner_uid,
-                    "controller": False,
-                    "blockOwnerDeletion": False,
-                }
-            ],
+            "ownerReferences": [owner_reference("batch/v1", "Job", name, owner_uid)],
         },
         "spec": {
             "clusterIP": "None",
@@ -460,3 +488,97 @@ def launch(
     if spec.image and not spec.runtime_env:
         return batch_job(spec, namespace, placement, grace_seconds)
     return ray_job(spec, namespace, placement, grace_seconds, images)
+
+
+# -- capacity asked of the cluster autoscaler ---------------------------------------------------
+
+
+def pod_sets(manifest: Manifest) -> list[tuple[str, Manifest, int]]:
+    """The pods a Job or RayJob (as built here, or as the API server returns it) makes, by
+    shape: (the shape's name, its pod template, how many). A RayJob's submitter pod is left
+    out: it asks for no accelerators and fits on any node."""
+    spec = manifest.get("spec") or {}
+    if manifest.get("kind") == "Job":
+        return [("pods", spec.get("template") or {}, int(spec.get("parallelism", 1)))]
+    cluster = spec.get("rayClusterSpec") or {}
+    sets = [("head", (cluster.get("headGroupSpec") or {}).get("template") or {}, 1)]
+    for group in cluster.get("workerGroupSpecs") or []:
+        sets.append(
+            (
+                str(group.get("groupName")),
+                group.get("template") or {},
+                int(group.get("replicas", 1)),
+            )
+        )
+    return sets
+
+
+def pod_template_names(manifest: Manifest) -> list[str]:
+    """The PodTemplates ``capacity_request`` makes for a launch, one per pod shape."""
+    name = str(manifest["metadata"]["name"])
+    return [f"{name}-{shape}" for shape, _, _ in pod_sets(manifest)]
+
+
+def awaiting_capacity(manifest: Manifest, provisioning_class: str) -> Manifest:
+    """``manifest`` (a Job or RayJob) made to wait for the nodes its ProvisioningRequest asks
+    for: suspended, labelled ``waiting``, its pods annotated as consuming the request (named
+    as the launch) so the autoscaler makes no other nodes for them."""
+    waiting = copy.deepcopy(manifest)
+    metadata = waiting["metadata"]
+    metadata["labels"] = {**metadata["labels"], PROVISIONING_LABEL: WAITING}
+    waiting["spec"]["suspend"] = True
+    consume = {
+        CONSUME_ANNOTATION: str(metadata["name"]),
+        PROVISIONING_CLASS_ANNOTATION: provisioning_class,
+    }
+    for _, template, _ in pod_sets(waiting):
+        # a new dict: a RayJob's templates share one metadata dict with its submitter's
+        template_metadata = template.get("metadata") or {}
+        template["metadata"] = {
+            **template_metadata,
+            "annotations": {**(template_metadata.get("annotations") or {}), **consume},
+        }
+    return waiting
+
+
+def capacity_request(launch: Manifest, owner_uid: str, provisioning_class: str) -> list[Manifest]:
+    """The PodTemplates of a launch's pods, then the ProvisioningRequest asking the cluster
+    autoscaler for nodes for all of them at once, each owned by the launch (``owner_uid``)."""
+    metadata = launch["metadata"]
+    name, namespace = str(metadata["name"]), str(metadata["namespace"])
+    tags = {key: value for key, value in metadata["labels"].items() if key != PROVISIONING_LABEL}
+    owners = [owner_reference(launch["apiVersion"], launch["kind"], name, owner_uid)]
+    sets = pod_sets(launch)
+    templates: list[Manifest] = [
+        {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {
+                "name": template_name,
+                "namespace": namespace,
+                "labels": dict(tags),
+                "ownerReferences": owners,
+            },
+            "template": copy.deepcopy(template),
+        }
+        for template_name, (_, template, _) in zip(pod_template_names(launch), sets, strict=True)
+    ]
+    request: Manifest = {
+        "apiVersion": "/".join(PROVISIONING_API[:2]),
+        "kind": "ProvisioningRequest",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": dict(tags),
+            "annotations": {JOB_ID_ANNOTATION: metadata["annotations"][JOB_ID_ANNOTATION]},
+            "ownerReferences": owners,
+        },
+        "spec": {
+            "provisioningClassName": provisioning_class,
+            "podSets": [
+                {"podTemplateRef": {"name": template["metadata"]["name"]}, "count": count}
+                for template, (_, _, count) in zip(templates, sets, strict=True)
+            ],
+        },
+    }
+    return [*templates, request]

@@ -1,11 +1,18 @@
 """Validate what gpupool sends to Kubernetes against Kubernetes' own schemas.
 
 Built-in kinds: ``kubernetes-validate``'s OpenAPI schemas, strict (an unknown field fails).
-RayJob: the ``v1`` schema of KubeRay's CustomResourceDefinition, with the same strictness:
-every field must be one the schema declares. ``rayjob_v1_schema.json.gz`` beside this file is
-that schema (``spec.versions[v1].schema.openAPIV3Schema``) taken unchanged from
-ray-project/kuberay @ feeaf72 (2026-08-19), ray-operator/config/crd/bases/ray.io_rayjobs.yaml,
-Apache-2.0 (also in ../shared/k8s/), as compact JSON.
+Custom resources: the schema of their CustomResourceDefinition's served version
+(``spec.versions[].schema.openAPIV3Schema``), with the same strictness: every field must be one
+the schema declares. Each is kept beside this file as compact, gzip'd JSON, descriptions left
+out, otherwise unchanged:
+
+- ``rayjob_v1_schema.json.gz``: RayJob ray.io/v1, from ray-project/kuberay @ feeaf72
+  (2026-08-19), ray-operator/config/crd/bases/ray.io_rayjobs.yaml, Apache-2.0 (also in
+  ../shared/k8s/);
+- ``provisioningrequest_v1_schema.json.gz``: ProvisioningRequest autoscaling.x-k8s.io/v1, from
+  kubernetes/autoscaler @ 55c37cd5eb550756c5ccc5a89e9068d77797e575 (2026-08-22),
+  cluster-autoscaler/apis/config/crd/autoscaling.x-k8s.io_provisioningrequests.yaml,
+  Apache-2.0.
 """
 
 from __future__ import annotations
@@ -20,13 +27,22 @@ import jsonschema
 import kubernetes_validate
 
 KUBERNETES_VERSION = "1.33.0"
-RAYJOB_SCHEMA = Path(__file__).with_name("rayjob_v1_schema.json.gz")
+HERE = Path(__file__).parent
+CUSTOM_SCHEMAS = {
+    "RayJob": HERE / "rayjob_v1_schema.json.gz",
+    "ProvisioningRequest": HERE / "provisioningrequest_v1_schema.json.gz",
+}
 
 
 @cache
-def rayjob_schema() -> dict[str, Any]:
-    schema: dict[str, Any] = json.loads(gzip.decompress(RAYJOB_SCHEMA.read_bytes()))
+def custom_schema(kind: str) -> dict[str, Any]:
+    """The OpenAPI schema of a custom resource kind gpupool sends."""
+    schema: dict[str, Any] = json.loads(gzip.decompress(CUSTOM_SCHEMAS[kind].read_bytes()))
     return schema
+
+
+def rayjob_schema() -> dict[str, Any]:
+    return custom_schema("RayJob")
 
 
 def undeclared(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
@@ -53,9 +69,11 @@ def undeclared(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
 
 def validate(manifest: dict[str, Any]) -> None:
     """Raise unless ``manifest`` is a valid object of its kind."""
-    if manifest.get("kind") == "RayJob":
-        jsonschema.validate(manifest, rayjob_schema())
-        unknown = undeclared(manifest, rayjob_schema())
-        assert not unknown, f"fields the RayJob schema does not declare: {unknown}"
+    kind = manifest.get("kind")
+    if kind in CUSTOM_SCHEMAS:
+        schema = custom_schema(str(kind))
+        jsonschema.validate(manifest, schema)
+        unknown = undeclared(manifest, schema)
+        assert not unknown, f"fields the {kind} schema does not declare: {unknown}"
         return
     kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)

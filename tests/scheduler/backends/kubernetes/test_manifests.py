@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from scheduler.backends.base import LaunchSpec
 from scheduler.backends.kubernetes import manifests
 from scheduler.backends.kubernetes.manifests import Placement
-from tests.scheduler.backends.kubernetes.schemas import rayjob_schema, undeclared, validate
+from tests.scheduler.backends.kubernetes.schemas import custom_schema, undeclared, validate
 
 GPU = Placement.of("h100-80g", "nvidia.com/gpu")
 NPU = Placement.of("rngd-48g", "furiosa.ai/rngd")
@@ -75,7 +75,7 @@ def test_the_namespace_and_its_guards_are_valid() -> None:
 def test_strict_checking_catches_a_misspelled_rayjob_field() -> None:
     rayjob = manifests.launch(spec(), "ns", GPU, 30)
     rayjob["spec"]["shutdownAfterJobFinish"] = True
-    assert undeclared(rayjob, rayjob_schema()) == [".spec.shutdownAfterJobFinish"]
+    assert undeclared(rayjob, custom_schema("RayJob")) == [".spec.shutdownAfterJobFinish"]
 
 
 @pytest.mark.parametrize("name", sorted(LAUNCHES))
@@ -203,3 +203,94 @@ def test_a_gang_rayjob_has_a_worker_per_node_and_its_driver_on_the_head() -> Non
 def test_a_launch_cannot_span_more_nodes_than_it_has_gpus() -> None:
     with pytest.raises(ValueError, match="cannot span"):
         spec(gpus=2, nodes=3)
+
+
+# -- capacity asked of the cluster autoscaler ----------------------------------------------------
+
+ATOMIC = "best-effort-atomic-scale-up.autoscaling.x-k8s.io"
+BURSTS = {
+    "job": (spec(image="busybox", gpus=1), [("pods", 1)]),
+    "gang-job": (spec(image="busybox", gpus=16, nodes=2), [("pods", 2)]),
+    "rayjob": (spec(), [("head", 1), ("accelerators", 1)]),
+    "gang-rayjob": (spec(gpus=16, nodes=2), [("head", 1), ("accelerators", 2)]),
+}
+
+
+def burst(name: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A launch made to wait for capacity, and what asks for it (owned by uid ``0b6f``)."""
+    waiting = manifests.awaiting_capacity(manifests.launch(BURSTS[name][0], "ns", GPU, 30), ATOMIC)
+    return waiting, manifests.capacity_request(waiting, "0b6f", ATOMIC)
+
+
+@pytest.mark.parametrize("name", sorted(BURSTS))
+def test_a_launch_waiting_for_capacity_and_its_request_are_valid_where_they_are_sent(
+    name: str,
+) -> None:
+    waiting, asked = burst(name)
+    for made in (waiting, *asked):
+        validate(made)
+    assert [made["kind"] for made in asked][-1] == "ProvisioningRequest"
+
+
+@pytest.mark.parametrize("name", sorted(BURSTS))
+def test_the_request_counts_every_pod_of_the_launch_by_shape(name: str) -> None:
+    waiting, (*templates, request) = burst(name)
+    shapes = BURSTS[name][1]
+    assert request["metadata"]["name"] == "gp-0123456789ab"
+    assert request["spec"] == {
+        "provisioningClassName": ATOMIC,
+        "podSets": [
+            {"podTemplateRef": {"name": f"gp-0123456789ab-{shape}"}, "count": count}
+            for shape, count in shapes
+        ],
+    }
+    # each template is the pods' own: the autoscaler makes nodes for what they ask and select
+    sent = [template for _, template, _ in manifests.pod_sets(waiting)]
+    assert [template["template"] for template in templates] == sent
+    for made in (*templates, request):
+        assert made["metadata"]["namespace"] == "ns"
+        assert made["metadata"]["labels"]["gpupool.io/job"] == "gp-0123456789ab"
+        assert "gpupool.io/provisioning" not in made["metadata"]["labels"]
+        assert made["metadata"]["ownerReferences"] == [
+            {
+                "apiVersion": waiting["apiVersion"],
+                "kind": waiting["kind"],
+                "name": "gp-0123456789ab",
+                "uid": "0b6f",
+                "controller": False,
+                "blockOwnerDeletion": False,
+            }
+        ]
+
+
+@pytest.mark.parametrize("name", sorted(BURSTS))
+def test_a_launch_waiting_for_capacity_is_suspended_and_its_pods_consume_the_request(
+    name: str,
+) -> None:
+    waiting, _ = burst(name)
+    assert waiting["spec"]["suspend"] is True
+    assert waiting["metadata"]["labels"]["gpupool.io/provisioning"] == "waiting"
+    for _, template, _ in manifests.pod_sets(waiting):
+        assert template["metadata"]["annotations"] == {
+            "autoscaling.x-k8s.io/consume-provisioning-request": "gp-0123456789ab",
+            "autoscaling.x-k8s.io/provisioning-class-name": ATOMIC,
+        }
+        assert template["metadata"]["labels"]["gpupool.io/job"] == "gp-0123456789ab"
+    if waiting["kind"] == "RayJob":  # the submitter asks for no nodes: the autoscaler's own
+        submitter = waiting["spec"]["submitterPodTemplate"]["metadata"]
+        assert "annotations" not in submitter
+
+
+def test_a_launch_is_not_changed_by_making_it_wait() -> None:
+    launch = manifests.launch(spec(), "ns", GPU, 30)
+    before = yaml.safe_dump(launch)
+    manifests.awaiting_capacity(launch, ATOMIC)
+    assert yaml.safe_dump(launch) == before
+
+
+def test_strict_checking_catches_a_misspelled_provisioning_request_field() -> None:
+    _, (*_, request) = burst("job")
+    request["spec"]["podSets"][0]["podTemplate"] = request["spec"]["podSets"][0]["podTemplateRef"]
+    assert undeclared(request, custom_schema("ProvisioningRequest")) == [
+        ".spec.podSets[0].podTemplate"
+    ]
