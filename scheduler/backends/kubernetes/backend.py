@@ -408,6 +408,7 @@ class KubernetesBackend:
 
 
 _LIVE = (RunState.PENDING, RunState.RUNNING)
+LAUNCH_APIS = {"Job": "batch/v1", "RayJob": "/".join(RAYJOB_API[:2])}
 
 
 def _assemble(
@@ -423,7 +424,9 @@ def _assemble(
     def launch(kind: str, manifest: Manifest) -> Launch:
         metadata = manifest["metadata"]
         key = (metadata["namespace"], (metadata.get("labels") or {}).get(JOB_LABEL, ""))
-        return Launch(kind, manifest, tuple(by_job.get(key, ())))
+        # list items of built-in kinds come without their kind: say it, as a manifest does
+        typed = {**manifest, "apiVersion": LAUNCH_APIS[kind], "kind": kind}
+        return Launch(kind, typed, tuple(by_job.get(key, ())))
 
     return [launch("Job", job) for job in jobs] + [launch("RayJob", item) for item in rayjobs]
 

@@ -338,3 +338,17 @@ def test_a_gang_runs_one_pod_per_node_named_through_its_service(
         cluster.finish_pod(NAMESPACE, pod["metadata"]["name"], 0)
     cluster.step()
     assert run(backend.status("gp-000000000001")).state is RunState.SUCCEEDED
+
+
+def test_the_quota_counts_every_live_launch_of_the_namespace(
+    backend: KubernetesBackend, cluster: FakeApiServer
+) -> None:
+    run(backend.submit(spec("gp-000000000001", gpus=4)))
+    run(backend.submit(spec("gp-000000000002", gpus=2)))
+    run(backend.submit(spec("gp-000000000003", gpus=1, image=None)))
+    (quota,) = cluster.objects("resourcequotas", NAMESPACE)
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "7"}
+    run(backend.cancel("gp-000000000001"))
+    run(backend.submit(spec("gp-000000000004", gpus=1)))
+    (quota,) = cluster.objects("resourcequotas", NAMESPACE)
+    assert quota["spec"]["hard"] == {"requests.nvidia.com/gpu": "4"}
