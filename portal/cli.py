@@ -959,7 +959,8 @@ def report_utilisation(
     as_json: AsJson = False,
     as_csv: AsCsv = False,
 ) -> None:
-    """Busy GPU-time over available GPU-time, per cluster and flavor."""
+    """Busy GPU-time over available GPU-time (total less what was down), per cluster and
+    flavor."""
     _report(ctx, "/reports/utilisation", {"since": since, "until": until}, as_json, as_csv)
 
 

@@ -12,8 +12,9 @@ so the numbers an admin or an auditor reads can be checked by hand:
   and who used a priority class above normal (``urgent``, granted per project): the jobs of
   that class that ran in the period, their GPU-time and the credits charged to them;
 - utilisation, like ``sreport cluster Utilization``: per cluster and flavor, total GPU-time
-  (inventory x window), allocated GPU-time (job run intervals clipped to the window), down and
-  idle GPU-time and the busy share of the available time;
+  (inventory x window), allocated GPU-time (job run intervals clipped to the window), down
+  GPU-time (node outages clipped to the window), idle GPU-time and the busy share of the
+  available time;
 - spend: credits charged net of refunds, grouped by funder, program, organization, project,
   flavor or site, with their price in won at each funder's price per credit;
 - wait times: per program, how many jobs were first admitted in a window and the 50th, 90th and
@@ -34,6 +35,7 @@ from quotas.admission import PriorityClass
 from quotas.errors import InvalidInput
 from quotas.fairshare import FairShare, decayed_usage
 from quotas.ledger import Balances, Bucket
+from quotas.outages import NodeOutage
 from quotas.quantities import MILLI, SECONDS_PER_HOUR, Credits
 
 BURN_WINDOW = timedelta(days=7)
@@ -365,13 +367,27 @@ class UtilisationRow:
     """Run intervals of jobs placed there, clipped to the window."""
     down: float
     idle: float
-    """``total - allocated - down``: negative only if jobs ran on more GPUs than declared."""
+    """``total - allocated - down``: negative only if jobs ran on more GPUs than declared, or
+    on nodes while they were down (a cordoned node keeps the jobs it runs)."""
 
     @property
     def utilisation(self) -> float | None:
         """Busy share of the available GPU-time, in percent; ``None`` with nothing available."""
         available = self.total - self.down
         return self.allocated / available * PERCENT if available > 0 else None
+
+
+def down_time(
+    outages: Iterable[NodeOutage], since: datetime, until: datetime
+) -> dict[tuple[str, str], float]:
+    """GPU-seconds down per (cluster, flavor) in ``[since, until)``: each outage's GPUs x the part
+    of it inside the window; one still open counts until ``until`` (a window never ends after
+    now)."""
+    down: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for outage in outages:
+        end = outage.until if outage.until is not None else until
+        down[outage.key].append(outage.gpus * overlap_seconds(outage.since, end, since, until))
+    return {key: math.fsum(parts) for key, parts in down.items()}
 
 
 def utilisation(

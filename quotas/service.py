@@ -26,6 +26,7 @@ from quotas.admission import PriorityClass
 from quotas.allocations import AllocationRequest, Authority, Reviewers, TierCheck
 from quotas.clock import Clock, utc_now
 from quotas.db.access import AuditRepository, IdentityLinkRepository, RoleRepository
+from quotas.db.outages import NodeOutageRepository
 from quotas.db.priorities import PriorityGrantRepository
 from quotas.db.repositories import (
     AccountRepository,
@@ -109,6 +110,7 @@ class Books:
         self.allocations = AllocationRepository(session)
         self.audit = AuditRepository(session)
         self.roles = RoleRepository(session)
+        self.outages = NodeOutageRepository(session)
         self._trees: dict[str | None, AccountTree] = {}
         self._changed = False
         self._catalogue: Catalogue | None = None

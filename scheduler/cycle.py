@@ -73,6 +73,7 @@ from scheduler.backends.base import (
     StatusListing,
     TransientBackendError,
 )
+from scheduler.outages import OutageWatch
 from scheduler.settings import SchedulerSettings
 from scheduler.snapshot import PoolView, read_pool
 
@@ -102,7 +103,9 @@ class _Inputs:
     Every change that matters writes one of these: a submission, cancel, admission, rejection,
     requeue or ending writes a job event (starts do not: a start changes no decision); a hold,
     charge, release, refund or award writes a ledger entry; a change to the tree, a budget, a
-    share, the catalogue or a grant writes an audit entry; clusters are compared whole.
+    share, the catalogue or a grant writes an audit entry; clusters are compared whole, and
+    so are the open node outages, by their numbers (``scheduler.outages``: nodes going down or
+    coming back end one and start another).
     """
 
     period: str
@@ -111,6 +114,7 @@ class _Inputs:
     last_audit: int
     clusters: tuple[ClusterSpec, ...]
     runnable: frozenset[str]
+    outages: frozenset[int]
 
 
 QUIET_MOVES = (JobState.STARTING, JobState.RUNNING)
@@ -136,9 +140,11 @@ class Scheduler:
         self._next_stray_check = 0.0
         self._decided_on: _Inputs | None = None
         self._decide_by = datetime.min.replace(tzinfo=UTC)
+        self.outages = OutageWatch(factory, settings, clock)
 
     async def run_once(self) -> CycleReport:
         report = CycleReport()
+        await self.outages.check(self.backends)
         self.admit(report)
         await self.dispatch(report)
         await self.reconcile(report)
@@ -213,6 +219,7 @@ class Scheduler:
             last_audit=books.audit.last_id(),
             clusters=tuple(books.clusters.all()),
             runnable=frozenset(self.backends),
+            outages=books.outages.open_ids(),
         )
 
     def _decided(

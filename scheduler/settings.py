@@ -104,6 +104,19 @@ class ClusterSettings(Group):
         description="How often each cluster is searched for jobs the books do not know (jobs "
         "submitted around gpupool), which are stopped.",
     )
+    health_check_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often each national cluster's backend is asked which nodes are up; "
+        "declared nodes it does not report up (cordoned, NotReady) are recorded as down, nothing "
+        "is placed on them, and the utilisation report counts them as down.",
+    )
+    health_check_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a backend may take to say which nodes are up; one that does not "
+        "answer is not taken to be down.",
+    )
     ray_auth_tokens: dict[str, SecretStr] = Field(
         default_factory=dict,
         description="Ray's auth token per Ray cluster address (``GPUPOOL_RAY_AUTH_TOKENS`` as a "

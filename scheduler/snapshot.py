@@ -3,7 +3,9 @@
 Free capacity is the declared inventory minus the GPUs of every job gpupool has admitted,
 started or running there, packed onto nodes the way admission places them (best fit for jobs of
 at most a node, whole nodes for larger ones). gpupool's own records are the truth: a backend that
-restarts and forgets its jobs does not make their GPUs look free.
+restarts and forgets its jobs does not make their GPUs look free. Nodes the backends reported
+down (the open node outages ``scheduler.outages`` keeps) have nothing free: no job is placed on
+them until they are back.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def read_pool(
         tree=tree,
         flavors=books.flavors.all(),
         rate_card=books.rate_card(now),
-        clusters=tuple(free_capacity(specs.values(), holding)),
+        clusters=tuple(free_capacity(specs.values(), holding, books.outages.open())),
         available=available,
         used=used,
         running_gpus=_running_gpus(tree, holding),

@@ -191,7 +191,9 @@ class UtilisationRowOut(Strict):
     site: str | None = Field(description="national, domestic_cloud or foreign_cloud")
     total_gpu_hours: float = Field(description="Declared inventory x the window")
     allocated_gpu_hours: float = Field(description="Jobs' run time x GPUs, within the window")
-    down_gpu_hours: float = Field(description="Out of service; see the route's description")
+    down_gpu_hours: float = Field(
+        description="Nodes out of service (cordoned, NotReady) x their outage within the window"
+    )
     idle_gpu_hours: float = Field(description="total - allocated - down")
     utilisation_percent: float | None = Field(
         description="allocated / (total - down); null with nothing available"
@@ -238,8 +240,12 @@ def utilisation_report(
     """Like ``sreport cluster Utilization``. Total is each cluster's declared inventory of the
     flavor (nodes x GPUs per node) over the window; allocated is every job's GPUs x the part of
     its run (from the start its backend reported to its end, or the window's end while it runs)
-    inside the window. Down is 0: gpupool keeps no record of GPUs out of service (backends
-    report free capacity to each cycle, which is not stored), so a broken node counts as idle."""
+    inside the window. Down is the GPUs of nodes out of service x the part of each outage inside
+    the window (one that lasts counts to the window's end): every ``GPUPOOL_HEALTH_CHECK_SECONDS``
+    the scheduler asks each national cluster's backend which nodes are up, and declared nodes it
+    does not report up (cordoned, NotReady) are down until it does; no job is placed on them
+    meanwhile. Idle is total - allocated - down (below 0 if jobs ran on a node while it was
+    down: a cordoned node keeps its jobs); utilisation is allocated / (total - down)."""
     with portal.books() as books:
         found = book_reports.utilisation_report(books, since, until)
     out = [utilisation_out(row) for row in found.rows]

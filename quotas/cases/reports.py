@@ -23,6 +23,7 @@ from quotas.reports import (
     SpendBy,
     SpendRow,
     UtilisationRow,
+    down_time,
     spend,
     utilisation,
     window,
@@ -81,13 +82,16 @@ def utilisation_report(
     books: Books, since: datetime | None = None, until: datetime | None = None
 ) -> Utilisation:
     """Per cluster and flavor: total, allocated, down and idle GPU-seconds in the window; for
-    everyone signed in, so it takes no principal."""
+    everyone signed in, so it takes no principal. Down is the node outages the scheduler
+    recorded (``scheduler.outages``), clipped to the window: GPUs per cluster and flavor, never
+    whose jobs ran there."""
     start, end = report_window(books, since, until)
     rows = utilisation(
         _capacities(books.clusters.all()),
         ReportRepository(books.session).runs(start, end),
         start,
         end,
+        down=down_time(books.outages.overlapping(start, end), start, end),
     )
     return Utilisation(start, end, rows)
 

@@ -11,6 +11,7 @@ import pytest
 from quotas.access import Principal
 from quotas.cases.reports import in_utc, report_window, spend_report, utilisation_report
 from quotas.errors import Forbidden, InvalidInput
+from quotas.outages import NodeOutage
 from quotas.quantities import Credits
 from quotas.reports import DEFAULT_WINDOW, SpendBy
 from quotas.service import Books
@@ -91,3 +92,26 @@ def test_a_report_window_is_in_utc_and_never_ends_after_now(pool: Books) -> None
     assert in_utc(datetime(2026, 11, 1)) == datetime(2026, 11, 1, tzinfo=UTC)  # noqa: DTZ001
     with pytest.raises(InvalidInput, match="outside the calendar in UTC"):
         in_utc(datetime.min.replace(tzinfo=timezone(timedelta(hours=1))))
+
+
+def test_utilisation_counts_the_node_outages_in_the_window_as_down(pool: Books) -> None:
+    hour = timedelta(hours=1)
+    ended, _resized, lasting = pool.outages.start(
+        [
+            NodeOutage("national-daejeon", "h100-80g", 1, 8, NOW - 3 * hour),
+            NodeOutage("national-daejeon", "h100-80g", 2, 16, NOW - hour, until=NOW - hour / 2),
+            NodeOutage("national-gwangju", "v100-32g", 1, 8, NOW - hour / 4),
+        ]
+    )
+    pool.outages.end([ended.id], NOW - hour)
+
+    rows = {row.flavor: row for row in utilisation_report(pool, NOW - 2 * hour, NOW).rows}
+
+    # h100: 8 GPUs for the window's first hour (the outage began before it), 16 for 30 minutes
+    assert rows["h100-80g"].down == (8 * 3600 + 16 * 1800)
+    assert rows["h100-80g"].idle == rows["h100-80g"].total - rows["h100-80g"].down
+    # v100: still down, counted to the window's end: 8 GPUs x 15 minutes
+    assert lasting.until is None
+    assert rows["v100-32g"].down == 8 * 900
+    assert rows["v100-32g"].utilisation == 0
+    assert rows["a100-80g"].down == 0
