@@ -11,9 +11,5 @@ from tests.scheduler.kube.fake_apiserver import FakeApiServer
 
 @pytest.fixture
 def fake_apiserver() -> Iterator[FakeApiServer]:
-    server = FakeApiServer()
-    server.start()
-    try:
+    with FakeApiServer() as server:
         yield server
-    finally:
-        server.stop()

@@ -532,6 +532,13 @@ class FakeApiServer:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def __enter__(self) -> FakeApiServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
     @property
     def url(self) -> str:
         if self._server is None:

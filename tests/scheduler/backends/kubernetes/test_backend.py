@@ -50,19 +50,19 @@ def spec(job_id: str = "gp-000000000001", **changes: Any) -> LaunchSpec:
 @pytest.fixture
 def cluster() -> Iterator[FakeApiServer]:
     """A fake cluster: two H100 nodes of 8 and an NPU node of 4, labelled with their flavors."""
-    server = FakeApiServer()
-    server.start()
-    for name in ("h100-a", "h100-b"):
+    with FakeApiServer() as server:
+        for name in ("h100-a", "h100-b"):
+            server.add_node(
+                name,
+                {"nvidia.com/gpu": "8", "cpu": "64"},
+                labels={"gpupool.io/flavor": "h100-80g"},
+            )
         server.add_node(
-            name, {"nvidia.com/gpu": "8", "cpu": "64"}, labels={"gpupool.io/flavor": "h100-80g"}
+            "npu-a",
+            {"furiosa.ai/rngd": "4", "cpu": "32"},
+            labels={"gpupool.io/flavor": "rngd-48g"},
         )
-    server.add_node(
-        "npu-a", {"furiosa.ai/rngd": "4", "cpu": "32"}, labels={"gpupool.io/flavor": "rngd-48g"}
-    )
-    try:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture
