@@ -28,7 +28,7 @@ import yaml
 from portal.cli import app as cli_app
 from portal.health import router as health_router
 from portal.settings import PortalSettings
-from scheduler.backends.kubernetes.manifests import RAYJOB_API
+from scheduler.backends.kubernetes.manifests import PROVISIONING_API, RAYJOB_API
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "gpupool"
@@ -96,8 +96,11 @@ SCHEDULER_RULES = {
     ("", "pods/log"): {"get"},
     ("", "nodes"): {"list"},
 }
+# What it calls only on a cloud burst target (``provisioning_class``): granted by
+# rbac.provisioningRequests, as the ProvisioningRequest CRD may not be installed elsewhere.
 PROVISIONING_RULES = {
-    ("autoscaling.x-k8s.io", "provisioningrequests"): {"create", "get", "list", "delete"}
+    ("autoscaling.x-k8s.io", "provisioningrequests"): {"create", "list", "watch", "delete"},
+    ("", "podtemplates"): {"create", "delete"},
 }
 
 
@@ -355,24 +358,35 @@ def backend_calls() -> dict[tuple[str, str], set[str]]:
     (``self.core.create_namespace(...)`` -> ("", "namespaces"): {"create"})."""
     source = (ROOT / "scheduler" / "backends" / "kubernetes" / "backend.py").read_text()
     calls: dict[tuple[str, str], set[str]] = {}
-    for api, method in re.findall(
-        r"self\.(core|batch|networking|scheduling|custom)\.(\w+)", source
+    for api, method, custom in re.findall(
+        r"self\.(core|batch|networking|scheduling|custom)\.(\w+)(?:[(,]\s*\*?(\w*))?", source
     ):
         verb, _, kind = method.partition("_")
         kind = kind.removeprefix("namespaced_").removesuffix("_for_all_namespaces")
-        if api == "custom":  # the backend's only custom objects are KubeRay's RayJobs
-            group, _, resource = RAYJOB_API
+        if api == "custom":  # named by the API it is called with: *RAYJOB_API, *_rayjobs(...)
+            group, _, resource = CUSTOM_APIS[custom]
         else:
             group = API_GROUPS[api]
             resource = "pods/log" if kind == "pod_log" else plural(kind.replace("_", ""))
         calls.setdefault((group, resource), set()).add(VERBS[verb])
     # what the backend lists for its mirror (``_mirror``), the mirror also watches
     mirrored = source[source.index("def _mirror(") : source.index("def _mirrored(")]
-    for api, method in re.findall(r"self\.(core|batch|custom)\.(list_\w+)", mirrored):
+    for api, method, custom in re.findall(
+        r"self\.(core|batch|custom)\.(list_\w+)\(\s*\*?(\w*)", mirrored
+    ):
         kind = method.removeprefix("list_").removesuffix("_for_all_namespaces")
-        key = RAYJOB_API[::2] if api == "custom" else (API_GROUPS[api], plural(kind))
+        key = CUSTOM_APIS[custom][::2] if api == "custom" else (API_GROUPS[api], plural(kind))
         calls.setdefault(key, set()).add("watch")
     return calls
+
+
+CUSTOM_APIS = {
+    "RAYJOB_API": RAYJOB_API,
+    "_rayjobs": RAYJOB_API,
+    "PROVISIONING_API": PROVISIONING_API,
+    "_provreqs": PROVISIONING_API,
+}
+"""The custom objects the backend calls, by the API tuple (or its helper) a call is given."""
 
 
 def plural(kind: str) -> str:
@@ -382,8 +396,13 @@ def plural(kind: str) -> str:
 
 
 def test_the_cluster_role_matches_the_backend_source(chart: helm.Chart) -> None:
-    """When the backend starts calling something new, the chart must grant it (and only it)."""
-    granted, called = rules(render(chart, MINIMAL)), backend_calls()
+    """When the backend starts calling something new, the chart must grant it (and only it);
+    what it calls for cloud burst only when rbac.provisioningRequests is set."""
+    granted, called = rules(render(chart, PRODUCTION)), backend_calls()
+    assert {key: called[key] for key in PROVISIONING_RULES} == PROVISIONING_RULES
+    assert rules(render(chart, MINIMAL)) == {
+        key: verbs for key, verbs in granted.items() if key not in PROVISIONING_RULES
+    }
     missing = {key: verbs - granted.get(key, set()) for key, verbs in called.items()}
     missing = {key: verbs for key, verbs in missing.items() if verbs}
     assert not missing, (

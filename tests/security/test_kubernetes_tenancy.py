@@ -34,7 +34,7 @@ def cluster() -> Iterator[FakeApiServer]:
         server.stop()
 
 
-def launch(cluster: FakeApiServer, **changes: Any) -> None:
+def launch(cluster: FakeApiServer, provisioning_class: str | None = None, **changes: Any) -> None:
     fields: dict[str, Any] = {
         "job_id": "gp-000000000001",
         "project": "kaist-nlp",
@@ -46,7 +46,9 @@ def launch(cluster: FakeApiServer, **changes: Any) -> None:
         "organization": "kaist",
         "program": "universities",
     }
-    backend = KubernetesBackend(cluster.api_client(), PLACEMENTS)
+    backend = KubernetesBackend(
+        cluster.api_client(), PLACEMENTS, provisioning_class=provisioning_class
+    )
     try:
         asyncio.run(backend.submit(LaunchSpec(**(fields | changes))))
     finally:
@@ -123,10 +125,73 @@ def test_a_hostile_environment_gives_no_privileges_and_no_api_token(
         cluster_spec["headGroupSpec"]["template"]["spec"],
         *(group["template"]["spec"] for group in cluster_spec["workerGroupSpecs"]),
     ]
+    assert_unprivileged(pods)
+
+
+def assert_unprivileged(pods: list[dict[str, Any]]) -> None:
     for pod in pods:
         assert pod["automountServiceAccountToken"] is False
+        assert "serviceAccountName" not in pod
+        assert "hostNetwork" not in pod
+        assert "volumes" not in pod
         assert pod["securityContext"]["runAsNonRoot"] is True
         for container in pod["containers"]:
             assert container["securityContext"]["privileged"] is False
             assert container["securityContext"]["allowPrivilegeEscalation"] is False
             assert "volumeMounts" not in container
+
+
+# -- cloud burst: what asks the cluster autoscaler for nodes -------------------------------------
+
+ATOMIC = "best-effort-atomic-scale-up.autoscaling.x-k8s.io"
+HOSTILE = {
+    "job_id": "autoscaling.x-k8s.io/consume-provisioning-request",
+    "project": "kubernetes.io/hostname=evil",
+    "organization": "kaist",
+    "program": "x-k8s.io/provisioning-class-name: queued",
+}
+
+
+@pytest.mark.parametrize("image", ["busybox", None], ids=["job", "rayjob"])
+def test_the_pod_templates_of_a_capacity_request_give_no_privileges_and_no_api_token(
+    image: str | None, cluster: FakeApiServer
+) -> None:
+    """The autoscaler makes nodes for the PodTemplates gpupool sends; they are the launch's own
+    pods, so hold to the same guards (and a PodTemplate makes no pod by itself)."""
+    launch(cluster, ATOMIC, **(HOSTILE | {"image": image, "gpus": 16, "nodes": 2}))
+    templates = cluster.objects("podtemplates", "gpupool-kaist")
+    assert templates
+    assert_unprivileged([template["template"]["spec"] for template in templates])
+    assert cluster.objects("pods") == []  # suspended: nothing runs until the nodes are there
+
+
+@pytest.mark.parametrize("image", ["busybox", None], ids=["job", "rayjob"])
+def test_no_tenant_field_names_an_annotation_or_label_key_of_a_capacity_request(
+    image: str | None, cluster: FakeApiServer
+) -> None:
+    """Annotation and label keys are gpupool's and the autoscaler's own; the request a launch's
+    pods consume is the launch's sanitised name, so a job id cannot make them consume another's
+    capacity, nor choose the provisioning class."""
+    launch(cluster, ATOMIC, **(HOSTILE | {"image": image}))
+    name = manifests.object_name(HOSTILE["job_id"])
+    (launched,) = cluster.objects("rayjobs" if image is None else "jobs", "gpupool-kaist")
+    (request,) = cluster.objects("provisioningrequests", "gpupool-kaist")
+    templates = cluster.objects("podtemplates", "gpupool-kaist")
+    objects = [launched, request, *templates]
+    pod_templates = [t for _, t, _ in manifests.pod_sets(launched)]
+    pod_templates += [template["template"] for template in templates]
+    allowed = {manifests.JOB_ID_ANNOTATION, manifests.CONSUME_ANNOTATION}
+    allowed |= {manifests.PROVISIONING_CLASS_ANNOTATION}
+    label_keys = set(manifests.MANAGED_BY) | {manifests.PROVISIONING_LABEL}
+    label_keys |= {f"gpupool.io/{key}" for key in ("job", "project", "organization", "program")}
+    for made in [*(o["metadata"] for o in objects), *(t["metadata"] for t in pod_templates)]:
+        assert set(made.get("annotations") or {}) <= allowed
+        assert {key for key in made.get("labels") or {} if "gpupool" in key} <= label_keys
+        assert not {key for key in made.get("labels") or {} if "x-k8s.io" in key}
+    for template in pod_templates:
+        annotations = template["metadata"]["annotations"]
+        assert annotations[manifests.CONSUME_ANNOTATION] == name == request["metadata"]["name"]
+        assert annotations[manifests.PROVISIONING_CLASS_ANNOTATION] == ATOMIC
+    assert request["spec"]["provisioningClassName"] == ATOMIC
+    assert all(t["metadata"]["name"].startswith(f"{name}-") for t in templates)
+    assert cluster.objects("provisioningrequests", "default") == []

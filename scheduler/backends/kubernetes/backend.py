@@ -17,6 +17,19 @@ was stopped, until ``keep_ended_seconds`` after it ended, when it is deleted wit
 Capacity is what Ready, schedulable nodes can allocate of each flavor's resource, less what
 pods there request; cordoned and NotReady nodes count as down.
 
+On a cloud burst target (``provisioning_class`` set) nodes are made on demand, and a launch
+asks for them first, as Kueue's provisioning admission check does: it is made suspended and
+labelled ``waiting``, with its pods annotated as consuming a ``ProvisioningRequest``
+(autoscaling.x-k8s.io/v1, the cluster autoscaler's API) of the same name, which counts every
+pod of the launch through a ``PodTemplate`` per pod shape; request and templates are owned by
+the launch. Its namespace's quota counts it from the start. Reading statuses follows the
+request: once it is ``Provisioned`` the launch is let start (unsuspended, labelled
+``provisioned``); until then it is pending, "waiting for cloud capacity"; if the autoscaler
+gives up (``Failed``, or ``BookingExpired``/``CapacityRevoked`` before the launch started) it
+is stopped with ``capacity_refused`` and deleted with its request and templates, so nothing
+of it holds capacity or quota. Cancelling a launch that asked for capacity deletes its request
+and templates too.
+
 The client is blocking: every call runs in a worker thread.
 """
 
@@ -24,9 +37,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -47,12 +61,18 @@ from scheduler.backends.kubernetes import manifests
 from scheduler.backends.kubernetes.manifests import (
     JOB_LABEL,
     MANAGED_SELECTOR,
+    PROVISIONED,
+    PROVISIONING_API,
+    PROVISIONING_LABEL,
     RAYJOB_API,
+    WAITING,
     Images,
     Manifest,
     Placement,
 )
 from scheduler.backends.kubernetes.mirror import Mirror
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Any)
@@ -66,12 +86,15 @@ SYSTEM_FAULT_REASONS = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class Launch:
-    """One launch as the cluster holds it: its Job or RayJob, and the pods it made."""
+    """One launch as the cluster holds it: its Job or RayJob, the pods it made and, on a burst
+    target, the ProvisioningRequest that asked nodes for them."""
 
     kind: str
     """``Job`` or ``RayJob``."""
     manifest: Manifest
     pods: tuple[Manifest, ...] = ()
+    request: Manifest | None = None
+    """The ProvisioningRequest that asked capacity for it, if any."""
 
     @property
     def namespace(self) -> str:
@@ -80,6 +103,10 @@ class Launch:
     @property
     def name(self) -> str:
         return str(self.manifest["metadata"]["name"])
+
+    @property
+    def uid(self) -> str:
+        return str(self.manifest["metadata"].get("uid", ""))
 
     @property
     def label(self) -> str:
@@ -91,9 +118,19 @@ class Launch:
         return bool(self.manifest.get("spec", {}).get("suspend"))
 
     @property
+    def provisioning(self) -> str:
+        """``waiting`` or ``provisioned`` for a launch that asked for capacity, else empty."""
+        return _labels(self.manifest).get(PROVISIONING_LABEL, "")
+
+    @property
+    def waiting(self) -> bool:
+        """Suspended until its ProvisioningRequest is provisioned (not stopped)."""
+        return self.suspended and self.provisioning == WAITING
+
+    @property
     def live(self) -> bool:
         """Not asked to stop, and not ended: it holds, or will hold, its accelerators."""
-        return not self.suspended and run_status(self).state in _LIVE
+        return (self.waiting or not self.suspended) and run_status(self).state in _LIVE
 
 
 class KubernetesBackend:
@@ -115,7 +152,10 @@ class KubernetesBackend:
         clock: Clock = utc_now,
         resync_seconds: float = 300.0,
         watch: bool = True,
+        provisioning_class: str | None = None,
     ) -> None:
+        if provisioning_class is not None and not manifests.is_dns_subdomain(provisioning_class):
+            raise ValueError(f"{provisioning_class!r} is not a provisioning class name")
         self.api = api
         self.core = k8s.CoreV1Api(api)
         self.batch = k8s.BatchV1Api(api)
@@ -137,6 +177,13 @@ class KubernetesBackend:
         """Keep statuses by watches (``mirror``); without, every read asks the server."""
         self.mirror: Mirror | None = None
         """Started by the first read of statuses."""
+        self.provisioning_class = provisioning_class
+        """Set on a cloud burst target: each launch first asks the cluster autoscaler for its
+        nodes with a ProvisioningRequest of this class (``best-effort-atomic-scale-up`` or
+        ``check-capacity.autoscaling.x-k8s.io``, or a cloud's own)."""
+        self._refused: dict[str, RunStatus] = {}
+        """Launches deleted because their capacity was refused, by job id: their status still
+        reads so until submitted again or ``keep_ended_seconds`` after."""
 
     @classmethod
     def from_kubeconfig(
@@ -162,8 +209,11 @@ class KubernetesBackend:
             raise PermanentBackendError(f"this cluster has no flavor {spec.flavor}")
         namespace = manifests.namespace_name(spec.organization, self.namespace_prefix)
         wanted = manifests.launch(spec, namespace, placement, self.grace_seconds, self.images)
+        if self.provisioning_class is not None:
+            wanted = manifests.awaiting_capacity(wanted, self.provisioning_class)
         async with self._submitting:
             await _call(self._submit, spec, namespace, wanted)
+        self._refused.pop(spec.job_id, None)
 
     async def status(self, job_id: str) -> RunStatus:
         name = manifests.object_name(job_id)
@@ -172,8 +222,10 @@ class KubernetesBackend:
         else:
             launches = await _call(self._launches, f"{JOB_LABEL}={name}")
         if not launches:
-            return RunStatus(RunState.NOT_FOUND)
-        return run_status(launches[0])
+            return self._refused.get(job_id, RunStatus(RunState.NOT_FOUND))
+        status = run_status(launches[0])
+        await _call(self._follow_provisioning, launches[:1])
+        return status
 
     async def statuses(self) -> Mapping[str, RunStatus]:
         if self.mirror is None and self.watch:
@@ -183,14 +235,24 @@ class KubernetesBackend:
             launches = self._mirrored()
         else:
             launches = await _call(self._launches, MANAGED_SELECTOR)
+        statuses = {_job_id(launch): run_status(launch) for launch in launches}
+        await _call(self._follow_provisioning, launches)
         await _call(self._forget_ended, launches)
-        return {_job_id(launch): run_status(launch) for launch in launches}
+        cutoff = self.clock() - timedelta(seconds=self.keep_ended_seconds)
+        for job_id, refused in list(self._refused.items()):
+            if refused.ended_at is not None and refused.ended_at < cutoff:
+                del self._refused[job_id]
+            else:
+                statuses.setdefault(job_id, refused)
+        return statuses
 
     async def cancel(self, job_id: str) -> None:
         selector = f"{JOB_LABEL}={manifests.object_name(job_id)}"
         for launch in await _call(self._launches, selector, False):
-            if launch.live:
+            if launch.live or launch.waiting:  # (waiting, though refused: stopped now)
                 await _call(self._suspend, launch)
+            if launch.provisioning:  # what asked for its capacity goes: it holds nodes no more
+                await _call(self._withdraw_request, launch)
 
     async def logs(self, job_id: str) -> str:
         selector = f"{JOB_LABEL}={manifests.object_name(job_id)}"
@@ -216,24 +278,34 @@ class KubernetesBackend:
         def pods(**options: Any) -> Any:
             return self.core.list_pod_for_all_namespaces(**options)
 
-        return Mirror(
-            {"jobs": jobs, "rayjobs": rayjobs, "pods": pods},
-            MANAGED_SELECTOR,
-            resync_seconds=self.resync_seconds,
-        )
+        def requests(**options: Any) -> Any:
+            return self.custom.list_cluster_custom_object(*PROVISIONING_API, **options)
+
+        sources = {"jobs": jobs, "rayjobs": rayjobs, "pods": pods}
+        if self.provisioning_class is not None:
+            sources["requests"] = requests
+        return Mirror(sources, MANAGED_SELECTOR, resync_seconds=self.resync_seconds)
 
     def _mirrored(self) -> list[Launch]:
         assert self.mirror is not None
+        requests = self.mirror.objects("requests") if "requests" in self.mirror.sources else []
         return _assemble(
-            self.mirror.objects("jobs"), self.mirror.objects("rayjobs"), self.mirror.objects("pods")
+            self.mirror.objects("jobs"),
+            self.mirror.objects("rayjobs"),
+            self.mirror.objects("pods"),
+            requests,
         )
 
     # -- submitting ------------------------------------------------------------------------
 
     def _submit(self, spec: LaunchSpec, namespace: str, wanted: Manifest) -> None:
         self._prepare(namespace, spec)
-        if self._launches(f"{JOB_LABEL}={manifests.object_name(spec.job_id)}", False):
-            return  # launched before: submitting is idempotent
+        found = self._launches(f"{JOB_LABEL}={manifests.object_name(spec.job_id)}", False)
+        for launch in found:  # launched before: submitting is idempotent
+            if launch.waiting and launch.request is None:  # cut short before it asked
+                self._ask_capacity(wanted, launch.uid)
+        if found:
+            return
         placement = self.placements[spec.flavor]
         held = self._accelerators_held(namespace)
         held[placement.resource] = held.get(placement.resource, 0) + spec.gpus
@@ -241,20 +313,39 @@ class KubernetesBackend:
         try:
             if wanted["kind"] == "Job":
                 made = self.batch.create_namespaced_job(namespace, _model(k8s.V1Job, wanted))
+                assert made.metadata is not None
+                assert made.metadata.uid
+                uid = made.metadata.uid
                 if spec.nodes > 1:  # the gang's pods find each other by name through it
-                    assert made.metadata is not None
-                    assert made.metadata.uid
-                    service = manifests.gang_service(spec, namespace, made.metadata.uid)
+                    service = manifests.gang_service(spec, namespace, uid)
                     _create(
                         lambda: self.core.create_namespaced_service(
                             namespace, _model(k8s.V1Service, service)
                         )
                     )
             else:
-                self.custom.create_namespaced_custom_object(*_rayjobs(namespace), wanted)
+                made_ray: Any = self.custom.create_namespaced_custom_object(
+                    *_rayjobs(namespace), wanted
+                )
+                uid = str(made_ray["metadata"]["uid"])
         except ApiException as error:
             if error.status != 409:  # 409: it exists, which is what was asked
                 raise
+            return  # another submission made it (and asks for its capacity)
+        if self.provisioning_class is not None:
+            self._ask_capacity(wanted, uid)
+
+    def _ask_capacity(self, launch: Manifest, uid: str) -> None:
+        """The PodTemplates and the ProvisioningRequest for a launch made to wait (``uid``:
+        the launch's, which owns them), unless made already."""
+        assert self.provisioning_class is not None
+        namespace = str(launch["metadata"]["namespace"])
+        for made in manifests.capacity_request(launch, uid, self.provisioning_class):
+            if made["kind"] == "PodTemplate":
+                template = _model(k8s.V1PodTemplate, made)
+                _create(self.core.create_namespaced_pod_template, namespace, template)
+            else:
+                _create(self.custom.create_namespaced_custom_object, *_provreqs(namespace), made)
 
     def _prepare(self, namespace: str, spec: LaunchSpec) -> None:
         """The namespace with its guards, and the priority class, unless made already."""
@@ -303,7 +394,9 @@ class KubernetesBackend:
     def _launches(
         self, selector: str, with_pods: bool = True, namespace: str | None = None
     ) -> list[Launch]:
-        """gpupool's Jobs and RayJobs matching ``selector``, with their pods."""
+        """gpupool's Jobs and RayJobs matching ``selector``, with their pods and, on a burst
+        target, their ProvisioningRequests."""
+        requests: list[Manifest] = []
         if namespace is None:
             jobs = _items(self.batch.list_job_for_all_namespaces, label_selector=selector)
             rayjobs = _items(
@@ -314,6 +407,12 @@ class KubernetesBackend:
                 if with_pods
                 else []
             )
+            if self.provisioning_class is not None:
+                requests = _items(
+                    self.custom.list_cluster_custom_object,
+                    *PROVISIONING_API,
+                    label_selector=selector,
+                )
         else:
             jobs = _items(self.batch.list_namespaced_job, namespace, label_selector=selector)
             rayjobs = _items(
@@ -322,7 +421,13 @@ class KubernetesBackend:
                 label_selector=selector,
             )
             pods = []
-        return _assemble(jobs, rayjobs, pods)
+            if self.provisioning_class is not None:
+                requests = _items(
+                    self.custom.list_namespaced_custom_object,
+                    *_provreqs(namespace),
+                    label_selector=selector,
+                )
+        return _assemble(jobs, rayjobs, pods, requests)
 
     def _logs(self, selector: str) -> str:
         pods = _items(self.core.list_pod_for_all_namespaces, label_selector=selector)
@@ -375,7 +480,14 @@ class KubernetesBackend:
     # -- stopping and forgetting -----------------------------------------------------------
 
     def _suspend(self, launch: Launch) -> None:
-        patch = {"spec": {"suspend": True}}
+        patch: Manifest = {"spec": {"suspend": True}}
+        if launch.waiting:  # stopped, not waiting any more
+            patch["metadata"] = {"labels": {PROVISIONING_LABEL: None}}
+        self._patch(launch, patch)
+
+    def _patch(self, launch: Launch, patch: Manifest) -> None:
+        """Patch a launch's Job or RayJob, unless it is gone (nothing runs) or changed since
+        ``patch`` was made from it (409: it is read again, and followed then)."""
         try:
             if launch.kind == "Job":
                 self.batch.patch_namespaced_job(launch.name, launch.namespace, patch)
@@ -384,7 +496,7 @@ class KubernetesBackend:
                     *_rayjobs(launch.namespace), launch.name, patch
                 )
         except ApiException as error:
-            if error.status != 404:  # gone already: nothing runs
+            if error.status not in (404, 409):
                 raise
 
     def _forget_ended(self, launches: Iterable[Launch]) -> None:
@@ -394,17 +506,60 @@ class KubernetesBackend:
             status = run_status(launch)
             if status.state in _LIVE or status.ended_at is None or status.ended_at > cutoff:
                 continue
-            options = k8s.V1DeleteOptions(propagation_policy="Background")
-            try:
-                if launch.kind == "Job":
-                    self.batch.delete_namespaced_job(launch.name, launch.namespace, body=options)
-                else:
-                    self.custom.delete_namespaced_custom_object(
-                        *_rayjobs(launch.namespace), launch.name, body=options
-                    )
-            except ApiException as error:
-                if error.status != 404:
-                    raise
+            self._delete(launch)
+
+    def _delete(self, launch: Launch) -> None:
+        """Delete a launch with its pods and what asked for its capacity."""
+        options = k8s.V1DeleteOptions(propagation_policy="Background")
+        if launch.provisioning:
+            self._withdraw_request(launch)
+        if launch.kind == "Job":
+            _gone(self.batch.delete_namespaced_job, launch.name, launch.namespace, body=options)
+        else:
+            _gone(
+                self.custom.delete_namespaced_custom_object,
+                *_rayjobs(launch.namespace),
+                launch.name,
+                body=options,
+            )
+
+    def _withdraw_request(self, launch: Launch) -> None:
+        """Delete a launch's ProvisioningRequest and PodTemplates (its owner's deletion would
+        too, but later, and a stopped launch is kept a while)."""
+        for name in manifests.pod_template_names(launch.manifest):
+            _gone(self.core.delete_namespaced_pod_template, name, launch.namespace)
+        _gone(
+            self.custom.delete_namespaced_custom_object, *_provreqs(launch.namespace), launch.name
+        )
+
+    def _follow_provisioning(self, launches: Iterable[Launch]) -> None:
+        """Let launches whose capacity is provisioned start; delete those whose capacity was
+        refused, remembering why."""
+        for launch in launches:
+            if not launch.provisioning:
+                continue
+            status = run_status(launch)
+            if status.capacity_refused:
+                log.info("%s: cloud capacity refused: %s", launch.name, status.message)
+                self._delete(launch)
+                self._refused[_job_id(launch)] = replace(
+                    status, ended_at=status.ended_at or self.clock()
+                )
+            elif launch.waiting and "Provisioned" in _conditions(launch.request or {}):
+                self._resume(launch)
+
+    def _resume(self, launch: Launch) -> None:
+        """Unsuspend a launch whose nodes are made, unless it changed since it was read (a
+        cancel may have come first)."""
+        version = launch.manifest["metadata"]["resourceVersion"]
+        labels = {PROVISIONING_LABEL: PROVISIONED}
+        self._patch(
+            launch,
+            {
+                "metadata": {"labels": labels, "resourceVersion": version},
+                "spec": {"suspend": False},
+            },
+        )
 
 
 _LIVE = (RunState.PENDING, RunState.RUNNING)
@@ -412,33 +567,74 @@ LAUNCH_APIS = {"Job": "batch/v1", "RayJob": "/".join(RAYJOB_API[:2])}
 
 
 def _assemble(
-    jobs: Iterable[Manifest], rayjobs: Iterable[Manifest], pods: Iterable[Manifest]
+    jobs: Iterable[Manifest],
+    rayjobs: Iterable[Manifest],
+    pods: Iterable[Manifest],
+    requests: Iterable[Manifest] = (),
 ) -> list[Launch]:
-    """Launches from their Jobs and RayJobs, each with the pods of the same job label."""
+    """Launches from their Jobs and RayJobs, each with the pods and the ProvisioningRequest of
+    the same job label."""
     by_job: dict[tuple[str, str], list[Manifest]] = {}
     for pod in pods:
-        metadata = pod["metadata"]
-        key = (metadata["namespace"], (metadata.get("labels") or {}).get(JOB_LABEL, ""))
-        by_job.setdefault(key, []).append(pod)
+        by_job.setdefault(_job_key(pod), []).append(pod)
+    by_request = {_job_key(request): request for request in requests}
 
     def launch(kind: str, manifest: Manifest) -> Launch:
-        metadata = manifest["metadata"]
-        key = (metadata["namespace"], (metadata.get("labels") or {}).get(JOB_LABEL, ""))
+        key = _job_key(manifest)
         # list items of built-in kinds come without their kind: say it, as a manifest does
         typed = {**manifest, "apiVersion": LAUNCH_APIS[kind], "kind": kind}
-        return Launch(kind, typed, tuple(by_job.get(key, ())))
+        return Launch(kind, typed, tuple(by_job.get(key, ())), by_request.get(key))
 
     return [launch("Job", job) for job in jobs] + [launch("RayJob", item) for item in rayjobs]
+
+
+def _job_key(manifest: Manifest) -> tuple[str, str]:
+    """(namespace, job label): what ties a launch's objects together."""
+    metadata = manifest["metadata"]
+    return metadata["namespace"], (metadata.get("labels") or {}).get(JOB_LABEL, "")
 
 
 # -- what a launch's objects say ----------------------------------------------------------------
 
 
+REFUSALS = ("Failed", "CapacityRevoked", "BookingExpired")
+"""ProvisioningRequest conditions that, True while a launch waits, mean it gets no nodes. A
+launch let start ignores an expired booking (its pods have the nodes, as Kueue has it) but not
+revoked capacity, unless it runs already."""
+WAITING_FOR = "waiting for cloud capacity"
+
+
 def run_status(launch: Launch) -> RunStatus:
-    """Where a launch stands, from its Job or RayJob and its pods."""
-    if launch.kind == "Job":
-        return _job_status(launch)
-    return _rayjob_status(launch)
+    """Where a launch stands, from its Job or RayJob, its pods and its ProvisioningRequest."""
+    if launch.waiting:
+        return _waiting_status(launch)
+    status = _job_status(launch) if launch.kind == "Job" else _rayjob_status(launch)
+    revoked = _conditions(launch.request or {}).get("CapacityRevoked")
+    if revoked and status.state is RunState.PENDING and launch.provisioning == PROVISIONED:
+        return _refused(revoked)
+    return status
+
+
+def _waiting_status(launch: Launch) -> RunStatus:
+    """A launch waiting for its nodes: pending, or refused them."""
+    if launch.request is None:  # (a submission cut short; submitting again asks)
+        return RunStatus(RunState.PENDING, f"{WAITING_FOR}: asking the cluster autoscaler")
+    held = _conditions(launch.request)
+    for refusal in REFUSALS:
+        if refusal in held:
+            return _refused(held[refusal])
+    said = {
+        str(condition.get("type")): str(condition.get("message") or "")
+        for condition in launch.request.get("status", {}).get("conditions") or []
+    }  # (whatever their status: "Provisioned" False tells how long it may take)
+    message = said.get("Provisioned") or said.get("Accepted") or "not answered yet"
+    return RunStatus(RunState.PENDING, f"{WAITING_FOR}: {message}")
+
+
+def _refused(condition: Manifest) -> RunStatus:
+    why = str(condition.get("message") or condition.get("reason") or "no capacity")
+    ended = _time(condition.get("lastTransitionTime"))
+    return RunStatus(RunState.STOPPED, why, ended_at=ended, capacity_refused=True)
 
 
 def _conditions(manifest: Manifest) -> dict[str, Manifest]:
@@ -501,7 +697,9 @@ def _rayjob_status(launch: Launch) -> RunStatus:
         if status.get("reason") == "DeadlineExceeded":
             return RunStatus(RunState.FAILED, "time limit reached", started, ended)
         return RunStatus(RunState.FAILED, message or "the Ray cluster failed", started, ended)
-    stopping = launch.suspended or deployment in ("Suspending", "Suspended")
+    # a RayJob made suspended reads Suspended until KubeRay sees it let start
+    resuming = launch.provisioning == PROVISIONED and not launch.suspended
+    stopping = launch.suspended or (deployment in ("Suspending", "Suspended") and not resuming)
     if stopping and (
         deployment == "Suspended" or not any(_pod_phase(pod) == "Running" for pod in launch.pods)
     ):
@@ -547,17 +745,8 @@ def _job_id(launch: Launch) -> str:
 
 def _requested(manifest: Manifest) -> dict[str, int]:
     """Accelerators a Job's or RayJob's pods ask for, per resource."""
-    spec = manifest.get("spec", {})
-    templates: list[tuple[Manifest, int]] = []
-    if manifest.get("kind") == "Job":
-        templates.append((spec.get("template", {}), int(spec.get("parallelism", 1))))
-    else:
-        cluster = spec.get("rayClusterSpec", {})
-        templates.append((cluster.get("headGroupSpec", {}).get("template", {}), 1))
-        for group in cluster.get("workerGroupSpecs") or []:
-            templates.append((group.get("template", {}), int(group.get("replicas", 1))))
     asked: dict[str, int] = {}
-    for template, count in templates:
+    for _, template, count in manifests.pod_sets(manifest):
         for resource, each in _pod_requests(template).items():
             if "/" in resource:  # extended resources: accelerators
                 asked[resource] = asked.get(resource, 0) + each * count
@@ -608,6 +797,11 @@ def _rayjobs(namespace: str) -> tuple[str, str, str, str]:
     return group, version, namespace, plural
 
 
+def _provreqs(namespace: str) -> tuple[str, str, str, str]:
+    group, version, plural = PROVISIONING_API
+    return group, version, namespace, plural
+
+
 def _items(list_call: Callable[..., Any], *args: Any, **kwargs: Any) -> list[Manifest]:
     """The items of a list call, as the API server sent them (dicts, camelCase)."""
     answer = list_call(*args, _preload_content=False, **kwargs)
@@ -627,12 +821,21 @@ def _labels(manifest: Manifest) -> dict[str, str]:
     return labels
 
 
-def _create(create: Callable[[], Any]) -> None:
-    """Create something unless it exists."""
+def _create(create: Callable[..., Any], *args: Any) -> None:
+    """Create something (``create(*args)``) unless it exists."""
     try:
-        create()
+        create(*args)
     except ApiException as error:
         if error.status != 409:
+            raise
+
+
+def _gone(delete: Callable[..., Any], *args: Any, **options: Any) -> None:
+    """Delete something (``delete(*args, **options)``) unless it is gone."""
+    try:
+        delete(*args, **options)
+    except ApiException as error:
+        if error.status != 404:
             raise
 
 
