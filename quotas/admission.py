@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from fractions import Fraction
@@ -617,6 +617,8 @@ class _Cycle:
         if runnable is None:
             runnable = self.runnable[key] = self._runnable(job, self._flavors(job))
         flavors, refusal = runnable
+        if isinstance(refusal, NoOpenCluster) and refusal.project != job.project:
+            refusal = replace(refusal, project=job.project)  # the kind is shared, not the name
         if refusal is not None:
             return Reject(job.id, refusal)
         path = self._path(job.project)

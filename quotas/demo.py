@@ -17,10 +17,14 @@ from quotas.accounts import Account, AccountKind
 from quotas.admission import PriorityClass, SiteKind
 from quotas.flavors import Flavor
 from quotas.funding import Funder, FunderKind, Period
-from quotas.inventory import BackendKind, ClusterSpec, Inventory
+from quotas.inventory import BackendKind, ClusterSpec, Inventory, Tenancy
 from quotas.quantities import Rate
 
 POOL, PROGRAM, ORGANIZATION, PROJECT = AccountKind
+
+DEMO_KUBE_CONTEXT = "gpupool-demo-npu"
+"""The kubeconfig context of the demo's NPU cluster, ``kube-pangyo``: a machine without it (``make
+run`` anywhere) declares the cluster but runs nothing there, and jobs that name the NPU wait."""
 
 GAVEL_SOURCE = (
     "median single-GPU throughput ratio over 26 jobs in Gavel's simulation_throughputs.json "
@@ -28,15 +32,33 @@ GAVEL_SOURCE = (
     "K80->V100, P100->A100, V100->H100"
 )
 
+NPU_SOURCE = (
+    "not measured: the ratio of peak dense BF16 throughput in the vendors' data sheets "
+    "(FuriosaAI RNGD 256 TFLOPS, NVIDIA H100 SXM 989 TFLOPS), to be replaced by a run of the "
+    "pool's benchmark jobs on the cards; no public training-throughput table covers the NPU"
+)
+
 FLAVORS = (
     Flavor("h100-80g", memory_gb=80, relative_throughput=1.0),
     Flavor("a100-80g", memory_gb=80, relative_throughput=0.81),
     Flavor("v100-32g", memory_gb=32, relative_throughput=0.25),
+    Flavor(
+        "rngd-48g",
+        memory_gb=48,
+        relative_throughput=0.26,
+        kubernetes_resource="furiosa.ai/rngd",
+        named_only=True,
+    ),
 )
+"""The demo's flavors; ``rngd-48g`` is a domestic NPU (FuriosaAI RNGD, 48 GB HBM3) behind its
+vendor's Kubernetes device plugin, taken only by jobs that name it (its SDK is not CUDA)."""
+THROUGHPUT_SOURCES = {"rngd-48g": NPU_SOURCE}
+"""Where a demo flavor's relative throughput comes from, when not from Gavel's table."""
 RATES = {
     "h100-80g": Rate.of("1.0"),
     "a100-80g": Rate.of("0.8"),
     "v100-32g": Rate.of("0.25"),
+    "rngd-48g": Rate.of("0.26"),
 }
 
 
@@ -225,6 +247,14 @@ def demo_pool(now: datetime) -> DemoPool:
                 BackendKind.RAY,
                 SiteKind.NATIONAL,
                 (Inventory("v100-32g", 4, 8),),
+            ),
+            ClusterSpec(
+                "kube-pangyo",
+                BackendKind.KUBERNETES,
+                SiteKind.NATIONAL,
+                (Inventory("rngd-48g", 2, 8),),
+                address=DEMO_KUBE_CONTEXT,
+                tenancy=Tenancy.PER_JOB,
             ),
         ),
     )

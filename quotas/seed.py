@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from quotas.access import Role
 from quotas.allocations import AllocationRequest
-from quotas.demo import GAVEL_SOURCE, DemoPool
+from quotas.demo import GAVEL_SOURCE, THROUGHPUT_SOURCES, DemoPool
 from quotas.quantities import Credits
 from quotas.service import Books
 
@@ -31,7 +31,7 @@ def seed_demo(books: Books, pool: DemoPool) -> SeedReport:
     report = SeedReport(True, pool.period.name)
     say = report.lines.append
     for flavor in pool.flavors:
-        books.add_flavor(flavor, GAVEL_SOURCE)
+        books.add_flavor(flavor, THROUGHPUT_SOURCES.get(flavor.name, GAVEL_SOURCE))
     card = books.publish_rate_card(
         pool.rates, pool.period.starts_at, SEEDER, "demo rate card from measured throughput"
     )

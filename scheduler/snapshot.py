@@ -19,7 +19,7 @@ from jobs.capacity import free_capacity
 from jobs.model import Job, JobState
 from jobs.repository import JobRepository
 from quotas.accounts import AccountTree
-from quotas.admission import Snapshot
+from quotas.admission import Cluster, Snapshot
 from quotas.fairshare import FairShare, fair_share
 from quotas.flavors import Flavor
 from quotas.inventory import ClusterSpec
@@ -50,19 +50,23 @@ def read_pool(
     runnable_clusters: Iterable[str] | None = None,
     burst_wait_seconds: int = 0,
 ) -> PoolView:
-    """The view one cycle decides on; only ``runnable_clusters`` (those with a backend) count.
-    Jobs wait ``burst_wait_seconds`` for the pooled clusters before they may burst."""
+    """The view one cycle decides on. A cluster not among ``runnable_clusters`` (those with a
+    backend here) keeps its shape with nothing free: jobs only it could run wait for it rather
+    than being refused, and nothing is placed on it. Jobs wait ``burst_wait_seconds`` for the
+    pooled clusters before they may burst."""
     period = books.current_period(now).name
     tree = books.tree(period)
     jobs = JobRepository(books.session)
     queued = jobs.find([JobState.QUEUED])
     holding = jobs.find(HOLDING)
-    allowed = set(runnable_clusters) if runnable_clusters is not None else None
-    specs = {
-        cluster.name: cluster
-        for cluster in books.clusters.all()
-        if allowed is None or cluster.name in allowed
-    }
+    specs = {cluster.name: cluster for cluster in books.clusters.all()}
+    capacity = free_capacity(specs.values(), holding, books.outages.open())
+    if runnable_clusters is not None:
+        reachable = set(runnable_clusters)
+        capacity = [
+            cluster if cluster.name in reachable else _unreachable(specs[cluster.name])
+            for cluster in capacity
+        ]
     balances = books.ledger.balances(period)
     available, used = _credits(tree, balances, period)
     shares = fair_share(tree, _usage(books, now, half_life_seconds))
@@ -72,7 +76,7 @@ def read_pool(
         tree=tree,
         flavors=books.flavors.all(),
         rate_card=books.rate_card(now),
-        clusters=tuple(free_capacity(specs.values(), holding, books.outages.open())),
+        clusters=tuple(capacity),
         available=available,
         used=used,
         running_gpus=_running_gpus(tree, holding),
@@ -82,6 +86,11 @@ def read_pool(
         burst_used=_burst_used(books, tree, period, specs.values()),
     )
     return PoolView(snapshot, queued, holding, specs, dict(snapshot.flavors), shares)
+
+
+def _unreachable(spec: ClusterSpec) -> Cluster:
+    """The cluster with nothing free: no backend here can run its jobs."""
+    return spec.with_free({item.flavor: (0,) * item.nodes for item in spec.inventory})
 
 
 def _credits(

@@ -13,7 +13,7 @@ from jobs.repository import JobRepository
 from tests.portal.conftest import Demo
 
 API = "/api/v1"
-RATES = {"h100-80g": "1.0", "a100-80g": "0.8", "v100-32g": "0.25"}
+RATES = {"h100-80g": "1.0", "a100-80g": "0.8", "v100-32g": "0.25", "rngd-48g": "0.26"}
 
 
 def audited(demo: Demo, action: str) -> list[Any]:

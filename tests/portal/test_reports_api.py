@@ -181,6 +181,7 @@ def test_utilisation_counts_inventory_and_job_runs_in_the_window(scene: Scene) -
     ]
     # 16 GPUs x 65 min = 17.333 GPU-h; llm 8 x 30 min + fold 2 x 10 min = 4.333 GPU-h
     assert table == [
+        ("kube-pangyo", "rngd-48g", "national", 17.333, 0.0, 0.0, 17.333, 0.0),
         ("national-daejeon", "a100-80g", "national", 17.333, 8.0, 0.0, 9.333, 46.15),
         ("national-daejeon", "h100-80g", "national", 17.333, 4.333, 0.0, 13.0, 25.0),
         ("national-gwangju", "v100-32g", "national", 34.667, 4.0, 0.0, 30.667, 11.54),

@@ -311,7 +311,14 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
         call(
             "POST",
             "/api/v1/rate-cards",
-            json={"rates": {"h100-80g": "1.1", "a100-80g": "0.8", "v100-32g": "0.25"}},
+            json={
+                "rates": {
+                    "h100-80g": "1.1",
+                    "a100-80g": "0.8",
+                    "v100-32g": "0.25",
+                    "rngd-48g": "0.26",
+                }
+            },
         ),
         row(POOL_ADMIN_ONLY.format(ok=201)),
     ),

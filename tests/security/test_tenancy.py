@@ -153,5 +153,9 @@ def test_every_placement_on_a_shared_cluster_says_so() -> None:
 def test_the_catalog_shows_each_clusters_tenancy(demo: Demo) -> None:
     clusters = demo.client.get("/api/v1/clusters", headers=demo.headers("jiwoo.jung")).json()
 
-    assert {cluster["tenancy"] for cluster in clusters} == {"shared"}
+    assert {cluster["name"]: cluster["tenancy"] for cluster in clusters} == {
+        "kube-pangyo": "per_job",
+        "national-daejeon": "shared",
+        "national-gwangju": "shared",
+    }
     assert all(cluster["dedicated_to"] is None for cluster in clusters)

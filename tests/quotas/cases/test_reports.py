@@ -79,7 +79,11 @@ def test_utilisation_covers_every_cluster_s_inventory(pool: Books) -> None:
     found = utilisation_report(pool)
 
     assert (found.since, found.until) == (NOW - DEFAULT_WINDOW, NOW)
-    assert {row.cluster for row in found.rows} == {"national-daejeon", "national-gwangju"}
+    assert {row.cluster for row in found.rows} == {
+        "kube-pangyo",
+        "national-daejeon",
+        "national-gwangju",
+    }
     assert all(row.allocated == 0 for row in found.rows)
 
 

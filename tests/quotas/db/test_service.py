@@ -47,7 +47,11 @@ def test_the_demo_pool_has_exact_balances_from_its_ledger(demo: Books) -> None:
     assert demo.balances("seoulvision-doc-ocr", period).available == Credits.of(1_500)  # auto
     assert demo.balances("snu-medical-imaging", period).available == Credits.of(20_000)
     assert demo.tree(period)["kaist"].budget == Credits.of(40_000)
-    assert {c.name for c in demo.clusters.all()} == {"national-daejeon", "national-gwangju"}
+    assert {c.name for c in demo.clusters.all()} == {
+        "kube-pangyo",
+        "national-daejeon",
+        "national-gwangju",
+    }
 
 
 def test_seeding_twice_changes_nothing(demo: Books) -> None:
