@@ -67,8 +67,9 @@ def _kubernetes(
     clusters: Sequence[ClusterSpec], flavors: Mapping[str, Flavor], _reachable: Reachable
 ) -> dict[str, Backend]:
     """A ``KubernetesBackend`` per cluster, for the kubeconfig context its address names
-    (``in-cluster``: the cluster gpupool runs in; empty: the kubeconfig's current context).
-    A cluster whose context cannot be loaded gets none, and says why in the log."""
+    (``in-cluster``: the cluster gpupool runs in; empty: the kubeconfig's current context); a
+    burst target with a provisioning class asks its cluster autoscaler for nodes before each
+    launch. A cluster whose context cannot be loaded gets none, and says why in the log."""
     backends: dict[str, Backend] = {}
     for cluster in clusters:
         placements = {
@@ -81,7 +82,11 @@ def _kubernetes(
             if item.flavor in flavors
         }
         try:
-            backends[cluster.name] = KubernetesBackend.from_kubeconfig(cluster.address, placements)
+            backends[cluster.name] = KubernetesBackend.from_kubeconfig(
+                cluster.address,
+                placements,
+                provisioning_class=cluster.provisioning_class or None,
+            )
         except (ConfigException, OSError) as error:
             log.warning("cluster %s: no Kubernetes backend: %s", cluster.name, error)
     return backends

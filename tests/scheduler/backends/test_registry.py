@@ -73,3 +73,25 @@ def test_a_cluster_whose_context_is_missing_gets_no_backend_and_says_why(
     backends = build_backends([kube_cluster("busan-k8s", "busan")], FLAVORS)
     assert backends == {}
     assert "cluster busan-k8s: no Kubernetes backend" in caplog.text
+
+
+def test_a_burst_target_s_backend_asks_its_provisioning_class_for_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_kubeconfig(tmp_path / "config", "seoul", "tokyo")
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "config"))
+    atomic = "best-effort-atomic-scale-up.autoscaling.x-k8s.io"
+    target = ClusterSpec(
+        "cloud-tokyo",
+        BackendKind.KUBERNETES,
+        SiteKind.FOREIGN_CLOUD,
+        (Inventory("h100-80g", 4, 8),),
+        address="tokyo",
+        provisioning_class=atomic,
+    )
+    backends = build_backends([kube_cluster("seoul-k8s", "seoul"), target], FLAVORS)
+    national, cloud = backends["seoul-k8s"], backends["cloud-tokyo"]
+    assert isinstance(national, KubernetesBackend)
+    assert isinstance(cloud, KubernetesBackend)
+    assert national.provisioning_class is None
+    assert cloud.provisioning_class == atomic
