@@ -54,16 +54,18 @@ NAMESPACE = "gpupool-kaist"
 SETTINGS = SchedulerSettings(charge_interval_seconds=60)
 
 
-def kube_cluster(clock: Clock, nodes: int = 2) -> FakeApiServer:
-    """A started fake API server on ``clock`` with ``nodes`` nodes of 8 H100s."""
-    cluster = FakeApiServer()
-    cluster.clock = clock
-    cluster.start()
-    for number in range(1, nodes + 1):
-        cluster.add_node(
-            f"h100-80g-{number}", {"nvidia.com/gpu": "8"}, labels={"gpupool.io/flavor": "h100-80g"}
-        )
-    return cluster
+@contextmanager
+def kube_cluster(clock: Clock, nodes: int = 2) -> Iterator[FakeApiServer]:
+    """A fake API server on ``clock`` with ``nodes`` nodes of 8 H100s, served while in use."""
+    with FakeApiServer() as cluster:
+        cluster.clock = clock
+        for number in range(1, nodes + 1):
+            cluster.add_node(
+                f"h100-80g-{number}",
+                {"nvidia.com/gpu": "8"},
+                labels={"gpupool.io/flavor": "h100-80g"},
+            )
+        yield cluster
 
 
 def kube_backend(cluster: FakeApiServer, clock: Clock) -> KubernetesBackend:
@@ -198,17 +200,16 @@ def kube_pool(database_url: str, tenancy: Tenancy = Tenancy.SHARED) -> Iterator[
                 tenancy=tenancy,
             )
         )
-    cluster = kube_cluster(clock)
-    backend = kube_backend(cluster, clock)
-    scheduler = Scheduler(factory, {"kube-daejeon": backend}, SETTINGS, clock)
-    pool = KubePool(factory, clock, scheduler, cluster, backend)
-    try:
-        yield pool
-    finally:
-        for each in (*pool.retired, pool.backend):
-            close(each)
-        cluster.stop()
-        engine.dispose()
+    with kube_cluster(clock) as cluster:
+        backend = kube_backend(cluster, clock)
+        scheduler = Scheduler(factory, {"kube-daejeon": backend}, SETTINGS, clock)
+        pool = KubePool(factory, clock, scheduler, cluster, backend)
+        try:
+            yield pool
+        finally:
+            for each in (*pool.retired, pool.backend):
+                close(each)
+            engine.dispose()
 
 
 @pytest.fixture
@@ -237,14 +238,13 @@ def busan(pool: KubePool) -> Iterator[FakeApiServer]:
                 (Inventory("h100-80g", 1, 8),),
             )
         )
-    cluster = kube_cluster(pool.clock, nodes=1)
-    backend = kube_backend(cluster, pool.clock)
-    pool.scheduler.backends = {**pool.scheduler.backends, "kube-busan": backend}
-    try:
-        yield cluster
-    finally:
-        close(backend)
-        cluster.stop()
+    with kube_cluster(pool.clock, nodes=1) as cluster:
+        backend = kube_backend(cluster, pool.clock)
+        pool.scheduler.backends = {**pool.scheduler.backends, "kube-busan": backend}
+        try:
+            yield cluster
+        finally:
+            close(backend)
 
 
 def test_a_job_runs_on_kubernetes_to_success_and_is_charged_what_it_used(pool: KubePool) -> None:
