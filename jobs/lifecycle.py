@@ -54,6 +54,9 @@ class RunStatus:
     exit_code: int | None = None
     system_fault: bool = False
     """True when the backend, not the job, ended it (node lost, cluster restarted)."""
+    time_limit_reached: bool = False
+    """True when the backend itself ended the run at the time limit it was given (Kubernetes'
+    ``activeDeadlineSeconds``), before gpupool's own stop: the job timed out."""
     capacity_refused: bool = False
     """True when the job never ran because the cluster could not get capacity for it: a cloud
     burst target's provisioning failed (out of stock, quota). The job goes back to the queue,
@@ -368,13 +371,17 @@ def outcome(job: Job, status: RunStatus) -> tuple[JobState, Ended]:
     """The final state and cause of a run that ended as ``status`` says."""
     if status.state is RunState.SUCCEEDED:
         return JobState.SUCCEEDED, Ended(Outcome.SUCCEEDED, status.exit_code)
-    if status.state is RunState.STOPPED or job.stop_cause is not None:
+    if status.state is RunState.STOPPED or job.stop_cause is not None or status.time_limit_reached:
         ran_to_limit = (
             job.started_at is not None
             and job.ended_at is not None
             and job.ended_at - job.started_at >= timedelta(seconds=job.spec.time_limit_seconds)
         )
-        if job.stop_cause is StopCause.TIME_LIMIT or (job.stop_cause is None and ran_to_limit):
+        if (
+            job.stop_cause is StopCause.TIME_LIMIT
+            or status.time_limit_reached
+            or (job.stop_cause is None and ran_to_limit)
+        ):
             limit = format_duration(job.spec.time_limit_seconds)
             return JobState.TIMED_OUT, Ended(
                 Outcome.TIME_LIMIT, detail=f"reached its time limit of {limit}"

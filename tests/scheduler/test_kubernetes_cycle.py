@@ -488,16 +488,6 @@ def test_a_job_past_its_time_limit_is_stopped_and_charged_exactly_its_limit(
     assert pool.held("kaist-nlp") == Credits.zero()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="KubernetesBackend reports a Job or RayJob that failed with DeadlineExceeded (its "
-    "activeDeadlineSeconds, the job's time limit, passed) as RunState.FAILED 'time limit "
-    "reached' (backend.py _job_status, _rayjob_status), and jobs.lifecycle.outcome() makes "
-    "every FAILED status JobState.FAILED / Outcome.FAILED: only a STOPPED status or a "
-    "stop_cause can end TIMED_OUT. So when the Job controller acts at the deadline before the "
-    "cycle's own time-limit stop, the job ends 'failed: time limit reached', not timed_out (its "
-    "charge, capped at the limit, is right)",
-)
 @pytest.mark.parametrize("name", ["llm-sft", "ray-sft"])
 def test_a_job_kubernetes_ended_at_its_deadline_is_timed_out(pool: KubePool, name: str) -> None:
     """Kubernetes sees the time limit first: the Job's activeDeadlineSeconds (or the RayJob's)

@@ -659,7 +659,7 @@ def _job_status(launch: Launch) -> RunStatus:
         ended = _time(failed.get("lastTransitionTime"))
         reason = str(failed.get("reason", ""))
         if reason == "DeadlineExceeded":
-            return RunStatus(RunState.FAILED, "time limit reached", started, ended)
+            return _deadline(started, ended)
         code, fault, message = _pod_end(launch.pods)
         detail = message or str(failed.get("message", "")) or reason
         return RunStatus(RunState.FAILED, detail, started, ended, code, system_fault=fault)
@@ -670,6 +670,13 @@ def _job_status(launch: Launch) -> RunStatus:
     if any(_pod_phase(pod) == "Running" for pod in launch.pods) or status.get("ready"):
         return RunStatus(RunState.RUNNING, "", started)
     return RunStatus(RunState.PENDING, _pending_reason(launch.pods), started)
+
+
+def _deadline(started: datetime | None, ended: datetime | None) -> RunStatus:
+    """Kubernetes ended it at its ``activeDeadlineSeconds``: the job's time limit."""
+    return RunStatus(
+        RunState.STOPPED, "time limit reached", started, ended, time_limit_reached=True
+    )
 
 
 RAY_JOB_STATES = {
@@ -695,7 +702,7 @@ def _rayjob_status(launch: Launch) -> RunStatus:
         return RunStatus(state, message or pod_message, started, ended, code, system_fault=fault)
     if deployment == "Failed":
         if status.get("reason") == "DeadlineExceeded":
-            return RunStatus(RunState.FAILED, "time limit reached", started, ended)
+            return _deadline(started, ended)
         return RunStatus(RunState.FAILED, message or "the Ray cluster failed", started, ended)
     # a RayJob made suspended reads Suspended until KubeRay sees it let start
     resuming = launch.provisioning == PROVISIONED and not launch.suspended

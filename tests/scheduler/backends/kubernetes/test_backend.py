@@ -154,7 +154,8 @@ def test_a_job_past_its_time_limit_is_ended_by_kubernetes(
     cluster.advance(601)
     cluster.step()
     ended = run(backend.status("gp-000000000001"))
-    assert ended.state is RunState.FAILED
+    assert ended.state is RunState.STOPPED
+    assert ended.time_limit_reached
     assert ended.message == "time limit reached"
 
 
