@@ -24,6 +24,7 @@ from quotas.admission import Snapshot, refusal
 from quotas.db.access import PackageRepository
 from quotas.errors import (
     AlreadyExists,
+    Conflict,
     Forbidden,
     InvalidInput,
     InvalidRuntimeEnv,
@@ -168,8 +169,33 @@ def submit(
 
     A class above normal (``urgent``) needs the project's priority grant (``quotas.priorities``).
     A job that could never run in this pool's shape is refused with the reason. ``job_id`` lets
-    a client choose the id (Ray's ``submission_id``); a taken one is refused.
+    a client choose the id (Ray's ``submission_id``); a taken one is refused. The job is
+    written only while the catalogue it was checked against is current; when an audited change
+    landed in between, it is checked again against the new one.
     """
+    for _ in range(CATALOGUE_RETRIES):
+        job, lines = _checked(books, spec, max_time_limit_seconds, job_id)
+        added = JobRepository(books.session).add(
+            job,
+            books.catalogue().account_ids.get(spec.project),
+            at_catalogue=books.catalogue_stamp,
+        )
+        if added:
+            return job, lines
+        books.catalogue_moved()
+    raise Conflict(
+        f"the pool's catalogue changed {CATALOGUE_RETRIES} times during this submission; "
+        "nothing was queued"
+    )
+
+
+CATALOGUE_RETRIES = 3
+
+
+def _checked(
+    books: Books, spec: JobSpec, max_time_limit_seconds: int, job_id: str | None
+) -> tuple[Job, list[QuoteLine]]:
+    """The job ``spec`` makes, with its quote, if it passes every check at the door."""
     catalogue = books.catalogue()
     tree = catalogue.tree
     if tree[spec.project].kind is not AccountKind.PROJECT:
@@ -215,7 +241,6 @@ def submit(
     job = Job(
         id=job_id or new_job_id(), spec=spec, state=JobState.QUEUED, submitted_at=books.clock()
     )
-    jobs.add(job, catalogue.account_ids.get(spec.project))
     return job, lines
 
 

@@ -12,15 +12,29 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Row, Select, func, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    Row,
+    Select,
+    TextClause,
+    bindparam,
+    func,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from jobs.model import Job, JobEvent, JobSpec, JobState, Placed
 from quotas.admission import DataClass, PriorityClass
 from quotas.causes import StopCause, from_json, to_json
+from quotas.db.access import AuditRepository
 from quotas.db.bulk import insert_rows, update_rows
 from quotas.db.models import (
     AccountRow,
+    AuditEntryRow,
     JobEventRow,
     JobRow,
     LedgerEntryRow,
@@ -61,37 +75,58 @@ class JobRepository:
     def __init__(self, session: Session) -> None:
         self.session = session
 
-    def add(self, job: Job, project_id: int | None = None) -> None:
-        """Insert a new job and its first event: two statements, without the ORM's unit of
-        work. ``project_id`` saves looking the project up when the caller knows it."""
+    def add(
+        self, job: Job, project_id: int | None = None, *, at_catalogue: int | None = None
+    ) -> bool:
+        """Insert a new job and its first event, without the ORM's unit of work.
+        ``project_id`` saves looking the project up when the caller knows it.
+
+        With ``at_catalogue``, only while the newest audit entry is still that one (the
+        catalogue the caller checked the job against is current): returns False, writing
+        nothing, when a newer one has landed. On PostgreSQL that check and both inserts are one
+        statement: in autocommit, a submission is one round trip."""
         spec = job.spec
         if project_id is None:
             project_id = AccountRepository(self.session).id_of(spec.project)
         self.session.flush()
-        self.session.execute(
-            insert(JOBS),
-            {
-                "id": job.id,
-                "project_id": project_id,
-                "submitter": spec.submitter,
-                "name": spec.name,
-                "entrypoint": spec.entrypoint,
-                "runtime_env": dict(spec.runtime_env),
-                "metadata": dict(spec.metadata),
-                "image": spec.image,
-                "gpus": spec.gpus,
-                "flavors": list(spec.flavors),
-                "min_memory_gb": spec.min_memory_gb,
-                "time_limit_seconds": spec.time_limit_seconds,
-                "priority": spec.priority.value,
-                "data_class": spec.data_class.value,
-                "preemptible": spec.preemptible,
-                "submitted_at": job.submitted_at,
-                **_state_values(job),
-            },
+        row = {
+            "id": job.id,
+            "project_id": project_id,
+            "submitter": spec.submitter,
+            "name": spec.name,
+            "entrypoint": spec.entrypoint,
+            "runtime_env": dict(spec.runtime_env),
+            "metadata": dict(spec.metadata),
+            "image": spec.image,
+            "gpus": spec.gpus,
+            "flavors": list(spec.flavors),
+            "min_memory_gb": spec.min_memory_gb,
+            "time_limit_seconds": spec.time_limit_seconds,
+            "priority": spec.priority.value,
+            "data_class": spec.data_class.value,
+            "preemptible": spec.preemptible,
+            "submitted_at": job.submitted_at,
+            **_state_values(job),
+        }
+        first = _event_values(
+            job.id, JobEvent(job.submitted_at, None, job.state, job.reason or "submitted")
         )
-        first = JobEvent(job.submitted_at, None, job.state, job.reason or "submitted")
-        self.session.execute(insert(EVENTS), _event_values(job.id, first))
+        if at_catalogue is not None:
+            if self.session.get_bind().dialect.name == "postgresql":
+                added = self.session.execute(
+                    _ADD_WHILE_CURRENT,
+                    {
+                        **row,
+                        **{f"event_{name}": value for name, value in first.items()},
+                        "stamp": at_catalogue,
+                    },
+                ).scalar_one()
+                return bool(added)
+            if AuditRepository(self.session).last_id() != at_catalogue:
+                return False
+        self.session.execute(insert(JOBS), row)
+        self.session.execute(insert(EVENTS), first)
+        return True
 
     def _fill(self, row: JobRow, job: Job) -> None:
         for name, value in _state_values(job).items():
@@ -478,6 +513,38 @@ def _state_values(job: Job) -> dict[str, object]:
         "next_dispatch_at": job.next_dispatch_at,
         "avoid_clusters": list(job.avoid_clusters),
     }
+
+
+def _add_while_current() -> TextClause:
+    """One statement (PostgreSQL) inserting a job and its first event, only while the newest
+    audit entry is ``:stamp``; it answers how many jobs it inserted (0 or 1). The job's values
+    are bound by column name, the event's as ``event_<column>``."""
+    dialect = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+    def typed(column: Column[Any], prefix: str) -> str:
+        return f"CAST(:{prefix}{column.name} AS {column.type.compile(dialect=dialect)})"
+
+    job_columns = list(JOBS.c)
+    event_columns = [column for column in EVENTS.c if column.name not in ("id", "job_id")]
+    sql = (
+        f"WITH made AS (INSERT INTO {JOBS.name} ({_names(job_columns)}) "  # noqa: S608 (the tables' own names)
+        f"SELECT {', '.join(typed(column, '') for column in job_columns)} "
+        f"WHERE (SELECT coalesce(max(id), 0) FROM {AuditEntryRow.__tablename__}) = :stamp "
+        "RETURNING id), "
+        f"logged AS (INSERT INTO {EVENTS.name} (job_id, {_names(event_columns)}) "
+        f"SELECT made.id, {', '.join(typed(column, 'event_') for column in event_columns)} "
+        "FROM made) SELECT count(*) FROM made"
+    )
+    binds = [bindparam(column.name, type_=column.type) for column in job_columns]
+    binds += [bindparam(f"event_{column.name}", type_=column.type) for column in event_columns]
+    return text(sql).bindparams(*binds, bindparam("stamp", type_=Integer()))
+
+
+def _names(columns: Iterable[Column[Any]]) -> str:
+    return ", ".join(f'"{column.name}"' for column in columns)
+
+
+_ADD_WHILE_CURRENT = _add_while_current()
 
 
 def _event_values(job_id: str, event: JobEvent) -> dict[str, object]:

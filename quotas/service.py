@@ -98,9 +98,17 @@ _catalogues_lock = threading.Lock()
 class Books:
     """Operations on the books within one session (one transaction, owned by the caller)."""
 
-    def __init__(self, session: Session, clock: Clock = utc_now) -> None:
+    def __init__(
+        self, session: Session, clock: Clock = utc_now, *, trust_cached_catalogue: bool = False
+    ) -> None:
         self.session = session
         self.clock = clock
+        self.trust_cached_catalogue = trust_cached_catalogue
+        """Take this process's cached catalogue without asking whether it is still current:
+        for a writer that checks ``catalogue_stamp`` in the statement that writes (a
+        submission), so that asking costs no round trip of its own."""
+        self.catalogue_stamp: int | None = None
+        """The newest audit entry the catalogue in use was read at."""
         self.flavors = FlavorRepository(session)
         self.funding = FundingRepository(session)
         self.accounts = AccountRepository(session)
@@ -136,10 +144,17 @@ class Books:
         changed anything itself. Read once per unit of work until it changes something."""
         if self._catalogue is not None:
             return self._catalogue
-        stamp = self.audit.last_id()
         bind = self.session.get_bind()
         engine = bind if isinstance(bind, Engine) else bind.engine
         now = time.monotonic()
+        if self.trust_cached_catalogue and not self._changed:
+            with _catalogues_lock:
+                cached = _catalogues.get(engine)
+            if cached is not None and now - cached[1] < CATALOGUE_SECONDS:
+                self.catalogue_stamp, self._catalogue = cached[0], cached[2]
+                return cached[2]
+        stamp = self.audit.last_id()
+        self.catalogue_stamp = stamp
         if not self._changed:
             with _catalogues_lock:
                 cached = _catalogues.get(engine)
@@ -158,6 +173,13 @@ class Books:
                 _catalogues[engine] = (stamp, now, catalogue)
         self._catalogue = catalogue
         return catalogue
+
+    def catalogue_moved(self) -> None:
+        """An audited change landed after the catalogue in use was read (a write that checked
+        ``catalogue_stamp`` found a newer one): read it afresh on next use."""
+        self._catalogue = None
+        self._trees.pop(None, None)
+        self.trust_cached_catalogue = False
 
     def add_flavor(
         self, flavor: Flavor, throughput_source: str = "", actor: str = "system"

@@ -169,7 +169,7 @@ async def submit_job(body: JobSubmission, portal: PortalDep, principal: Principa
     spec = JobSpec(submitter=principal.user, time_limit_seconds=seconds, **fields)
 
     def submit() -> Submitted:
-        with portal.books() as books:
+        with portal.books_for_one_write() as books:
             job, lines = submit_as(books, principal, spec, portal.settings.max_time_limit_seconds)
         return Submitted(job=job_out(job), quote=[quote_out(line) for line in lines])
 

@@ -5,14 +5,21 @@ itself changing it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
+from jobs.cases import submit
+from jobs.model import Job, JobSpec, JobState
+from jobs.repository import JobRepository
 from quotas.accounts import Account, AccountKind
+from quotas.admission import SiteKind
 from quotas.db.migrate import upgrade
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.flavors import Flavor
+from quotas.inventory import BackendKind, ClusterSpec, Inventory
+from quotas.quantities import Rate
 from quotas.service import Books
 from tests.quotas.db.conftest import NOW, set_up_small_pool
 
@@ -75,3 +82,61 @@ def test_a_unit_of_work_sees_its_own_changes_and_does_not_share_them(
         seen = books(session).catalogue()
     assert "kaist-vision" not in seen.tree
     assert seen is shared
+
+
+# -- a writer that checks the catalogue in the statement that writes (a submission) -------------
+
+
+def a_job(job_id: str) -> Job:
+    spec = JobSpec(
+        project="kaist-nlp",
+        submitter="seoyeon.lee",
+        name="sft",
+        entrypoint="python train.py",
+        gpus=1,
+        time_limit_seconds=3600,
+    )
+    return Job(id=job_id, spec=spec, state=JobState.QUEUED, submitted_at=NOW)
+
+
+def test_a_job_is_written_only_while_the_catalogue_it_was_checked_against_is_current(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        stamp = books(session).audit.last_id()
+    with transaction(factory) as session:
+        assert JobRepository(session).add(a_job("gp-current"), at_catalogue=stamp)
+    with transaction(factory) as session:
+        books(session).add_flavor(Flavor("a100-80g", 80, 0.8))  # an audited change lands
+    with transaction(factory) as session:
+        assert not JobRepository(session).add(a_job("gp-stale"), at_catalogue=stamp)
+    with transaction(factory) as session:
+        jobs = JobRepository(session)
+        assert jobs.exists("gp-current")
+        assert not jobs.exists("gp-stale")
+        assert [event.to_state for event in jobs.events("gp-current")] == [JobState.QUEUED]
+        assert not jobs.events("gp-stale")
+
+
+def test_a_submission_trusting_a_stale_catalogue_is_checked_again_against_the_new_one(
+    factory: sessionmaker[Session],
+) -> None:
+    with transaction(factory) as session:
+        reading = books(session)
+        reading.clusters.add(
+            ClusterSpec(
+                "daejeon", BackendKind.RAY, SiteKind.NATIONAL, (Inventory("h100-80g", 1, 8),)
+            )
+        )
+        reading.catalogue()  # this process caches it
+    with transaction(factory) as session:  # another process publishes a new rate card
+        books(session).publish_rate_card(
+            {"h100-80g": Rate.of(2)}, NOW - timedelta(minutes=1), "admin"
+        )
+    with transaction(factory) as session:
+        trusting = Books(session, lambda: NOW, trust_cached_catalogue=True)
+        job, lines = submit(trusting, a_job("gp-priced").spec, 72 * 3600)
+
+    assert [line.rate for line in lines] == [Rate.of(2)]  # the new card, not the cached one
+    with transaction(factory) as session:
+        assert JobRepository(session).exists(job.id)
