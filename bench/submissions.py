@@ -196,8 +196,8 @@ def main() -> None:
     parser.add_argument("--submissions", type=int, default=3000)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=4)
-    parser.add_argument("--workers", type=int, default=4, help="portal processes")
-    parser.add_argument("--threads", type=int, default=2, help="request threads per process")
+    parser.add_argument("--workers", type=int, default=2, help="portal processes")
+    parser.add_argument("--threads", type=int, default=4, help="request threads per process")
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GPUPOOL_BENCH_DATABASE_URL", DEFAULT_DATABASE),

@@ -29,7 +29,8 @@ class WebSettings(Group):
         default=1,
         ge=1,
         le=64,
-        description="Portal processes sharing the port; the kernel spreads connections over them",
+        description="Portal processes sharing the port; the first accepts every connection and "
+        "deals them out in turn",
     )
     request_threads: int = Field(
         default=8,
