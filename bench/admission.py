@@ -2,7 +2,8 @@
 
 Builds a deterministic (seeded) national pool: 1,000 organizations under three programs, 5,000
 projects with available credits and decayed usage, 20 clusters at national, domestic-cloud and
-foreign-cloud sites holding 10,000 GPUs of three flavors on 8-GPU nodes (some already busy), and
+foreign-cloud sites holding 10,000 GPUs of three flavors on 8-GPU nodes (some already busy;
+every project may burst to the cloud ones, with no wait), and
 a queue of 100,000 jobs (mixed priority classes and data classes, mostly 1-8 GPUs, some gang jobs
 of 16-64, acceptable flavors given by name or by minimum memory). It then times what one
 scheduling cycle does with them: the fair-share ranking plus ``decide_queue`` over the whole
@@ -137,7 +138,9 @@ def _accounts(
         parent = organizations[index] if index < len(organizations) else rng.choice(organizations)
         awarded = rng.choice((50, 200, 500, 1_000, 2_000, 5_000, 20_000))
         spent = rng.randint(0, awarded)
-        accounts.append(Account(name, AccountKind.PROJECT, parent, share=awarded))
+        accounts.append(
+            Account(name, AccountKind.PROJECT, parent, share=awarded, may_burst=True)
+        )
         available[name] = Credits.of(awarded - spent)
         used[name] = Credits.of(spent)
     return AccountTree.of(accounts), available, used, running

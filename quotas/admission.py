@@ -683,9 +683,9 @@ class _Cycle:
 
     def _placements(
         self, job: JobRequest, flavors: Sequence[Flavor], path: list[str]
-    ) -> tuple[list[Placement], OverBudget | None, Reserved | None, _BurstWait]:
+    ) -> tuple[list[Placement], OverBudget | None, Reserved | None, _BurstWait | None]:
         allowed = ALLOWED_SITES[job.data_class]
-        burst = _BurstWait()
+        burst: _BurstWait | None = None  # made for the few jobs a burst target has room for
         headroom: tuple[Credits, str] | None = None  # read once a placement fits
         placements: list[Placement] = []
         budget_wait: OverBudget | None = None
@@ -705,8 +705,10 @@ class _Cycle:
                 continue
             rate = self._rate(flavor.name)
             for free, cap in fits:
-                if cap.burst_target and not self._may_burst_now(job, cap, burst):
-                    continue
+                if cap.burst_target:
+                    burst = burst or _BurstWait()
+                    if not self._may_burst_now(job, cap, burst):
+                        continue
                 reservation = cap.reservation
                 if reservation is not None and not reservation.allows(
                     self.snapshot.now, job.time_limit_seconds, cap.taken(job.gpus)
@@ -723,6 +725,7 @@ class _Cycle:
                     cheapest_over = hold if cheapest_over is None else min(cheapest_over, hold)
                     continue
                 if cap.burst_target and not self._burst_budget_holds(path, cap, hold):
+                    assert burst is not None
                     burst.budget_spent.append(cap.cluster)
                     continue
                 placement = Placement(cap.cluster, flavor.name, priced, version, hold)
@@ -764,21 +767,24 @@ class _Cycle:
         flavors: Sequence[Flavor],
         path: list[str],
         commit: bool,
-        burst: _BurstWait,
+        burst: _BurstWait | None,
     ) -> NoCapacity:
         ahead = min(self.ahead.get(flavor.name, 0) for flavor in flavors)
         if commit:
             for flavor in flavors:
                 self.ahead[flavor.name] = self.ahead.get(flavor.name, 0) + job.gpus
         instead = self._free_instead(job, flavors, path) if job.flavors else None
+        names = tuple(flavor.name for flavor in flavors)
+        if burst is None and not job.avoid_clusters:
+            return NoCapacity(names, job.gpus, ahead, None, instead)
         return NoCapacity(
-            tuple(flavor.name for flavor in flavors),
+            names,
             job.gpus,
             ahead,
             None,
             instead,
-            burst_from=burst.starts,
-            burst_budget_spent=tuple(dict.fromkeys(burst.budget_spent)),
+            burst_from=burst.starts if burst else None,
+            burst_budget_spent=tuple(dict.fromkeys(burst.budget_spent)) if burst else (),
             unprovisioned=tuple(sorted(job.avoid_clusters)),
         )
 
@@ -903,14 +909,16 @@ class _Cycle:
         self.largest[placement.flavor] = self._largest(placement.flavor)
 
 
-@dataclass(slots=True)
 class _BurstWait:
-    """What kept a job off the burst targets its capacity would fit."""
+    """What kept a job off the burst targets that had room for it."""
 
-    starts: datetime | None = None
-    """The soonest it may burst, once it has waited for the pooled clusters."""
-    budget_spent: list[str] = field(default_factory=list)
-    """Targets where its program's burst budget has too little left."""
+    __slots__ = ("budget_spent", "starts")
+
+    def __init__(self) -> None:
+        self.starts: datetime | None = None
+        """The soonest it may burst, once it has waited for the pooled clusters."""
+        self.budget_spent: list[str] = []
+        """Targets where its program's burst budget has too little left."""
 
 
 @dataclass(slots=True)
