@@ -10,7 +10,8 @@ one of which lets a token call it. Roles still decide who may do what; a scope o
   logs, cancels, stops and deletes them; job logs need ``jobs`` (they are the job's output, not
   the books);
 - ``manage`` changes the books: accounts, budgets, members, priority grants, allocation
-  requests, the catalogue, tokens, users, roles and identity links.
+  requests, the catalogue (clusters and their burst budgets included), tokens, users, roles
+  and identity links.
 
 ``GET /api/v1/me`` answers to any scope (every client asks who it is), ``GET /api/v1/tokens`` to
 ``read`` or ``manage`` (you list your tokens to revoke one), and a quote to ``read`` or
@@ -88,6 +89,8 @@ OPERATION_SCOPES: dict[Operation, frozenset[Scope]] = {
     ("POST", "/api/v1/rate-cards"): MANAGE,
     ("GET", "/api/v1/rate-cards/current"): READ,
     ("GET", "/api/v1/clusters"): READ,
+    ("POST", "/api/v1/clusters"): MANAGE,
+    ("PUT", "/api/v1/clusters/{name}/burst-budgets/{program}"): MANAGE,
     ("GET", "/api/v1/periods"): READ,
     ("POST", "/api/v1/periods"): MANAGE,
     ("GET", "/api/v1/funders"): READ,

@@ -61,6 +61,11 @@ class Account:
             raise InvalidInput(f"account {self.name}: guaranteed GPUs must not be negative")
         if self.borrowing_limit_gpus is not None and self.borrowing_limit_gpus < 0:
             raise InvalidInput(f"account {self.name}: borrowing limit must not be negative")
+        if self.may_burst and self.kind is not AccountKind.PROJECT:
+            raise InvalidInput(
+                f"account {self.name}: only a project's jobs burst to cloud capacity; "
+                f"may_burst is a project's setting, and {self.name} is {with_article(self.kind)}"
+            )
 
 
 def with_article(kind: AccountKind | None) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, fields, is_dataclass
+from dataclasses import dataclass, fields, is_dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -238,6 +238,64 @@ class Books:
             raise AlreadyExists(f"funder {funder.name} already exists")
         self.funding.add_funder(funder)
         self._audit(actor, "funder.add", f"funder/{funder.name}", None, _record(funder))
+
+    def add_cluster(self, cluster: ClusterSpec, actor: str = "system") -> None:
+        """Declare a cluster: its flavors are known ones, a dedicated cluster belongs to an
+        organization or a program, and each burst budget is a program's."""
+        if cluster.name in {each.name for each in self.clusters.all()}:
+            raise AlreadyExists(f"cluster {cluster.name} already exists")
+        known = self.flavors.all()
+        for item in cluster.inventory:
+            if item.flavor not in known:
+                raise InvalidInput(f"cluster {cluster.name}: unknown flavor {item.flavor!r}")
+        if cluster.dedicated_to:
+            owner = self.tree().accounts.get(cluster.dedicated_to)
+            if owner is None or owner.kind not in (AccountKind.ORGANIZATION, AccountKind.PROGRAM):
+                raise InvalidInput(
+                    f"cluster {cluster.name}: a dedicated cluster belongs to an organization or "
+                    f"a program; {cluster.dedicated_to!r} is neither"
+                )
+        for program, _ in cluster.burst_budgets:
+            self._burst_program(cluster.name, program)
+        self.clusters.add(cluster)
+        self._audit(actor, "cluster.add", f"cluster/{cluster.name}", None, _cluster_record(cluster))
+
+    def set_burst_budget(
+        self, cluster: str, program: str, budget: Credits | None, actor: str = "system"
+    ) -> ClusterSpec:
+        """Cap what ``program``'s jobs hold and spend at the burst target ``cluster`` in a
+        period (``None`` lifts the cap: they burst there within their own credits). A lower cap
+        stops new bursts past it; nothing already there is stopped. Returns the cluster."""
+        spec = next((each for each in self.clusters.all() if each.name == cluster), None)
+        if spec is None:
+            raise NotFound(f"no cluster {cluster}")
+        self._burst_program(cluster, program, known_only=True)
+        budgets = dict(spec.burst_budgets)
+        before = budgets.pop(program, None)
+        if budget is not None:
+            budgets[program] = budget
+        changed = replace(spec, burst_budgets=tuple(sorted(budgets.items())))  # validates it
+        self.clusters.set_burst_budget(cluster, program, budget)
+        self._audit(
+            actor,
+            "burst_budget.set",
+            f"cluster/{cluster}",
+            {"program": program, "credits": str(before) if before is not None else None},
+            {"program": program, "credits": str(budget) if budget is not None else None},
+        )
+        return changed
+
+    def _burst_program(self, cluster: str, program: str, known_only: bool = False) -> None:
+        """Refuse a burst budget for anything but a program (an unknown name is "not found"
+        with ``known_only``, as a name in a path is)."""
+        account = self.tree().accounts.get(program)
+        if account is None and known_only:
+            raise NotFound(f"no account {program}")
+        if account is None or account.kind is not AccountKind.PROGRAM:
+            what = "no account" if account is None else with_article(account.kind)
+            raise InvalidInput(
+                f"cluster {cluster}: a burst budget is a program's; {program!r} is {what}"
+            )
 
     def current_period(self, at: datetime | None = None) -> Period:
         moment = at or self.clock()
@@ -889,11 +947,21 @@ def _record(value: object) -> dict[str, Any]:
     return {item.name: _plain(getattr(value, item.name)) for item in fields(value)}
 
 
+def _cluster_record(cluster: ClusterSpec) -> dict[str, Any]:
+    """A cluster for the audit log, its burst budgets as program -> credits."""
+    return {
+        **_record(cluster),
+        "burst_budgets": {program: str(budget) for program, budget in cluster.burst_budgets},
+    }
+
+
 def _plain(value: object) -> Any:
     if isinstance(value, Enum):
         return value.value
     if isinstance(value, (Credits, Rate)):
         return str(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return _record(value)
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, (tuple, list)):

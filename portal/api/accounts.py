@@ -47,6 +47,11 @@ PeriodQuery = Annotated[
     Query(max_length=64, pattern=NO_NUL, description="Period (default: the current one)"),
 ]
 Gpus = Annotated[int, Field(ge=0, le=1_000_000)]
+MAY_BURST = (
+    "A project's: whether its jobs may burst to cloud capacity (a cluster at a domestic or "
+    "foreign cloud site) when the pool's clusters cannot start them in time; set by an admin "
+    "or the program's manager"
+)
 
 
 def credits_of(text: str, what: str) -> Credits:
@@ -74,6 +79,7 @@ class AccountOut(Strict):
     budget: str | None = Field(description="Credit cap of the subtree in the period; none: no cap")
     guaranteed_gpus: int
     borrowing_limit_gpus: int | None = Field(description="None: may borrow without limit")
+    may_burst: bool = Field(description=MAY_BURST)
     balances: BalancesOut
 
 
@@ -89,6 +95,7 @@ class AccountChange(Strict):
     guaranteed_gpus: Gpus | None = None
     borrowing_limit_gpus: Gpus | None = None
     display_name: str | None = Field(default=None, max_length=200)
+    may_burst: bool | None = Field(default=None, description=MAY_BURST)
 
 
 class NewAccount(Strict):
@@ -99,6 +106,7 @@ class NewAccount(Strict):
     display_name: str = Field(default="", max_length=200)
     guaranteed_gpus: Gpus = 0
     borrowing_limit_gpus: Gpus | None = None
+    may_burst: bool = Field(default=False, description=MAY_BURST)
 
 
 class BudgetChange(Strict):
@@ -134,6 +142,7 @@ def account_out(account: Account, balances: AccountBalances) -> AccountOut:
         budget=str(account.budget) if account.budget is not None else None,
         guaranteed_gpus=account.guaranteed_gpus,
         borrowing_limit_gpus=account.borrowing_limit_gpus,
+        may_burst=account.may_burst,
         balances=balances_out(balances),
     )
 
@@ -169,12 +178,15 @@ def get_account(
         return view_out(account_view(books, principal, name, period))
 
 
-@router.patch("/accounts/{name}", summary="Change an account's share, guarantee or limits")
+@router.patch(
+    "/accounts/{name}",
+    summary="Change an account's share, guarantee or limits, or whether a project may burst",
+)
 def change_account(
     name: Segment, body: AccountChange, portal: PortalDep, principal: PrincipalDep
 ) -> AccountOut:
     changes = body.model_dump(exclude_unset=True)
-    for field in ("share", "guaranteed_gpus", "display_name"):
+    for field in ("share", "guaranteed_gpus", "display_name", "may_burst"):
         if field in changes and changes[field] is None:
             raise Problem(422, f"{field} cannot be null")
     if not changes:

@@ -1,9 +1,9 @@
 """The pool's catalogue: flavors, rate cards, clusters, periods, funders, and quotes.
 
 Everyone signed in may read the catalogue and ask for a quote; only an admin (with the
-``manage`` scope) adds flavors, periods and funders or publishes a rate card: the use cases'
-rule (``quotas.cases.catalog``). Each addition goes through ``Books``, which writes its audit
-entry.
+``manage`` scope) adds flavors, clusters, periods and funders, sets burst budgets or publishes
+a rate card: the use cases' rule (``quotas.cases.catalog``). Each addition goes through
+``Books``, which writes its audit entry. A cluster's address is shown to admins only.
 """
 
 from __future__ import annotations
@@ -12,22 +12,22 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
 from jobs.model import JobState, check_time_limit
 from jobs.repository import JobRepository
-from portal.api.accounts import CreditsText
-from portal.api.common import Strict
+from portal.api.accounts import CreditsText, credits_of
+from portal.api.common import Segment, Strict
 from portal.api.jobs import QuoteLineOut, quote_out
 from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
 from quotas.admission import SiteKind
 from quotas.cases import catalog
-from quotas.cases.catalog import in_utc, rate_card_in_force
+from quotas.cases.catalog import ClusterView, in_utc, rate_card_in_force
 from quotas.errors import InvalidInput
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
-from quotas.inventory import BackendKind, Tenancy
+from quotas.inventory import BackendKind, Inventory, Tenancy
 from quotas.quantities import Rate, parse_duration
 from quotas.quote import quote
 
@@ -41,12 +41,19 @@ Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z
 # -- flavors and rate cards --------------------------------------------------------------------
 
 
+NAMED_ONLY = (
+    "Only jobs that name this flavor run on it (a domestic NPU with its vendor's software "
+    "stack, not CUDA's): a job that accepts any flavor is never placed there"
+)
+
+
 class FlavorOut(Strict):
     name: str
     memory_gb: int
     relative_throughput: float = Field(description="Training throughput against the reference")
     ray_resource: str
     kubernetes_resource: str
+    named_only: bool = Field(description=NAMED_ONLY)
     rate: str | None = Field(description="Credits per GPU-hour on the rate card in force")
 
 
@@ -57,6 +64,7 @@ class NewFlavor(Strict):
     ray_resource: str = Field(default="", max_length=64)
     kubernetes_resource: str = Field(default="nvidia.com/gpu", min_length=1, max_length=128)
     throughput_source: str = Field(default="", max_length=2000)
+    named_only: bool = Field(default=False, description=NAMED_ONLY)
 
 
 class RateCardOut(Strict):
@@ -81,6 +89,7 @@ def flavor_out(flavor: Flavor, card: RateCard | None) -> FlavorOut:
         relative_throughput=flavor.relative_throughput,
         ray_resource=flavor.ray_resource,
         kubernetes_resource=flavor.kubernetes_resource,
+        named_only=flavor.named_only,
         rate=str(rate) if rate is not None else None,
     )
 
@@ -115,6 +124,7 @@ def add_flavor(body: NewFlavor, portal: PortalDep, principal: PrincipalDep) -> F
         body.relative_throughput,
         body.ray_resource,
         body.kubernetes_resource,
+        body.named_only,
     )
     with portal.books() as books:
         catalog.add_flavor(books, principal, flavor, body.throughput_source)
@@ -165,55 +175,218 @@ class NodeGroupOut(Strict):
     idle: int = Field(description="total - allocated")
 
 
+BURST_TARGET = "a burst target's (a cluster at a domestic_cloud or foreign_cloud site)"
+MultiplierText = Annotated[
+    str,
+    Field(
+        pattern=r"^\d{1,6}(\.\d{1,3})?$",
+        max_length=10,
+        description='Credits there cost this many times more, e.g. "1.5"',
+        examples=["1.5"],
+    ),
+]
+
+
 class ClusterOut(Strict):
     name: str
     backend: BackendKind
     site: SiteKind
+    address: str | None = Field(
+        description="The Ray address or kubeconfig context that reaches it (empty: the embedded "
+        "Ray cluster, or the kubeconfig's current context); shown to admins only, null to others"
+    )
     price_multiplier: str = Field(description='Credits there cost this many times more, e.g. "1.5"')
     tenancy: Tenancy = Field(
         description="shared: every tenant's jobs run side by side and can see each other; "
         "dedicated: only jobs of `dedicated_to`; per_job: a fresh cluster per job"
     )
     dedicated_to: str | None = None
+    provisioning_deadline_seconds: int | None = Field(
+        description=f"{BURST_TARGET.capitalize()}: how long its capacity may take to be "
+        "provisioned for a job before the job is taken off it; null for a national cluster"
+    )
+    provisioning_class: str | None = Field(
+        description=f"{BURST_TARGET.capitalize()}: the ProvisioningRequest class its cluster "
+        "autoscaler serves, asked before a job is placed there; null when it has none"
+    )
+    burst_budgets: dict[str, str] = Field(
+        description=f"{BURST_TARGET.capitalize()}: program -> the most credits its jobs may hold "
+        "and spend there in a period (a program not named has no cap there); only the programs "
+        "you may see; empty for a national cluster"
+    )
     node_groups: list[NodeGroupOut]
+
+
+class InventoryIn(Strict):
+    flavor: Annotated[str, Field(min_length=1, max_length=64)]
+    nodes: int = Field(ge=1, le=100_000)
+    gpus_per_node: int = Field(ge=1, le=1024)
+
+
+class NewCluster(Strict):
+    name: Name
+    backend: BackendKind
+    site: SiteKind
+    inventory: list[InventoryIn] = Field(
+        min_length=1,
+        max_length=64,
+        description="Nodes of each flavor; a burst target's: the most it scales to",
+    )
+    address: str = Field(
+        default="",
+        max_length=500,
+        pattern=r"^[!-~]*$",
+        description="The Ray address (e.g. http://head:8265) or kubeconfig context (in-cluster: "
+        "the cluster gpupool runs in) that reaches it; empty: the embedded Ray cluster, or the "
+        "kubeconfig's current context",
+    )
+    price_multiplier: MultiplierText = "1.0"
+    tenancy: Tenancy = Tenancy.SHARED
+    dedicated_to: str = Field(
+        default="",
+        max_length=64,
+        description="The organization or program a dedicated cluster belongs to",
+    )
+    provisioning_deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        le=7 * 86_400,
+        description=f"{BURST_TARGET.capitalize()}: how long its capacity may take to be "
+        "provisioned for a job before the job is placed elsewhere (default 900)",
+    )
+    provisioning_class: str = Field(
+        default="",
+        max_length=253,
+        pattern=r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?)?$",
+        description=f"{BURST_TARGET.capitalize()}: the ProvisioningRequest class its cluster "
+        "autoscaler serves (e.g. best-effort-atomic-scale-up.autoscaling.x-k8s.io); empty: none",
+    )
+    burst_budgets: dict[Name, CreditsText] = Field(
+        default_factory=dict,
+        max_length=256,
+        description=f"{BURST_TARGET.capitalize()}: program -> the most credits its jobs may hold "
+        "and spend there in a period",
+    )
+
+    @model_validator(mode="after")
+    def deadline_of_a_burst_target(self) -> NewCluster:
+        if self.provisioning_deadline_seconds is not None and self.site is SiteKind.NATIONAL:
+            raise ValueError(
+                "only a burst target (a cluster at a domestic_cloud or foreign_cloud site) has "
+                "a provisioning deadline"
+            )
+        return self
+
+
+class BurstBudgetChange(Strict):
+    credits: CreditsText | None = Field(description="None: lift the cap")
 
 
 def multiplier(milli: int) -> str:
     return str(Rate(milli))
 
 
+def cluster_out(view: ClusterView, in_use: dict[tuple[str, str], int]) -> ClusterOut:
+    cluster = view.cluster
+    groups = []
+    for item in cluster.inventory:
+        allocated = in_use.get((cluster.name, item.flavor), 0)
+        groups.append(
+            NodeGroupOut(
+                flavor=item.flavor,
+                nodes=item.nodes,
+                gpus_per_node=item.gpus_per_node,
+                total=item.gpus,
+                allocated=allocated,
+                idle=max(item.gpus - allocated, 0),
+            )
+        )
+    burst = cluster.site is not SiteKind.NATIONAL
+    return ClusterOut(
+        name=cluster.name,
+        backend=cluster.backend,
+        site=cluster.site,
+        address=view.address,
+        price_multiplier=multiplier(cluster.price_multiplier_milli),
+        tenancy=cluster.tenancy,
+        dedicated_to=cluster.dedicated_to or None,
+        provisioning_deadline_seconds=cluster.provisioning_deadline_seconds if burst else None,
+        provisioning_class=cluster.provisioning_class or None,
+        burst_budgets={program: str(each) for program, each in view.burst_budgets.items()},
+        node_groups=groups,
+    )
+
+
 @router.get("/clusters", summary="Clusters with their inventory per flavor, allocated and idle")
 def list_clusters(portal: PortalDep, principal: PrincipalDep) -> list[ClusterOut]:
     with portal.books() as books:
-        clusters = books.clusters.all()
-        in_use = JobRepository(books.session).gpus_in_use(ALLOCATED_STATES) if clusters else {}
-    answer = []
-    for cluster in clusters:
-        groups = []
-        for item in cluster.inventory:
-            allocated = in_use.get((cluster.name, item.flavor), 0)
-            groups.append(
-                NodeGroupOut(
-                    flavor=item.flavor,
-                    nodes=item.nodes,
-                    gpus_per_node=item.gpus_per_node,
-                    total=item.gpus,
-                    allocated=allocated,
-                    idle=max(item.gpus - allocated, 0),
-                )
-            )
-        answer.append(
-            ClusterOut(
-                name=cluster.name,
-                backend=cluster.backend,
-                site=cluster.site,
-                price_multiplier=multiplier(cluster.price_multiplier_milli),
-                tenancy=cluster.tenancy,
-                dedicated_to=cluster.dedicated_to or None,
-                node_groups=groups,
-            )
+        views = catalog.visible_clusters(books, principal)
+        in_use = JobRepository(books.session).gpus_in_use(ALLOCATED_STATES) if views else {}
+    return [cluster_out(view, in_use) for view in views]
+
+
+@router.post(
+    "/clusters",
+    status_code=201,
+    summary="Declare a cluster: a Ray or Kubernetes cluster of the pool, or a cloud burst target",
+    description="The cluster joins the books at once, and every scheduling cycle reads it; the "
+    "scheduler builds the backends that reach clusters (Ray and Kubernetes clients) when it "
+    "starts, so **a new cluster's backend is built when the scheduler next starts**. Until "
+    "then the cluster is in each cycle with nothing free: a job only it could run waits. A "
+    "cluster at a domestic_cloud or foreign_cloud site is a burst target: its inventory is the "
+    "most it scales to, its credits cost its price multiplier, and only projects that may burst "
+    "go there, within their program's burst budget there, if it has one.",
+)
+def add_cluster(body: NewCluster, portal: PortalDep, principal: PrincipalDep) -> ClusterOut:
+    try:
+        price = Rate.of(body.price_multiplier)
+    except ValueError as error:
+        raise Problem(422, f"price_multiplier: {error}") from error
+    budgets = tuple(
+        (program, credits_of(text, f"burst_budgets.{program}"))
+        for program, text in sorted(body.burst_budgets.items())
+    )
+    deadline = body.provisioning_deadline_seconds
+    with portal.books() as books:
+        view = catalog.add_cluster(
+            books,
+            principal,
+            body.name,
+            backend=body.backend,
+            site=body.site,
+            inventory=tuple(
+                Inventory(item.flavor, item.nodes, item.gpus_per_node) for item in body.inventory
+            ),
+            address=body.address,
+            price_multiplier_milli=price.milli_per_gpu_hour,
+            tenancy=body.tenancy,
+            dedicated_to=body.dedicated_to,
+            provisioning_class=body.provisioning_class,
+            burst_budgets=budgets,
+            **({} if deadline is None else {"provisioning_deadline_seconds": deadline}),
         )
-    return answer
+    return cluster_out(view, {})
+
+
+@router.put(
+    "/clusters/{name}/burst-budgets/{program}",
+    summary="Set or lift a program's burst budget at a burst target",
+    description="The most credits the program's jobs may hold and spend at this burst target "
+    "in a period; null lifts the cap (they burst there within their own credits). A cap below "
+    "what the program already holds or spent there stops new bursts; nothing running stops.",
+)
+def set_burst_budget(
+    name: Segment,
+    program: Segment,
+    body: BurstBudgetChange,
+    portal: PortalDep,
+    principal: PrincipalDep,
+) -> ClusterOut:
+    budget = credits_of(body.credits, "credits") if body.credits is not None else None
+    with portal.books() as books:
+        view = catalog.set_burst_budget(books, principal, name, program, budget)
+        in_use = JobRepository(books.session).gpus_in_use(ALLOCATED_STATES)
+    return cluster_out(view, in_use)
 
 
 # -- periods and funders --------------------------------------------------------------------

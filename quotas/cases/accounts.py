@@ -104,7 +104,7 @@ def add_account(
 ) -> Account:
     """Add an account of ``kind`` under ``parent``, which the principal must be able to see;
     ``settings`` are its other fields (share, display name, guaranteed and borrowing limit
-    GPUs), checked only once the principal may add it."""
+    GPUs, whether a project may burst), checked only once the principal may add it."""
     tree = books.tree()
     if parent is not None:
         readable_in(tree, principal, parent)
@@ -123,7 +123,8 @@ def change_account(
     books: Books, principal: Principal, name: str, changes: Mapping[str, Any]
 ) -> AccountView:
     """Change the account's fields named in ``changes`` (share, guaranteed and borrowing limit
-    GPUs, display name); answers the account as of the period running now."""
+    GPUs, display name, whether a project may burst); answers the account as of the period
+    running now."""
     tree = books.tree()
     account = readable_in(tree, principal, name)
     principal.require(Scope.MANAGE)

@@ -1,21 +1,39 @@
-"""Use cases of the pool's catalogue: flavors, rate cards, periods and funders.
+"""Use cases of the pool's catalogue: flavors, rate cards, clusters, periods and funders.
 
 Everyone signed in reads the catalogue; only an admin, with the ``manage`` scope, adds to it.
-Each addition goes through ``Books``, which writes its audit entry.
+Each addition goes through ``Books``, which writes its audit entry. A cluster is read as its
+reader may see it (``ClusterView``): where it is reached is an admin's to know.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from quotas.access import Principal
+from quotas.accounts import AccountTree
 from quotas.cases import require_admin
 from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, Period
-from quotas.quantities import Rate
+from quotas.inventory import ClusterSpec
+from quotas.quantities import Credits, Rate
 from quotas.service import Books
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """A cluster as one principal may see it."""
+
+    cluster: ClusterSpec
+    address: str | None
+    """The kubeconfig context or Ray address that reaches it: infrastructure, an admin's only
+    (``None`` for everyone else)."""
+    burst_budgets: Mapping[str, Credits]
+    """The burst budgets of the programs the principal may see: every program for an admin or
+    an auditor, else those they manage or whose projects they belong to."""
 
 
 def in_utc(moment: datetime, what: str) -> datetime:
@@ -66,3 +84,43 @@ def add_funder(books: Books, principal: Principal, funder: Funder) -> None:
     """Add a funder contributing to the pool."""
     require_admin(principal, "add funders")
     books.add_funder(funder, actor=principal.user)
+
+
+def cluster_view(principal: Principal, tree: AccountTree, cluster: ClusterSpec) -> ClusterView:
+    """``cluster`` as ``principal`` may see it."""
+    if principal.reads_everything:
+        budgets = dict(cluster.burst_budgets)
+    else:
+        programs = set(principal.programs) | {
+            tree.path(project)[1].name
+            for project in principal.projects
+            if project in tree and len(tree.path(project)) > 1
+        }
+        budgets = {name: each for name, each in cluster.burst_budgets if name in programs}
+    return ClusterView(cluster, cluster.address if principal.is_admin else None, budgets)
+
+
+def visible_clusters(books: Books, principal: Principal) -> list[ClusterView]:
+    """Every cluster, as the principal may see it, by name."""
+    tree = books.tree()
+    return [cluster_view(principal, tree, cluster) for cluster in books.clusters.all()]
+
+
+def add_cluster(books: Books, principal: Principal, name: str, **settings: Any) -> ClusterView:
+    """Declare the cluster ``name``; ``settings`` are its other fields (``ClusterSpec``'s),
+    checked only once the principal may add clusters. The scheduler places work on it once it
+    has a backend for it."""
+    require_admin(principal, "add clusters")
+    cluster = ClusterSpec(name=name, **settings)
+    books.add_cluster(cluster, actor=principal.user)
+    return cluster_view(principal, books.tree(), cluster)
+
+
+def set_burst_budget(
+    books: Books, principal: Principal, cluster: str, program: str, budget: Credits | None
+) -> ClusterView:
+    """Cap what ``program`` holds and spends at the burst target ``cluster`` in a period
+    (``None`` lifts the cap)."""
+    require_admin(principal, "set burst budgets")
+    changed = books.set_burst_budget(cluster, program, budget, actor=principal.user)
+    return cluster_view(principal, books.tree(), changed)

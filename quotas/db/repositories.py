@@ -418,6 +418,22 @@ class ClusterRepository:
         )
         self.session.flush()
 
+    def set_burst_budget(self, cluster: str, program: str, budget: Credits | None) -> None:
+        """Cap what ``program`` holds and spends at the burst target ``cluster`` in a period;
+        ``None`` takes the cap away."""
+        key = (cluster, AccountRepository(self.session).id_of(program))
+        row = self.session.get(BurstBudgetRow, key)
+        if budget is None:
+            if row is not None:
+                self.session.delete(row)
+        elif row is None:
+            self.session.add(
+                BurstBudgetRow(cluster=cluster, program_id=key[1], budget_milli=budget.milli)
+            )
+        else:
+            row.budget_milli = budget.milli
+        self.session.flush()
+
     def all(self) -> list[ClusterSpec]:
         groups: dict[str, list[Inventory]] = {}
         for group in self.session.scalars(select(NodeGroupRow).order_by(NodeGroupRow.flavor)):

@@ -129,6 +129,8 @@ def test_a_token_without_the_manage_scope_changes_nothing(demo: Demo) -> None:
         {"borrowing_limit_gpus": -2},
         {"share": 10**12},
         {"display_name": "x" * 201},
+        {"may_burst": None},
+        {"may_burst": "sometimes"},
     ],
 )
 def test_bad_changes_are_refused_and_nothing_is_written(demo: Demo, body: dict[str, Any]) -> None:
@@ -141,6 +143,54 @@ def test_bad_changes_are_refused_and_nothing_is_written(demo: Demo, body: dict[s
     assert response.status_code == 422, response.text
     assert len(audit(demo)) == before
     assert get(demo, "/accounts/kaist")["share"] == 2
+
+
+def test_a_program_manager_lets_a_project_burst_and_the_change_is_audited(demo: Demo) -> None:
+    before = get(demo, "/accounts/kaist-nlp", "jiwoo.jung")
+
+    allowed = demo.client.patch(
+        f"{API}/accounts/kaist-nlp", json={"may_burst": True}, headers=demo.headers("jaehyun.kim")
+    )
+    added = demo.client.post(
+        f"{API}/accounts",
+        json={"name": "kaist-burst", "kind": "project", "parent": "kaist", "may_burst": True},
+        headers=demo.headers("jaehyun.kim"),
+    )
+
+    assert before["may_burst"] is False
+    assert allowed.status_code == 200, allowed.text
+    assert allowed.json()["may_burst"] is True
+    assert get(demo, "/accounts/kaist-nlp", "jiwoo.jung")["may_burst"] is True
+    assert added.status_code == 201, added.text
+    assert added.json()["may_burst"] is True
+    [change] = audit(demo, "account.update")
+    assert change.actor == "jaehyun.kim"
+    assert (change.before["may_burst"], change.after["may_burst"]) == (False, True)
+    assert audit(demo, "account.add")[0].after["may_burst"] is True
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("PATCH", "/accounts/kaist", {"may_burst": True}),
+        ("PATCH", "/accounts/universities", {"may_burst": True}),
+        (
+            "POST",
+            "/accounts",
+            {"name": "kaist-2", "kind": "organization", "parent": "universities"},
+        ),
+    ],
+)
+def test_only_a_project_may_burst(demo: Demo, method: str, path: str, body: dict[str, Any]) -> None:
+    before = len(audit(demo))
+
+    response = demo.client.request(
+        method, API + path, json={"may_burst": True, **body}, headers=demo.headers()
+    )
+
+    assert response.status_code == 422, response.text
+    assert "only a project's jobs burst" in response.json()["detail"]
+    assert len(audit(demo)) == before
 
 
 def test_budgets_are_set_and_lifted_per_period_with_audit(demo: Demo) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 from jobs.model import JobState, Placed
 from jobs.repository import JobRepository
+from quotas.quantities import Credits
 from tests.portal.conftest import Demo
 
 API = "/api/v1"
@@ -156,6 +157,246 @@ def test_clusters_show_inventory_allocated_and_idle(demo: Demo) -> None:
     }
     assert groups["a100-80g"]["allocated"] == 0
     assert clusters["national-gwangju"]["node_groups"][0]["total"] == 32
+
+
+BURST_TARGET = {
+    "name": "cloud-seoul",
+    "backend": "kubernetes",
+    "site": "domestic_cloud",
+    "inventory": [{"flavor": "h100-80g", "nodes": 4, "gpus_per_node": 8}],
+    "address": "cloud-seoul-admin@cloud-seoul",
+    "price_multiplier": "1.5",
+    "tenancy": "per_job",
+    "provisioning_deadline_seconds": 1200,
+    "provisioning_class": "best-effort-atomic-scale-up.autoscaling.x-k8s.io",
+    "burst_budgets": {"startups": "2000", "universities": "500.5"},
+}
+
+
+def clusters(demo: Demo, user: str = "admin") -> dict[str, Any]:
+    response = demo.client.get(f"{API}/clusters", headers=demo.headers(user))
+    assert response.status_code == 200, response.text
+    return {cluster["name"]: cluster for cluster in response.json()}
+
+
+def test_flavors_say_which_only_jobs_naming_them_take(demo: Demo) -> None:
+    npu = {"name": "npu-rbln", "memory_gb": 64, "relative_throughput": 0.6, "named_only": True}
+
+    added = demo.client.post(f"{API}/flavors", json=npu, headers=demo.headers())
+    flavors = demo.client.get(f"{API}/flavors", headers=demo.headers("jiwoo.jung")).json()
+
+    assert added.status_code == 201, added.text
+    assert added.json()["named_only"] is True
+    named_only = {flavor["name"]: flavor["named_only"] for flavor in flavors}
+    assert named_only == {
+        "h100-80g": False,
+        "a100-80g": False,
+        "v100-32g": False,
+        "rngd-48g": True,
+        "npu-rbln": True,
+    }
+    assert audited(demo, "flavor.add")[0].after["named_only"] is True
+
+
+def test_an_admin_declares_a_burst_target_and_the_books_keep_it(demo: Demo) -> None:
+    added = demo.client.post(f"{API}/clusters", json=BURST_TARGET, headers=demo.headers())
+
+    assert added.status_code == 201, added.text
+    shown = clusters(demo)["cloud-seoul"]
+    assert added.json() == shown
+    assert shown == {
+        "name": "cloud-seoul",
+        "backend": "kubernetes",
+        "site": "domestic_cloud",
+        "address": "cloud-seoul-admin@cloud-seoul",
+        "price_multiplier": "1.5",
+        "tenancy": "per_job",
+        "dedicated_to": None,
+        "provisioning_deadline_seconds": 1200,
+        "provisioning_class": "best-effort-atomic-scale-up.autoscaling.x-k8s.io",
+        "burst_budgets": {"startups": "2000.0", "universities": "500.5"},
+        "node_groups": [
+            {
+                "flavor": "h100-80g",
+                "nodes": 4,
+                "gpus_per_node": 8,
+                "total": 32,
+                "allocated": 0,
+                "idle": 32,
+            }
+        ],
+    }
+    with demo.books() as books:
+        [stored] = [each for each in books.clusters.all() if each.name == "cloud-seoul"]
+        assert stored.price_multiplier_milli == 1500
+        assert stored.burst_budgets == (
+            ("startups", Credits.of(2000)),
+            ("universities", Credits.of("500.5")),
+        )
+    [entry] = audited(demo, "cluster.add")
+    assert entry.actor == "admin"
+    assert entry.target == "cluster/cloud-seoul"
+    assert entry.before is None
+    assert entry.after["inventory"] == [{"flavor": "h100-80g", "nodes": 4, "gpus_per_node": 8}]
+    assert entry.after["burst_budgets"] == {"startups": "2000.0", "universities": "500.5"}
+    assert entry.after["price_multiplier_milli"] == 1500
+    assert entry.after["provisioning_deadline_seconds"] == 1200
+
+
+def test_a_national_cluster_has_no_burst_settings_and_defaults_fill_the_rest(demo: Demo) -> None:
+    body = {
+        "name": "national-busan",
+        "backend": "ray",
+        "site": "national",
+        "inventory": [{"flavor": "a100-80g", "nodes": 1, "gpus_per_node": 4}],
+    }
+
+    added = demo.client.post(f"{API}/clusters", json=body, headers=demo.headers())
+    target = demo.client.post(
+        f"{API}/clusters",
+        json={**body, "name": "cloud-aws", "site": "foreign_cloud", "backend": "kubernetes"},
+        headers=demo.headers(),
+    )
+
+    assert added.status_code == 201, added.text
+    assert added.json()["address"] == ""
+    assert added.json()["price_multiplier"] == "1.0"
+    assert added.json()["tenancy"] == "shared"
+    assert added.json()["provisioning_deadline_seconds"] is None
+    assert added.json()["provisioning_class"] is None
+    assert added.json()["burst_budgets"] == {}
+    assert target.json()["provisioning_deadline_seconds"] == 900
+    assert target.json()["provisioning_class"] is None
+    pangyo = clusters(demo)["kube-pangyo"]
+    assert pangyo["address"] == "gpupool-demo-npu"
+    assert pangyo["provisioning_deadline_seconds"] is None
+
+
+@pytest.mark.parametrize(
+    ("change", "status"),
+    [
+        ({"name": "national-daejeon"}, 409),  # taken
+        ({"inventory": [{"flavor": "tpu-v9", "nodes": 1, "gpus_per_node": 8}]}, 422),
+        ({"inventory": []}, 422),
+        ({"inventory": [{"flavor": "h100-80g", "nodes": 0, "gpus_per_node": 8}]}, 422),
+        (
+            {
+                "inventory": [
+                    {"flavor": "h100-80g", "nodes": 1, "gpus_per_node": 8},
+                    {"flavor": "h100-80g", "nodes": 2, "gpus_per_node": 8},
+                ]
+            },
+            422,
+        ),
+        # burst budgets and a provisioning class on a national cluster
+        ({"site": "national", "provisioning_deadline_seconds": None}, 422),
+        ({"site": "national", "burst_budgets": {}, "provisioning_class": ""}, 422),  # deadline
+        ({"site": "moon"}, 422),
+        ({"backend": "slurm"}, 422),
+        ({"tenancy": "dedicated"}, 422),  # dedicated to nobody
+        ({"tenancy": "dedicated", "dedicated_to": "kaist-nlp"}, 422),  # a project
+        ({"tenancy": "dedicated", "dedicated_to": "nowhere"}, 422),
+        ({"tenancy": "shared", "dedicated_to": "kaist"}, 422),
+        ({"tenancy": "per_job", "backend": "ray"}, 422),
+        ({"price_multiplier": "0"}, 422),
+        ({"price_multiplier": "-1"}, 422),
+        ({"price_multiplier": 1.5}, 422),
+        ({"provisioning_deadline_seconds": 0}, 422),
+        ({"provisioning_class": "Not A Class"}, 422),
+        ({"burst_budgets": {"startups": "-5"}}, 422),
+        ({"burst_budgets": {"startups": "lots"}}, 422),
+        ({"burst_budgets": {"nowhere": "5"}}, 422),
+        ({"address": "has space"}, 422),
+        ({"address": "x" * 501}, 422),
+        ({"max_size": 64}, 422),
+    ],
+)
+def test_bad_clusters_are_refused_and_nothing_is_written(
+    demo: Demo, change: dict[str, Any], status: int
+) -> None:
+    before = audit_total(demo)
+    names = set(clusters(demo))
+
+    response = demo.client.post(
+        f"{API}/clusters", json=BURST_TARGET | change, headers=demo.headers()
+    )
+
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert audit_total(demo) == before
+    assert set(clusters(demo)) == names
+
+
+def test_an_admin_dedicates_a_cluster_to_an_organization(demo: Demo) -> None:
+    body = BURST_TARGET | {"tenancy": "dedicated", "dedicated_to": "kaist"}
+
+    added = demo.client.post(f"{API}/clusters", json=body, headers=demo.headers())
+
+    assert added.status_code == 201, added.text
+    assert added.json()["dedicated_to"] == "kaist"
+
+
+def test_an_admin_sets_changes_and_lifts_a_programs_burst_budget(demo: Demo) -> None:
+    demo.client.post(f"{API}/clusters", json=BURST_TARGET, headers=demo.headers())
+    path = f"{API}/clusters/cloud-seoul/burst-budgets"
+
+    raised = demo.client.put(f"{path}/startups", json={"credits": "2500"}, headers=demo.headers())
+    lifted = demo.client.put(f"{path}/universities", json={"credits": None}, headers=demo.headers())
+    given = demo.client.put(f"{path}/universities", json={"credits": "0"}, headers=demo.headers())
+
+    assert raised.status_code == 200, raised.text
+    assert raised.json()["burst_budgets"] == {"startups": "2500.0", "universities": "500.5"}
+    assert lifted.status_code == 200, lifted.text
+    assert lifted.json()["burst_budgets"] == {"startups": "2500.0"}
+    assert given.json()["burst_budgets"] == {"startups": "2500.0", "universities": "0.0"}
+    assert clusters(demo)["cloud-seoul"]["burst_budgets"] == given.json()["burst_budgets"]
+    entries = list(reversed(audited(demo, "burst_budget.set")))
+    assert [(entry.before, entry.after) for entry in entries] == [
+        (
+            {"program": "startups", "credits": "2000.0"},
+            {"program": "startups", "credits": "2500.0"},
+        ),
+        (
+            {"program": "universities", "credits": "500.5"},
+            {"program": "universities", "credits": None},
+        ),
+        (
+            {"program": "universities", "credits": None},
+            {"program": "universities", "credits": "0.0"},
+        ),
+    ]
+    assert {entry.target for entry in entries} == {"cluster/cloud-seoul"}
+
+
+@pytest.mark.parametrize(
+    ("cluster", "program", "body", "status"),
+    [
+        ("nowhere", "startups", {"credits": "5"}, 404),
+        ("cloud-seoul", "nowhere", {"credits": "5"}, 404),
+        ("national-daejeon", "startups", {"credits": "5"}, 422),  # not a burst target
+        ("cloud-seoul", "kaist", {"credits": "5"}, 422),  # an organization
+        ("cloud-seoul", "kaist-nlp", {"credits": "5"}, 422),  # a project
+        ("cloud-seoul", "national", {"credits": "5"}, 422),  # the pool
+        ("cloud-seoul", "startups", {"credits": "-5"}, 422),
+        ("cloud-seoul", "startups", {"credits": 5}, 422),
+        ("cloud-seoul", "startups", {}, 422),
+        ("cloud-seoul", "startups", {"credits": "5", "period": "2026-q1"}, 422),
+    ],
+)
+def test_bad_burst_budgets_are_refused_and_nothing_is_written(
+    demo: Demo, cluster: str, program: str, body: dict[str, Any], status: int
+) -> None:
+    demo.client.post(f"{API}/clusters", json=BURST_TARGET, headers=demo.headers())
+    before = audit_total(demo)
+
+    response = demo.client.put(
+        f"{API}/clusters/{cluster}/burst-budgets/{program}", json=body, headers=demo.headers()
+    )
+
+    assert response.status_code == status, response.text
+    assert audit_total(demo) == before
+    budgets = clusters(demo)["cloud-seoul"]["burst_budgets"]
+    assert budgets == {"startups": "2000.0", "universities": "500.5"}
 
 
 def test_periods_and_funders_are_listed_and_added_by_an_admin(demo: Demo) -> None:

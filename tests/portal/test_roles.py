@@ -33,10 +33,11 @@ import pytest
 from jobs.cases import request_cancel, submit
 from jobs.model import JobSpec
 from quotas.access import Role, Scope
-from quotas.admission import PriorityClass
+from quotas.admission import PriorityClass, SiteKind
 from quotas.allocations import AllocationRequest
 from quotas.clock import utc_now
 from quotas.db.repositories import PeopleRepository
+from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.quantities import Credits
 from quotas.tokens import issue
 from tests.portal.conftest import Demo, Template
@@ -99,6 +100,17 @@ def setup(demo: Demo) -> Ids:
         ids.awarded = books.request_allocation(split, "seoyeon.lee")
         books.submit_request(ids.awarded, "seoyeon.lee")
         books.review(ids.awarded, "jaehyun.kim", "approve", "fine")
+        books.add_cluster(  # a burst target whose budgets each role tries to change
+            ClusterSpec(
+                "cloud-seoul",
+                BackendKind.KUBERNETES,
+                SiteKind.DOMESTIC_CLOUD,
+                (Inventory("h100-80g", 4, 8),),
+                address="cloud-seoul-context",
+                price_multiplier_milli=1500,
+                burst_budgets=(("startups", Credits.of(1_000)),),
+            )
+        )
         ids.spare_token = issue(books.session, "jiwoo.jung", "spare", [Scope.READ], utc_now()).id
         ids.own_token = issue(books.session, "jiwoo.jung", "own", [Scope.READ], utc_now()).id
     return ids
@@ -327,6 +339,29 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
         row(ALL_READ),
     ),
     ("GET", "/api/v1/clusters"): (call("GET", "/api/v1/clusters"), row(ALL_READ)),
+    ("POST", "/api/v1/clusters"): (
+        call(
+            "POST",
+            "/api/v1/clusters",
+            targets={"other_pm": "cloud-other-pm", "*": "cloud-{role}"},  # names have no _
+            json={
+                "name": "{target}",
+                "backend": "kubernetes",
+                "site": "foreign_cloud",
+                "inventory": [{"flavor": "h100-80g", "nodes": 2, "gpus_per_node": 8}],
+                "address": "{target}",
+                "price_multiplier": "2",
+                "burst_budgets": {"universities": "500"},
+            },
+        ),
+        row(POOL_ADMIN_ONLY.format(ok=201)),
+    ),
+    ("PUT", "/api/v1/clusters/{name}/burst-budgets/{program}"): (
+        call(
+            "PUT", "/api/v1/clusters/cloud-seoul/burst-budgets/universities", json={"credits": "9"}
+        ),
+        row(POOL_ADMIN_ONLY.format(ok=200)),
+    ),
     ("GET", "/api/v1/periods"): (call("GET", "/api/v1/periods"), row(ALL_READ)),
     ("POST", "/api/v1/periods"): (
         call(
