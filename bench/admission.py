@@ -138,9 +138,7 @@ def _accounts(
         parent = organizations[index] if index < len(organizations) else rng.choice(organizations)
         awarded = rng.choice((50, 200, 500, 1_000, 2_000, 5_000, 20_000))
         spent = rng.randint(0, awarded)
-        accounts.append(
-            Account(name, AccountKind.PROJECT, parent, share=awarded, may_burst=True)
-        )
+        accounts.append(Account(name, AccountKind.PROJECT, parent, share=awarded, may_burst=True))
         available[name] = Credits.of(awarded - spent)
         used[name] = Credits.of(spent)
     return AccountTree.of(accounts), available, used, running

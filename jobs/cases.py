@@ -24,6 +24,7 @@ from quotas.admission import Snapshot, refusal
 from quotas.db.access import PackageRepository
 from quotas.errors import (
     AlreadyExists,
+    BooksError,
     Conflict,
     Forbidden,
     InvalidInput,
@@ -93,7 +94,27 @@ def submit_as(
 ) -> tuple[Job, list[QuoteLine]]:
     """Queue ``spec`` for ``principal``, who must be its submitter, may see the project and
     submit to it with a token that carries the jobs scope; its runtime_env names only packages
-    they uploaded. Returns the job and its quote."""
+    they uploaded. Returns the job and its quote.
+
+    A refusal read from a catalogue taken on trust (``Books.catalogue_on_trust``: a project
+    made a moment ago in another process is not in it) is checked again against the current
+    catalogue before it is given."""
+    try:
+        return _submit_as(books, principal, spec, max_time_limit_seconds, job_id)
+    except BooksError:
+        if not books.catalogue_on_trust:
+            raise
+    books.catalogue_moved()
+    return _submit_as(books, principal, spec, max_time_limit_seconds, job_id)
+
+
+def _submit_as(
+    books: Books,
+    principal: Principal,
+    spec: JobSpec,
+    max_time_limit_seconds: int,
+    job_id: str | None,
+) -> tuple[Job, list[QuoteLine]]:
     project = spec.project
     tree = books.tree()
     if project not in tree or not principal.can_read_account(tree, project):

@@ -109,6 +109,9 @@ class Books:
         submission), so that asking costs no round trip of its own."""
         self.catalogue_stamp: int | None = None
         """The newest audit entry the catalogue in use was read at."""
+        self.catalogue_on_trust = False
+        """Whether the catalogue in use was taken without asking whether it is current: a
+        refusal read from it is checked against the current one before it is given."""
         self.flavors = FlavorRepository(session)
         self.funding = FundingRepository(session)
         self.accounts = AccountRepository(session)
@@ -152,9 +155,11 @@ class Books:
                 cached = _catalogues.get(engine)
             if cached is not None and now - cached[1] < CATALOGUE_SECONDS:
                 self.catalogue_stamp, self._catalogue = cached[0], cached[2]
+                self.catalogue_on_trust = True
                 return cached[2]
         stamp = self.audit.last_id()
         self.catalogue_stamp = stamp
+        self.catalogue_on_trust = False
         if not self._changed:
             with _catalogues_lock:
                 cached = _catalogues.get(engine)
@@ -175,8 +180,9 @@ class Books:
         return catalogue
 
     def catalogue_moved(self) -> None:
-        """An audited change landed after the catalogue in use was read (a write that checked
-        ``catalogue_stamp`` found a newer one): read it afresh on next use."""
+        """An audited change may have landed after the catalogue in use was read (a write that
+        checked ``catalogue_stamp`` found a newer one, or a refusal read from a catalogue taken
+        on trust): read it afresh, and check it is current, on next use."""
         self._catalogue = None
         self._trees.pop(None, None)
         self.trust_cached_catalogue = False

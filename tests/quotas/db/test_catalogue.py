@@ -5,18 +5,21 @@ itself changing it."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from jobs.cases import submit
+from jobs.cases import submit, submit_as
 from jobs.model import Job, JobSpec, JobState
 from jobs.repository import JobRepository
+from quotas.access import Role, principal
 from quotas.accounts import Account, AccountKind
 from quotas.admission import SiteKind
 from quotas.db.migrate import upgrade
 from quotas.db.session import make_engine, session_factory, transaction
+from quotas.errors import NotFound
 from quotas.flavors import Flavor
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.quantities import Rate
@@ -140,3 +143,39 @@ def test_a_submission_trusting_a_stale_catalogue_is_checked_again_against_the_ne
     assert [line.rate for line in lines] == [Rate.of(2)]  # the new card, not the cached one
     with transaction(factory) as session:
         assert JobRepository(session).exists(job.id)
+
+
+def test_a_project_made_a_moment_ago_elsewhere_takes_submissions_at_once(
+    factory: sessionmaker[Session],
+) -> None:
+    """The cached catalogue, taken on trust, lacks the new project: the refusal it would give
+    is checked against the current catalogue first."""
+    with transaction(factory) as session:
+        reading = books(session)
+        reading.clusters.add(
+            ClusterSpec(
+                "daejeon", BackendKind.RAY, SiteKind.NATIONAL, (Inventory("h100-80g", 1, 8),)
+            )
+        )
+        reading.catalogue()  # this process caches it
+    with transaction(factory) as session:  # another process adds a project
+        books(session).add_account(Account("kaist-vision", AccountKind.PROJECT, "kaist"))
+    researcher = principal("seoyeon.lee", projects={"kaist-vision": Role.RESEARCHER})
+    spec = replace(a_job("gp-new").spec, project="kaist-vision")
+    with transaction(factory) as session:
+        trusting = Books(session, lambda: NOW, trust_cached_catalogue=True)
+        job, _ = submit_as(trusting, researcher, spec, 72 * 3600)
+
+    with transaction(factory) as session:
+        assert JobRepository(session).get(job.id).spec.project == "kaist-vision"
+
+
+def test_a_refusal_from_a_current_catalogue_stands(factory: sessionmaker[Session]) -> None:
+    with transaction(factory) as session:
+        books(session).catalogue()
+    researcher = principal("seoyeon.lee", projects={"kaist-nlp": Role.RESEARCHER})
+    spec = replace(a_job("gp-nowhere").spec, project="no-such-project")
+    with transaction(factory) as session:
+        trusting = Books(session, lambda: NOW, trust_cached_catalogue=True)
+        with pytest.raises(NotFound):
+            submit_as(trusting, researcher, spec, 72 * 3600)
