@@ -32,7 +32,7 @@ import textwrap
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
@@ -42,15 +42,18 @@ from jobs.cases import request_cancel, submit
 from jobs.lifecycle import RunState, RunStatus, owed_milli
 from jobs.model import Job, JobSpec, JobState
 from jobs.repository import JobRepository
+from quotas.admission import SiteKind
 from quotas.causes import StopCause
 from quotas.clock import utc_now
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
+from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.ledger import Balances, Bucket, EntryKind, Pocket, Posting
 from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.ray import RayBackend
 from scheduler.embedded import EmbeddedRayCluster, RayEndpoint
+from tests.conftest import INVENTORY
 from tests.waiting import eventually
 
 SCRIPT = Path(__file__).with_name("crash_scheduler.py")
@@ -166,8 +169,16 @@ def pool(
 ) -> Iterator[Callable[..., Pool]]:
     engine = make_engine(fresh_database_url)
     factory = session_factory(engine)
+    # the demo's books, with the one Ray cluster the session's Ray cluster really is: the
+    # scheduler counts declared GPUs its backend does not report as down (scheduler.outages)
+    national = ClusterSpec(
+        "national-daejeon",
+        BackendKind.RAY,
+        SiteKind.NATIONAL,
+        tuple(Inventory(flavor, 1, gpus) for flavor, gpus in INVENTORY.items()),
+    )
     with transaction(factory) as session:
-        seed_demo(Books(session, utc_now), demo_pool(utc_now()))
+        seed_demo(Books(session, utc_now), replace(demo_pool(utc_now()), clusters=(national,)))
 
     made: list[Pool] = []
 
