@@ -20,6 +20,7 @@ from portal.api import (
     accounts,
     allocations,
     catalog,
+    invitations,
     jobs,
     ledger,
     packages,
@@ -125,7 +126,18 @@ def create_app(
     )
     problems.install(app)
     app.include_router(health.router)
-    routers = (jobs, accounts, packages, priorities, allocations, catalog, reports, ledger, tokens)
+    routers = (
+        jobs,
+        accounts,
+        packages,
+        priorities,
+        allocations,
+        catalog,
+        reports,
+        ledger,
+        tokens,
+        invitations,
+    )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
     from portal import docs, rayjobs, signin

@@ -16,6 +16,8 @@ Exit codes scripts can rely on:
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 from collections.abc import Iterator, Sequence
@@ -44,16 +46,19 @@ from portal.client import (
 )
 from portal.server import run_service
 from portal.settings import PortalSettings
+from quotas.access import Scope
 from quotas.admission import DataClass, PriorityClass
+from quotas.cases import invitations
 from quotas.clock import utc_now
 from quotas.db.migrate import upgrade
 from quotas.db.session import make_engine, session_factory, transaction
 from quotas.demo import demo_pool
 from quotas.errors import BooksError
+from quotas.invitations import DEFAULT_LIFETIME, MAX_LIFETIME
 from quotas.quantities import format_duration, parse_duration
 from quotas.seed import seed_demo
 from quotas.service import Books
-from quotas.tokens import ensure_admin
+from quotas.tokens import ADMIN_USER, ensure_admin
 from scheduler.settings import SchedulerSettings
 
 OK, REFUSED, USAGE, SIGNED_OUT, UNREACHABLE = 0, 1, 2, 3, 4
@@ -236,7 +241,8 @@ def init(
     typer.echo(f"Admin token: {token} (the bootstrap admin's earlier tokens are revoked)")
 
 
-def _init(demo: bool, data_dir: Path | None) -> None:
+def _init(demo: bool, data_dir: Path | None) -> bool:
+    """Migrate the database, and seed the demo pool when asked; whether it was seeded now."""
     settings = _settings(data_dir)
     # The database, the admin token and the session key live here: the service's alone.
     settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -248,7 +254,7 @@ def _init(demo: bool, data_dir: Path | None) -> None:
             f"database: {engine.url.render_as_string(hide_password=True)} (schema up to date)"
         )
         if not demo:
-            return
+            return False
         with transaction(session_factory(engine)) as session:
             report = seed_demo(Books(session), demo_pool(utc_now()))
     finally:
@@ -256,6 +262,31 @@ def _init(demo: bool, data_dir: Path | None) -> None:
     typer.echo("demo pool:" if report.seeded else "demo pool: already seeded")
     for line in report.lines:
         typer.echo(f"  {line}")
+    return report.seeded
+
+
+def demo_signins(books: Books, base_url: str, seeded: bool) -> list[str]:
+    """What ``serve --demo`` says about signing in as each demo persona: a one-time sign-in
+    link each when the demo pool was seeded just now (once per database, like the admin
+    token), else only how to make new ones."""
+    personas = [(role, user) for role, user in demo_pool(utc_now()).personas]
+    if not personas or not books.people.has_user(personas[0][1]):
+        return []
+    if not seeded:
+        named = ", ".join(f"{user} ({role})" for role, user in personas)
+        return [
+            f"demo personas: {named}",
+            "  `gpupool users invite <user>` makes a new sign-in link for one of them",
+        ]
+    admin = books.roles.principal(ADMIN_USER)
+    lines = [f"Sign in as a demo persona (each link works once, for {DEFAULT_LIFETIME.days} days):"]
+    roles = max(len(role) for role, _ in personas)
+    users = max(len(user) for _, user in personas)
+    for role, user in personas:
+        issued = invitations.invite(books, admin, user).invitation
+        link = f"{base_url}/signin?invite={issued.invitation}"
+        lines.append(f"  {role.ljust(roles)}  {user.ljust(users)}  {link}")
+    return lines
 
 
 @app.command()
@@ -276,12 +307,13 @@ def serve(
     if port is not None:
         overrides["port"] = port
     settings = PortalSettings(**overrides)  # type: ignore[arg-type]
-    _init(demo, settings.data_dir)
+    seeded = _init(demo, settings.data_dir)
     engine = make_engine(settings.database)
     try:
         with transaction(session_factory(engine)) as session:
             books = Books(session)
             token = ensure_admin(books, settings.data_dir / "admin.token")
+            signins = demo_signins(books, settings.base_url, seeded) if demo else []
             clusters = books.clusters.all()
             flavors = books.flavors.all()
     finally:
@@ -296,6 +328,8 @@ def serve(
             "admin token: issued before, and not kept in this data dir; "
             "`gpupool init --new-admin-token` replaces it"
         )
+    for line in signins:
+        typer.echo(line)
     run_service(settings, clusters, flavors)
 
 
@@ -315,6 +349,13 @@ def login(
     token: Annotated[
         str | None, typer.Option(help="A personal access token (asked for when left out).")
     ] = None,
+    invitation: Annotated[
+        str | None,
+        typer.Option(
+            help="An invitation (gpi_..., or its sign-in link): used up for a token of yours "
+            "with every scope, living 30 days."
+        ),
+    ] = None,
 ) -> None:
     """Check a token with the portal and keep it for the next commands (file mode 0600)."""
     settings = ClientSettings()
@@ -323,6 +364,10 @@ def login(
     except NotSignedIn:
         stored = None
     address = (url or settings.url or (stored.url if stored else DEFAULT_URL)).rstrip("/")
+    if invitation is not None and token is not None:
+        raise typer.BadParameter("give a token or an invitation, not both", param_hint="--token")
+    if invitation is not None:
+        token = _redeem(ctx, address, invitation)
     secret = (token or typer.prompt("token", hide_input=True)).strip()
     if not secret:
         raise typer.BadParameter("the token is empty", param_hint="--token")
@@ -333,6 +378,16 @@ def login(
         api.close()
     path = store_credentials(settings, address, secret)
     typer.echo(f"signed in to {address} as {_who(me)}; credentials kept in {path}")
+
+
+def _redeem(ctx: typer.Context, address: str, invitation: str) -> str:
+    """A token of the invited person for ``invitation`` (or a link holding it), using it up."""
+    _, _, tail = invitation.strip().partition("invite=")
+    secret = (tail or invitation).strip().split("&")[0]
+    body = {"invitation": secret, "token_name": "gpupool login", "scopes": sorted(Scope)}
+    with Api(address, "", ctx.find_object(httpx.Client)) as api:
+        answer = api.post("/invitations/redeem", body)
+    return str(answer["token"])
 
 
 @app.command()
@@ -997,3 +1052,222 @@ def fairshare_command(
 ) -> None:
     """Same as `gpupool report fairshare`."""
     _report(ctx, "/reports/fairshare", {"period": period}, as_json, as_csv)
+
+
+# -- people: users, invitations and roles ---------------------------------------------------
+
+MAX_INVITE_DAYS = MAX_LIFETIME.days
+
+users_app = typer.Typer(help="Users, and inviting people (a one-time sign-in link).")
+invitations_app = typer.Typer(help="Invitations not yet used: list, revoke.")
+roles_app = typer.Typer(help="Roles: pi, researcher, program manager, auditor, admin.")
+app.add_typer(users_app, name="users")
+app.add_typer(invitations_app, name="invitations")
+app.add_typer(roles_app, name="roles")
+
+ListCsv = Annotated[bool, typer.Option("--csv", help="Print CSV.")]
+
+
+class GrantedRole(StrEnum):
+    RESEARCHER = "researcher"
+    PI = "pi"
+    PROGRAM_MANAGER = "program_manager"
+    AUDITOR = "auditor"
+    ADMIN = "admin"
+
+
+class MemberRole(StrEnum):
+    RESEARCHER = "researcher"
+    PI = "pi"
+
+
+def _csv(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow(["" if value is None else _cell(value) for value in row])
+    typer.echo(out.getvalue(), nl=False)
+
+
+def _listing(
+    header: Sequence[str], rows: Sequence[Sequence[Any]], answer: Any, as_json: bool, as_csv: bool
+) -> None:
+    if as_json:
+        _print_json(answer)
+    elif as_csv:
+        _csv(header, rows)
+    else:
+        _table(header, rows)
+
+
+def _days(text: str) -> int:
+    """``7d``, ``48h`` or ``2w`` as whole days (rounded up), as the API takes them."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="--expires") from error
+    return max(1, -(-seconds // 86_400))
+
+
+@users_app.command("list")
+def users_list(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 500,
+    offset: Annotated[int, typer.Option(min=0, help="Skip this many.")] = 0,
+    as_json: AsJson = False,
+    as_csv: ListCsv = False,
+) -> None:
+    """Users with their pool-wide roles (admin and auditor)."""
+    answer = _api(ctx).get("/users", {"limit": limit, "offset": offset})
+    rows = [
+        [user["name"], user["display_name"], user["email"], user["roles"]]
+        for user in answer["items"]
+    ]
+    _listing(["user", "name", "email", "pool roles"], rows, answer, as_json, as_csv)
+    if not (as_json or as_csv) and answer["total"] > offset + len(rows):
+        typer.echo(f"({answer['total']} in all; --offset {offset + len(rows)} for more)")
+
+
+@users_app.command("invite")
+def users_invite(
+    ctx: typer.Context,
+    user: Annotated[str, typer.Argument(help="Their user name, e.g. minji.park.")],
+    name: Annotated[str, typer.Option(help="Display name, for a new user.")] = "",
+    email: Annotated[str, typer.Option(help="E-mail address, for a new user.")] = "",
+    expires: Annotated[
+        str, typer.Option(help=f"How long the link works, e.g. 7d (at most {MAX_INVITE_DAYS}d).")
+    ] = f"{DEFAULT_LIFETIME.days}d",
+    project: Annotated[
+        str | None,
+        typer.Option(help="Make them a member of this project (needed unless you are an admin)."),
+    ] = None,
+    role: Annotated[MemberRole, typer.Option(help="Their role in the project.")] = (
+        MemberRole.RESEARCHER
+    ),
+    as_json: AsJson = False,
+) -> None:
+    """Invite a person: prints a sign-in link that works once (the user is made if new)."""
+    body: dict[str, Any] = {
+        "user": user,
+        "display_name": name,
+        "email": email,
+        "expires_in_days": _days(expires),
+        "project": project,
+        "role": role.value,
+    }
+    api = _api(ctx)
+    answer = api.post("/invitations", body)
+    if as_json:
+        _print_json(answer)
+        return
+    made = " (new user)" if answer["created_user"] else ""
+    member = f", {answer['role']} of {answer['project']}" if answer["project"] else ""
+    typer.echo(
+        f"invited {answer['user']}{made}{member}; works once, until {_when(answer['expires_at'])}"
+    )
+    typer.echo(f"sign-in link: {api.url}/signin?invite={answer['invitation']}")
+    typer.echo(
+        f"or on the command line: gpupool login --url {api.url} --invitation {answer['invitation']}"
+    )
+
+
+@invitations_app.command("list")
+def invitations_list(ctx: typer.Context, as_json: AsJson = False, as_csv: ListCsv = False) -> None:
+    """Invitations not yet used, revoked or expired (all for admins; yours for anyone else)."""
+    answer = _api(ctx).get("/invitations")
+    rows = [
+        [
+            each["id"],
+            each["user"],
+            each["invited_by"],
+            _when(each["created_at"]),
+            _when(each["expires_at"]),
+        ]
+        for each in answer
+    ]
+    if not rows and not (as_json or as_csv):
+        typer.echo("no pending invitations")
+        return
+    _listing(["id", "user", "invited by", "issued", "expires"], rows, answer, as_json, as_csv)
+
+
+@invitations_app.command("revoke")
+def invitations_revoke(
+    ctx: typer.Context, invitation_id: Annotated[int, typer.Argument(min=1, help="Its id.")]
+) -> None:
+    """Revoke an invitation before it is used: its link no longer signs anyone in."""
+    _api(ctx).delete(f"/invitations/{invitation_id}")
+    typer.echo(f"invitation {invitation_id} revoked")
+
+
+ProgramOption = Annotated[str | None, typer.Option(help="The program (for program_manager).")]
+ProjectOption = Annotated[str | None, typer.Option(help="The project (for pi and researcher).")]
+UserArgument = Annotated[str, typer.Argument(help="User name.")]
+RoleArgument = Annotated[GrantedRole, typer.Argument(help="The role.")]
+
+
+def _held_in(role: GrantedRole, program: str | None, project: str | None) -> str | None:
+    """The account a role is held in, checked against the role."""
+    if role is GrantedRole.PROGRAM_MANAGER:
+        if program is None or project is not None:
+            raise typer.BadParameter(
+                "a program manager is named with --program", param_hint="--program"
+            )
+        return program
+    if role in (GrantedRole.PI, GrantedRole.RESEARCHER):
+        if project is None or program is not None:
+            raise typer.BadParameter(f"a {role} is named with --project", param_hint="--project")
+        return project
+    if program is not None or project is not None:
+        raise typer.BadParameter(f"{role} is held pool-wide: no --program or --project")
+    return None
+
+
+@roles_app.command("grant")
+def roles_grant(
+    ctx: typer.Context,
+    user: UserArgument,
+    role: RoleArgument,
+    program: ProgramOption = None,
+    project: ProjectOption = None,
+) -> None:
+    """Grant a role: pi or researcher of a project (--project), program_manager of a program
+    (--program), auditor or admin pool-wide."""
+    account = _held_in(role, program, project)
+    api = _api(ctx)
+    if role is GrantedRole.PROGRAM_MANAGER:
+        api.put(f"/accounts/{account}/managers/{user}", {})
+        typer.echo(f"{user}: program manager of {account}")
+    elif account is not None:
+        api.put(f"/accounts/{account}/members/{user}", {"role": role.value})
+        typer.echo(f"{user}: {role.value} of {account}")
+    else:
+        api.post(f"/users/{user}/roles", {"role": role.value})
+        typer.echo(f"{user}: {role.value}")
+
+
+@roles_app.command("revoke")
+def roles_revoke(
+    ctx: typer.Context,
+    user: UserArgument,
+    role: RoleArgument,
+    program: ProgramOption = None,
+    project: ProjectOption = None,
+) -> None:
+    """Revoke a role; a pi who is no longer one stays a researcher of the project (revoke
+    researcher to take them out of it)."""
+    account = _held_in(role, program, project)
+    api = _api(ctx)
+    if role is GrantedRole.PROGRAM_MANAGER:
+        api.delete(f"/accounts/{account}/managers/{user}")
+        typer.echo(f"{user}: no longer a program manager of {account}")
+    elif role is GrantedRole.PI:
+        api.put(f"/accounts/{account}/members/{user}", {"role": GrantedRole.RESEARCHER.value})
+        typer.echo(f"{user}: no longer pi of {account}; still a researcher of it")
+    elif role is GrantedRole.RESEARCHER:
+        api.delete(f"/accounts/{account}/members/{user}")
+        typer.echo(f"{user}: no longer a member of {account}")
+    else:
+        api.delete(f"/users/{user}/roles/{role.value}")
+        typer.echo(f"{user}: no longer {role.value}")

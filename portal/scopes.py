@@ -9,14 +9,14 @@ one of which lets a token call it. Roles still decide who may do what; a scope o
 - ``jobs`` works jobs: submits them (and uploads their working_dir), follows their state and
   logs, cancels, stops and deletes them; job logs need ``jobs`` (they are the job's output, not
   the books);
-- ``manage`` changes the books: accounts, budgets, members, priority grants, allocation
-  requests, the catalogue (clusters and their burst budgets included), tokens, users, roles
-  and identity links.
+- ``manage`` changes the books: accounts, budgets, members, program managers, priority grants,
+  allocation requests, the catalogue (clusters and their burst budgets included), tokens,
+  invitations, users, roles and identity links.
 
-``GET /api/v1/me`` answers to any scope (every client asks who it is), ``GET /api/v1/tokens`` to
-``read`` or ``manage`` (you list your tokens to revoke one), and a quote to ``read`` or
-``jobs``. Health, metrics, ``/api/version``, the documentation and the sign-in pages take no
-credential (``PUBLIC``).
+``GET /api/v1/me`` answers to any scope (every client asks who it is), ``GET /api/v1/tokens`` and
+``GET /api/v1/invitations`` to ``read`` or ``manage`` (you list them to revoke one), and a quote
+to ``read`` or ``jobs``. Health, metrics, ``/api/version``, the documentation, the sign-in pages
+and redeeming an invitation (the invitation is the credential) take no credential (``PUBLIC``).
 
 ``portal.deps.authenticate`` checks the table for every request that carries a credential,
 including the log WebSocket; a route missing from the table is refused, and
@@ -74,6 +74,10 @@ OPERATION_SCOPES: dict[Operation, frozenset[Scope]] = {
     ("PUT", "/api/v1/accounts/{project}/priority-grants/{priority}"): MANAGE,
     ("DELETE", "/api/v1/accounts/{project}/priority-grants/{priority}"): MANAGE,
     ("GET", "/api/v1/accounts/{project}/packages"): READ,
+    ("PUT", "/api/v1/accounts/{project}/members/{user}"): MANAGE,
+    ("GET", "/api/v1/accounts/{program}/managers"): READ,
+    ("PUT", "/api/v1/accounts/{program}/managers/{user}"): MANAGE,
+    ("DELETE", "/api/v1/accounts/{program}/managers/{user}"): MANAGE,
     # allocation requests
     ("GET", "/api/v1/allocation-requests"): READ,
     ("POST", "/api/v1/allocation-requests"): MANAGE,
@@ -115,6 +119,10 @@ OPERATION_SCOPES: dict[Operation, frozenset[Scope]] = {
     ("GET", "/api/v1/identity-links"): READ,
     ("POST", "/api/v1/identity-links"): MANAGE,
     ("DELETE", "/api/v1/identity-links/{link_id}"): MANAGE,
+    ("GET", "/api/v1/invitations"): READ_OR_MANAGE,
+    ("POST", "/api/v1/invitations"): MANAGE,
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): MANAGE,
+    ("POST", "/api/v1/invitations/redeem"): PUBLIC,
     # the Ray Jobs-compatible API
     ("GET", "/api/version"): PUBLIC,
     ("GET", "/api/jobs/"): READ_OR_JOBS,
@@ -134,6 +142,7 @@ OPERATION_SCOPES: dict[Operation, frozenset[Scope]] = {
     ("GET", "/auth/login"): PUBLIC,
     ("GET", "/auth/callback"): PUBLIC,
     ("POST", "/auth/token"): PUBLIC,
+    ("POST", "/auth/invite"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
 }
 

@@ -9,7 +9,12 @@ stores that user in the session until the ID token expires. An identity nobody l
 403 page saying whom to ask. ``POST /auth/token`` signs in with a personal access token or the
 admin token; it is offered only while ``settings.accepts_token_sign_in`` and guarded by a
 per-session CSRF value, and the session is tied to that token: revoked or expired, the browser
-is signed out (``portal.sessions``). ``POST /auth/logout`` forgets the session.
+is signed out (``portal.sessions``). ``GET /signin?invite=<invitation>`` shows whom an
+invitation (``quotas.invitations``) signs in, without using it (link previews must not spend
+it); its button posts ``/auth/invite``, CSRF-guarded too, which uses the invitation up for a
+token of the invited user with every scope, living as long as a session may, and ties the
+session to that token. Invitations sign browsers in only where tokens may.
+``POST /auth/logout`` forgets the session.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from authlib.integrations.starlette_client import (  # type: ignore[import-untyp
     OAuth,
     OAuthError,
 )
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from joserfc.errors import JoseError
 from joserfc.jws import extract_compact
@@ -36,12 +41,14 @@ from portal.identity import ALGORITHMS, HTTP_TIMEOUT, LEEWAY, discovery_url
 from portal.problems import Problem
 from portal.sessions import CSRF as SESSION_CSRF
 from portal.sessions import IDENTITY as SESSION_IDENTITY
-from portal.sessions import open_session
+from portal.sessions import MAX_SESSION, open_session
 from portal.settings import PortalSettings
 from quotas.access import ALL_SCOPES, Principal
+from quotas.cases.invitations import redeem
 from quotas.db.access import ApiToken
 from quotas.db.session import transaction
-from quotas.errors import NotFound
+from quotas.errors import BooksError, NotFound
+from quotas.invitations import InvalidInvitation, check
 from quotas.tokens import InvalidToken, verify
 
 router = APIRouter(include_in_schema=False)
@@ -93,9 +100,40 @@ def redirect_uri(settings: PortalSettings) -> str:
 
 
 @router.get("/signin")
-def signin_page(request: Request, portal: PortalDep) -> HTMLResponse:
+def signin_page(
+    request: Request, portal: PortalDep, invite: Annotated[str | None, Query(max_length=200)] = None
+) -> HTMLResponse:
     signed_in = session_principal(request, portal)  # signs out a session that no longer holds
+    if invite is not None:
+        return _invitation(request, portal, invite.strip())
     return _signin(request, portal.settings, user=signed_in.user if signed_in else None)
+
+
+def _invitation(request: Request, portal: Portal, invite: str) -> HTMLResponse:
+    """Whom the invitation signs in, and a button that uses it; nothing is used up here."""
+    if not portal.settings.accepts_token_sign_in:
+        return _signin(
+            request,
+            portal.settings,
+            error="Invitations do not sign browsers in here: sign in with the identity "
+            "provider, or exchange the invitation for a token with `gpupool login --invitation`.",
+            status=403,
+        )
+    try:
+        with transaction(portal.sessions) as session:
+            user = check(session, invite, portal.clock()).user
+    except InvalidInvitation as error:
+        return _signin(request, portal.settings, error=f"{error}.", status=400)
+    csrf = escape(csrf_token(request))
+    body = (
+        "<h1>Welcome to gpupool</h1>"
+        f"<p>This invitation signs you in as <strong>{escape(user)}</strong>. It works once.</p>"
+        '<form method="post" action="/auth/invite">'
+        f'<input type="hidden" name="csrf" value="{csrf}">'
+        f'<input type="hidden" name="invite" value="{escape(invite)}">'
+        f'<button type="submit">Sign in as {escape(user)}</button></form>'
+    )
+    return _page("Invitation", body)
 
 
 @router.get("/auth/login")
@@ -183,6 +221,28 @@ def token_signin(
             status=403,
         )
     open_session(request.session, found.user, now, record.expires_at, token_id=record.id)
+    return RedirectResponse("/", status_code=303)
+
+
+@router.post("/auth/invite")
+def invitation_signin(
+    request: Request,
+    portal: PortalDep,
+    invite: Annotated[str, Form(max_length=200)],
+    csrf: Annotated[str, Form(max_length=128)],
+) -> Response:
+    if not portal.settings.accepts_token_sign_in:
+        raise Problem(403, "invitation sign-in is turned off; sign in with the identity provider")
+    check_csrf(request, csrf)
+    try:
+        with portal.books() as books:
+            redeemed = redeem(
+                books, invite.strip(), "browser sign-in", sorted(ALL_SCOPES), MAX_SESSION
+            )
+    except (InvalidInvitation, BooksError) as error:
+        return _signin(request, portal.settings, error=f"{error}.", status=400)
+    token = redeemed.token
+    open_session(request.session, redeemed.user, redeemed.at, token.expires_at, token_id=token.id)
     return RedirectResponse("/", status_code=303)
 
 

@@ -235,10 +235,17 @@ class Reviewers:
         return sorted(name for name in self.managers if self.conflict(name) is None)
 
     def authority(
-        self, reviewer: str, *, manages: bool, admin: bool, member: bool = False
+        self,
+        reviewer: str,
+        *,
+        manages: bool,
+        admin: bool,
+        member: bool = False,
+        reads_program: bool = True,
     ) -> Authority:
         """Why ``reviewer`` may review; refused with a conflict of interest or for lack of a
-        role. ``manages``: they manage the program; ``admin``: they run the pool."""
+        role. ``manages``: they manage the program; ``admin``: they run the pool;
+        ``reads_program``: they may read the program, so a refusal names its managers."""
         conflict = self.conflict(reviewer, member)
         if conflict is not None:
             raise ConflictOfInterest(
@@ -252,7 +259,20 @@ class Reviewers:
             if free:
                 return Authority("admin", f"an admin reviewed ({', '.join(free)} could have too)")
             return Authority("admin", "conflict of interest: " + self._no_free_manager())
-        raise Forbidden(f"{reviewer} does not manage program {self.program}")
+        raise Forbidden(
+            f"{reviewer} does not manage program {self.program}: " + self.done_by(reads_program)
+        )
+
+    def done_by(self, name_managers: bool) -> str:
+        """Who reviews in the program, in words; the managers by name when ``name_managers``."""
+        if not name_managers:
+            return f"reviews in {self.program} are done by its program managers or an admin"
+        if not self.managers:
+            return f"program {self.program} has no managers, so an admin reviews its requests"
+        return (
+            f"reviews in {self.program} are done by its program managers: "
+            f"{', '.join(sorted(self.managers))} (or an admin)"
+        )
 
     def waiting_for(self, exclude: str | None = None) -> str:
         """Who may review, in words: the free managers of the program or an admin."""

@@ -93,6 +93,10 @@ class DemoPool:
     rates: dict[str, Rate] = field(default_factory=lambda: dict(RATES))
     priority_grants: tuple[tuple[str, PriorityClass], ...] = ()
     """(project, class above normal), granted by a program manager of the project's program."""
+    auditors: tuple[str, ...] = ()
+    """Users (among ``users``) who hold the auditor role."""
+    personas: tuple[tuple[str, str], ...] = ()
+    """(role in words, user): whom ``gpupool serve --demo`` offers to sign in as."""
 
 
 def quarter_of(at: datetime) -> Period:
@@ -177,6 +181,7 @@ def demo_pool(now: datetime) -> DemoPool:
             ("hyejin.kang", "Kang Hye-jin"),
             ("sungmin.yoon", "Yoon Sung-min"),
             ("eunji.han", "Han Eun-ji"),
+            ("yuna.shin", "Shin Yu-na"),
         ),
         members=(
             ("dohyun.choi", "hanbit-robot-policy", "pi"),
@@ -190,6 +195,13 @@ def demo_pool(now: datetime) -> DemoPool:
             ("eunji.han", "postech-materials", "pi"),
         ),
         program_managers=(("minji.park", "startups"), ("jaehyun.kim", "universities")),
+        auditors=("yuna.shin",),
+        personas=(
+            ("researcher", "jiwoo.jung"),
+            ("pi", "seoyeon.lee"),
+            ("program manager", "jaehyun.kim"),
+            ("auditor", "yuna.shin"),
+        ),
         priority_grants=(("snu-medical-imaging", PriorityClass.URGENT),),
         requests=(
             DemoRequest(

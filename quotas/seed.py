@@ -70,6 +70,8 @@ def seed_demo(books: Books, pool: DemoPool) -> SeedReport:
         books.add_member(user, project, Role(role), actor="seed")
     for user, program in pool.program_managers:
         books.add_program_manager(user, program, actor="seed")
+    for user in pool.auditors:
+        books.grant_role(user, Role.AUDITOR, actor="seed")
     say(f"people: {len(pool.users)} users, {len(pool.members)} memberships")
     for project, priority in pool.priority_grants:
         manager = books.people.program_managers(books.program_of(project))[0]

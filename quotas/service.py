@@ -409,6 +409,31 @@ class Books:
             {"user": user, "role": Role.PROGRAM_MANAGER},
         )
 
+    def set_member_role(self, user: str, project: str, role: Role, actor: str = "system") -> None:
+        """Make a member of ``project`` a researcher or a pi."""
+        if role not in (Role.RESEARCHER, Role.PI):
+            raise InvalidInput(f"a project member is a researcher or a pi, not {role}")
+        before = self.people.set_member_role(user, project, role.value)
+        if before == role.value:
+            return
+        self._audit(
+            actor,
+            "membership.change",
+            f"account/{project}",
+            {"user": user, "role": before},
+            {"user": user, "role": role},
+        )
+
+    def remove_program_manager(self, user: str, program: str, actor: str = "system") -> None:
+        self.people.remove_program_manager(user, program)
+        self._audit(
+            actor,
+            "membership.remove",
+            f"account/{program}",
+            {"user": user, "role": Role.PROGRAM_MANAGER},
+            None,
+        )
+
     def add_user(
         self, name: str, display_name: str = "", email: str = "", actor: str = "system"
     ) -> None:
@@ -836,6 +861,7 @@ class Books:
             manages=reviewers.program in person.programs or person.user in reviewers.managers,
             admin=person.is_admin,
             member=reviewers.project in person.projects,
+            reads_program=person.can_read_account(self.tree(), reviewers.program),
         )
 
     def review(

@@ -1,4 +1,5 @@
-"""The account tree: accounts with their budgets and balances, quota changes, project members.
+"""The account tree: accounts with their budgets and balances, quota changes, project members
+and program managers.
 
 Balances are exact, summed from the ledger for the period asked (default the current one). Who
 may see and change what is the use cases' rule (``quotas.cases.accounts``): a read outside the
@@ -124,6 +125,15 @@ class MemberOut(Strict):
     role: str
 
 
+class MemberRole(Strict):
+    role: Literal["researcher", "pi"]
+
+
+class ManagerOut(Strict):
+    program: str
+    user: str
+
+
 def balances_out(balances: AccountBalances) -> BalancesOut:
     return BalancesOut(
         spent=str(balances.spent),
@@ -233,4 +243,48 @@ def remove_member(
 ) -> Response:
     with portal.books() as books:
         accounts.remove_member(books, principal, project, user)
+    return Response(status_code=204)
+
+
+@router.put(
+    "/accounts/{project}/members/{user}",
+    summary="Make someone a researcher or pi of a project (added if not a member)",
+)
+def set_member_role(
+    project: Segment, user: Segment, body: MemberRole, portal: PortalDep, principal: PrincipalDep
+) -> MemberOut:
+    with portal.books() as books:
+        accounts.set_member_role(books, principal, project, user, Role(body.role))
+    return MemberOut(user=user, role=body.role)
+
+
+@router.get("/accounts/{program}/managers", summary="A program's managers")
+def list_program_managers(
+    program: Segment, portal: PortalDep, principal: PrincipalDep
+) -> list[ManagerOut]:
+    with portal.books() as books:
+        found = accounts.program_managers(books, principal, program)
+    return [ManagerOut(program=program, user=user) for user in found]
+
+
+@router.put("/accounts/{program}/managers/{user}", summary="Appoint a program manager (admin)")
+def add_program_manager(
+    program: Segment, user: Segment, portal: PortalDep, principal: PrincipalDep
+) -> ManagerOut:
+    with portal.books() as books:
+        accounts.add_program_manager(books, principal, program, user)
+    return ManagerOut(program=program, user=user)
+
+
+@router.delete(
+    "/accounts/{program}/managers/{user}",
+    status_code=204,
+    response_class=Response,
+    summary="Remove a program manager (admin)",
+)
+def remove_program_manager(
+    program: Segment, user: Segment, portal: PortalDep, principal: PrincipalDep
+) -> Response:
+    with portal.books() as books:
+        accounts.remove_program_manager(books, principal, program, user)
     return Response(status_code=204)

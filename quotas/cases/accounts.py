@@ -1,8 +1,11 @@
-"""Use cases of the account tree: accounts with their balances, quota changes, members.
+"""Use cases of the account tree: accounts with their balances, quota changes, members and
+program managers.
 
 A read outside the principal's scope is "not found"; a change needs the ``manage`` scope and
 the role for it: an admin anywhere, a program manager inside their programs (organizations and
-projects, never a program or the pool), and for members also the project's pi.
+projects, never a program or the pool), and for members also the project's pi. Only an admin
+appoints and removes program managers. A refusal says who may act instead, naming a program's
+managers only to someone who may read the program.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from quotas.access import Principal, Role, Scope
 from quotas.accounts import Account, AccountKind, AccountTree, with_article
 from quotas.cases import require
 from quotas.db.repositories import Member
-from quotas.errors import InvalidInput, NotFound
+from quotas.errors import Forbidden, InvalidInput, NotFound
 from quotas.ledger import AccountBalances
 from quotas.quantities import Credits
 from quotas.service import Books
@@ -128,7 +131,7 @@ def change_account(
     tree = books.tree()
     account = readable_in(tree, principal, name)
     principal.require(Scope.MANAGE)
-    require(principal, principal.can_manage_account(tree, name), f"change account {name}")
+    _require_manages_account(books, principal, tree, name, f"change account {name}")
     books.update_account(replace(account, **changes), actor=principal.user)
     return _view(books, name, running_period(books))
 
@@ -140,9 +143,46 @@ def set_budget(
     tree = books.tree()
     readable_in(tree, principal, name)
     principal.require(Scope.MANAGE)
-    require(principal, principal.can_manage_account(tree, name), f"set the budget of {name}")
+    _require_manages_account(books, principal, tree, name, f"set the budget of {name}")
     books.set_budget(name, period, budget, actor=principal.user)
     return _view(books, name, period)
+
+
+def _program_of(tree: AccountTree, account: str) -> str | None:
+    return next(
+        (node.name for node in tree.path(account) if node.kind is AccountKind.PROGRAM), None
+    )
+
+
+def program_managers_in_words(
+    books: Books, principal: Principal, tree: AccountTree, account: str
+) -> str:
+    """The managers of ``account``'s program, by name only to someone who may read it."""
+    program = _program_of(tree, account)
+    if program is None or not principal.can_read_account(tree, program):
+        return "the managers of its program"
+    names = books.people.program_managers(program)
+    if not names:
+        return f"the managers of {program} (it has none)"
+    return f"the managers of {program} ({', '.join(names)})"
+
+
+def _require_manages_account(
+    books: Books, principal: Principal, tree: AccountTree, name: str, what: str
+) -> None:
+    """Refuse, saying who may, unless the principal may change account ``name``."""
+    if principal.can_manage_account(tree, name):
+        return
+    if tree[name].kind in (AccountKind.POOL, AccountKind.PROGRAM):
+        admins = books.roles.holders(Role.ADMIN)
+        raise Forbidden(
+            f"{principal.user} may not {what}: programs and the pool are changed by admins"
+            + (f" ({', '.join(admins)})" if admins else "")
+        )
+    raise Forbidden(
+        f"{principal.user} may not {what}: "
+        f"{program_managers_in_words(books, principal, tree, name)} or an admin may"
+    )
 
 
 def readable_project(books: Books, principal: Principal, project: str) -> Account:
@@ -162,10 +202,15 @@ def members(books: Books, principal: Principal, project: str) -> list[Member]:
 def _check_manages_members(books: Books, principal: Principal, project: str) -> None:
     readable_project(books, principal, project)
     principal.require(Scope.MANAGE)
-    require(
-        principal,
-        principal.can_manage_members(books.tree(), project),
-        f"manage the members of {project}",
+    tree = books.tree()
+    if principal.can_manage_members(tree, project):
+        return
+    pis = [member.user for member in books.people.members_of(project) if member.role == Role.PI]
+    who = [f"its pi ({', '.join(pis)})"] if pis else []
+    who.append(program_managers_in_words(books, principal, tree, project))
+    raise Forbidden(
+        f"{principal.user} may not manage the members of {project}: "
+        f"{', '.join(who)} or an admin may"
     )
 
 
@@ -179,3 +224,59 @@ def remove_member(books: Books, principal: Principal, project: str, user: str) -
     """Take ``user`` out of the project, on the same terms as adding one."""
     _check_manages_members(books, principal, project)
     books.remove_member(user, project, actor=principal.user)
+
+
+def set_member_role(
+    books: Books, principal: Principal, project: str, user: str, role: Role
+) -> Role | None:
+    """Make ``user`` a researcher or pi of the project, adding them if they are not a member,
+    on the same terms as adding one; answers the role they held before (``None``: none)."""
+    _check_manages_members(books, principal, project)
+    held = {member.user: member.role for member in books.people.members_of(project)}
+    if user not in held:
+        books.add_member(user, project, role, actor=principal.user)
+        return None
+    books.set_member_role(user, project, role, actor=principal.user)
+    return Role(held[user])
+
+
+def readable_program(books: Books, principal: Principal, program: str) -> Account:
+    """The program the principal may see; another kind of account has no managers (422)."""
+    account = readable_in(books.tree(), principal, program)
+    if account.kind is not AccountKind.PROGRAM:
+        raise InvalidInput(
+            f"{program} is {with_article(account.kind)}; only programs have program managers"
+        )
+    return account
+
+
+def program_managers(books: Books, principal: Principal, program: str) -> list[str]:
+    """The managers of a program the principal may see, by name."""
+    readable_program(books, principal, program)
+    return books.people.program_managers(program)
+
+
+def _check_appoints_managers(books: Books, principal: Principal, program: str, what: str) -> None:
+    readable_program(books, principal, program)
+    principal.require(Scope.MANAGE)
+    if not principal.can_administer():
+        admins = books.roles.holders(Role.ADMIN)
+        raise Forbidden(
+            f"{principal.user} may not {what}: admins appoint program managers"
+            + (f" ({', '.join(admins)})" if admins else "")
+        )
+
+
+def add_program_manager(books: Books, principal: Principal, program: str, user: str) -> bool:
+    """Make ``user`` a manager of the program (admin); whether they were not one already."""
+    _check_appoints_managers(books, principal, program, f"appoint managers of {program}")
+    if user in books.people.program_managers(program):
+        return False
+    books.add_program_manager(user, program, actor=principal.user)
+    return True
+
+
+def remove_program_manager(books: Books, principal: Principal, program: str, user: str) -> None:
+    """Take ``user``'s management of the program away (admin)."""
+    _check_appoints_managers(books, principal, program, f"remove managers of {program}")
+    books.remove_program_manager(user, program, actor=principal.user)

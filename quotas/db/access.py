@@ -1,5 +1,5 @@
 """Records behind sign-in and the audit trail: role grants, identity links, personal access
-tokens, the audit log, and uploaded ``working_dir`` packages."""
+tokens, invitations, the audit log, and uploaded ``working_dir`` packages."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session
 
 from quotas.access import POOL_ROLES, Principal, Role, Scope, principal
@@ -18,6 +18,7 @@ from quotas.db.models import (
     ApiTokenRow,
     AuditEntryRow,
     IdentityLinkRow,
+    InvitationRow,
     JobRow,
     MembershipRow,
     PackageRow,
@@ -304,6 +305,119 @@ class ApiTokenRepository:
         row = self.session.get(ApiTokenRow, token_id)
         if row is not None:
             row.last_used_at = at
+            self.session.flush()
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    id: int
+    lookup: str
+    secret_sha256: str
+    user: str
+    invited_by: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+    revoked_at: datetime | None
+
+    def pending(self, now: datetime) -> bool:
+        """Neither used nor revoked, and not expired."""
+        return self.used_at is None and self.revoked_at is None and self.expires_at > now
+
+
+class InvitationRepository:
+    """One-time sign-ins for named users (``quotas.invitations``)."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def add(
+        self,
+        lookup: str,
+        secret_sha256: str,
+        user: str,
+        invited_by: str,
+        created_at: datetime,
+        expires_at: datetime,
+    ) -> int:
+        row = InvitationRow(
+            lookup=lookup,
+            secret_sha256=secret_sha256,
+            user_id=user_id(self.session, user),
+            invited_by=invited_by,
+            created_at=created_at,
+            expires_at=expires_at,
+        )
+        self.session.add(row)
+        self.session.flush()
+        return row.id
+
+    def _query(self) -> Any:
+        return (
+            select(InvitationRow, UserRow.name)
+            .join(UserRow, UserRow.id == InvitationRow.user_id)
+            .execution_options(populate_existing=True)
+        )
+
+    @staticmethod
+    def _invitation(row: InvitationRow, user: str) -> Invitation:
+        return Invitation(
+            id=row.id,
+            lookup=row.lookup,
+            secret_sha256=row.secret_sha256,
+            user=user,
+            invited_by=row.invited_by,
+            created_at=as_utc(row.created_at),
+            expires_at=as_utc(row.expires_at),
+            used_at=maybe_utc(row.used_at),
+            revoked_at=maybe_utc(row.revoked_at),
+        )
+
+    def by_lookup(self, lookup: str) -> Invitation | None:
+        found = self.session.execute(self._query().where(InvitationRow.lookup == lookup)).first()
+        return self._invitation(found[0], found[1]) if found else None
+
+    def get(self, invitation_id: int) -> Invitation:
+        found = self.session.execute(self._query().where(InvitationRow.id == invitation_id)).first()
+        if found is None:
+            raise NotFound(f"no invitation {invitation_id}")
+        return self._invitation(found[0], found[1])
+
+    def pending(self, now: datetime, invited_by: str | None = None) -> list[Invitation]:
+        """Invitations neither used, revoked nor expired, oldest first; only those
+        ``invited_by`` issued when it is given."""
+        query = self._query().where(
+            InvitationRow.used_at.is_(None),
+            InvitationRow.revoked_at.is_(None),
+            InvitationRow.expires_at > now,
+        )
+        if invited_by is not None:
+            query = query.where(InvitationRow.invited_by == invited_by)
+        rows = self.session.execute(query.order_by(InvitationRow.id))
+        return [self._invitation(row, user) for row, user in rows]
+
+    def use(self, invitation_id: int, at: datetime) -> bool:
+        """Mark a pending invitation used; whether this call did (two redeeming the same
+        invitation at once: one wins)."""
+        done = self.session.execute(
+            update(InvitationRow)
+            .where(
+                InvitationRow.id == invitation_id,
+                InvitationRow.used_at.is_(None),
+                InvitationRow.revoked_at.is_(None),
+                InvitationRow.expires_at > at,
+            )
+            .values(used_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(getattr(done, "rowcount", 0) == 1)
+
+    def revoke(self, invitation_id: int, at: datetime) -> None:
+        row = self.session.get(InvitationRow, invitation_id)
+        if row is None:
+            raise NotFound(f"no invitation {invitation_id}")
+        if row.revoked_at is None and row.used_at is None:
+            row.revoked_at = at
             self.session.flush()
 
 

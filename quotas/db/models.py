@@ -391,6 +391,24 @@ class ApiTokenRow(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class InvitationRow(Base):
+    """A one-time sign-in for a named user (``quotas.invitations``): only the SHA-256 of its
+    secret is kept, ``lookup`` finds it without a scan; used, revoked or past ``expires_at`` it
+    signs nobody in."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    lookup: Mapped[str] = mapped_column(String(16), unique=True)
+    secret_sha256: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    invited_by: Mapped[str] = mapped_column(Name)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
 class AuditEntryRow(Base):
     """Who changed what, when, with the record before and after. Append-only like the ledger."""
 

@@ -308,6 +308,28 @@ class PeopleRepository:
         self.session.flush()
         return role
 
+    def set_member_role(self, user: str, project: str, role: str) -> str:
+        """Change a member's role; returns the role they held."""
+        row = self.session.get(
+            MembershipRow, (self._user_id(user), AccountRepository(self.session).id_of(project))
+        )
+        if row is None:
+            raise NotFound(f"{user} is not a member of {project}")
+        before = row.role
+        row.role = role
+        self.session.flush()
+        return before
+
+    def remove_program_manager(self, user: str, program: str) -> None:
+        row = self.session.get(
+            ProgramManagerRow,
+            (self._user_id(user), AccountRepository(self.session).id_of(program)),
+        )
+        if row is None:
+            raise NotFound(f"{user} does not manage {program}")
+        self.session.delete(row)
+        self.session.flush()
+
     def users(self) -> list[tuple[str, str, str]]:
         """(name, display name, email) of every user."""
         query = select(UserRow.name, UserRow.display_name, UserRow.email).order_by(UserRow.name)

@@ -35,6 +35,7 @@ from jobs.model import JobSpec
 from quotas.access import Role, Scope
 from quotas.admission import PriorityClass, SiteKind
 from quotas.allocations import AllocationRequest
+from quotas.cases.invitations import invite
 from quotas.clock import utc_now
 from quotas.db.repositories import PeopleRepository
 from quotas.inventory import BackendKind, ClusterSpec, Inventory
@@ -66,6 +67,8 @@ class Ids:
     link: int = 0
     spare_token: int = 0
     own_token: int = 0
+    invitation: int = 0
+    own_invitation: int = 0
     ended: dict[str, str] = field(default_factory=dict)
 
 
@@ -113,6 +116,11 @@ def setup(demo: Demo) -> Ids:
         )
         ids.spare_token = issue(books.session, "jiwoo.jung", "spare", [Scope.READ], utc_now()).id
         ids.own_token = issue(books.session, "jiwoo.jung", "own", [Scope.READ], utc_now()).id
+        PeopleRepository(books.session).add_user("spare.pm")
+        books.add_program_manager("spare.pm", "universities")
+        admin, pi = books.roles.principal("admin"), books.roles.principal("seoyeon.lee")
+        ids.invitation = invite(books, admin, "invited.by.admin").invitation.id
+        ids.own_invitation = invite(books, pi, "invited.by.pi", project="kaist-nlp").invitation.id
     return ids
 
 
@@ -212,6 +220,27 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
     ("GET", "/api/v1/accounts/{project}/members"): (
         call("GET", "/api/v1/accounts/kaist-nlp/members"),
         row(KAIST_READ),
+    ),
+    ("PUT", "/api/v1/accounts/{project}/members/{user}"): (
+        call("PUT", "/api/v1/accounts/kaist-nlp/members/dohyun.choi", json={"role": "pi"}),
+        row("admin=200 auditor=403 pm=200 other_pm=404 pi=200 researcher=403 outsider=404"),
+    ),
+    ("GET", "/api/v1/accounts/{program}/managers"): (
+        call("GET", "/api/v1/accounts/universities/managers"),
+        row("admin=200 auditor=200 pm=200 other_pm=404 pi=404 researcher=404 outsider=404"),
+    ),
+    ("PUT", "/api/v1/accounts/{program}/managers/{user}"): (
+        call("PUT", "/api/v1/accounts/universities/managers/new.other"),
+        # only an admin appoints; who may not read the program is told it is not there
+        row("admin=200 auditor=403 pm=403 other_pm=404 pi=404 researcher=404 outsider=404"),
+    ),
+    ("DELETE", "/api/v1/accounts/{program}/managers/{user}"): (
+        call(
+            "DELETE",
+            "/api/v1/accounts/universities/managers/{target}",
+            targets={"admin": "spare.pm", "*": "jaehyun.kim"},
+        ),
+        row("admin=204 auditor=403 pm=403 other_pm=404 pi=404 researcher=404 outsider=404"),
     ),
     ("GET", "/api/v1/accounts/{project}/packages"): (
         call("GET", "/api/v1/accounts/kaist-nlp/packages"),
@@ -466,6 +495,31 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
     ("DELETE", "/api/v1/identity-links/{link_id}"): (
         call("DELETE", "/api/v1/identity-links/{link}"),
         row(POOL_ADMIN_ONLY.format(ok=204)),
+    ),
+    # invitations
+    ("GET", "/api/v1/invitations"): (call("GET", "/api/v1/invitations"), row(ALL_READ)),
+    ("POST", "/api/v1/invitations"): (
+        call(
+            "POST", "/api/v1/invitations", json={"user": "invitee.{role}", "project": "kaist-nlp"}
+        ),
+        # a pi or program manager invites new people into a project whose members they manage
+        row("admin=201 auditor=403 pm=201 other_pm=404 pi=201 researcher=403 outsider=404"),
+    ),
+    ("DELETE", "/api/v1/invitations/{invitation_id}"): (
+        call(
+            "DELETE",
+            "/api/v1/invitations/{target}",
+            targets={"pi": "{own_invitation}", "*": "{invitation}"},
+        ),
+        # someone else's invitation is "not found"; the pi revokes the one they issued
+        row("admin=204 auditor=404 pm=404 other_pm=404 pi=204 researcher=404 outsider=404"),
+    ),
+    ("POST", "/api/v1/invitations/redeem"): (
+        call(
+            "POST", "/api/v1/invitations/redeem", json={"invitation": "gpi_x", "scopes": ["read"]}
+        ),
+        # the invitation is the credential: whoever asks, a wrong one is refused alike
+        row(ALL_READ.replace("200", "400") + " anonymous=400"),
     ),
     # the Ray Jobs-compatible API
     ("GET", "/api/version"): (call("GET", "/api/version"), row(ALL_READ + " anonymous=200")),

@@ -161,7 +161,7 @@ def test_admins_add_users_and_auditors_list_them(demo: Demo) -> None:
     }
     assert users["admin"]["roles"] == ["admin"]
     assert users["auditor.kim"]["roles"] == ["auditor"]
-    assert listed.json()["total"] == 11
+    assert listed.json()["total"] == 12
     assert by_researcher.status_code == 403
     assert audited(demo, "user.add")[0].after["name"] == "nari.oh"
 

@@ -12,10 +12,14 @@ from quotas.cases.accounts import (
     account_view,
     add_account,
     add_member,
+    add_program_manager,
     change_account,
     members,
+    program_managers,
     remove_member,
+    remove_program_manager,
     set_budget,
+    set_member_role,
     visible_accounts,
 )
 from quotas.errors import Forbidden, InvalidInput, MissingScope, NotFound
@@ -84,14 +88,23 @@ def test_only_an_admin_or_the_program_manager_changes_an_account(
 
     assert changed == MANAGERS_OF_KAIST_NLP
     assert pool.tree()["kaist-nlp"].share == 7
-    with pytest.raises(Forbidden, match=r"^seoyeon.lee may not change account kaist-nlp$"):
+    # the pi may not read the program: its managers are not named to them
+    with pytest.raises(
+        Forbidden,
+        match=r"^seoyeon.lee may not change account kaist-nlp: the managers of its program "
+        r"or an admin may$",
+    ):
         change_account(pool, cast["pi"], "kaist-nlp", {"share": 3})
 
 
 def test_a_program_manager_does_not_change_the_program_itself(
     pool: Books, cast: dict[str, Principal]
 ) -> None:
-    with pytest.raises(Forbidden):
+    with pytest.raises(
+        Forbidden,
+        match=r"^jaehyun.kim may not change account universities: programs and the pool are "
+        r"changed by admins \(admin\)$",
+    ):
         change_account(pool, cast["pm"], "universities", {"share": 9})
 
     view = change_account(pool, cast["admin"], "universities", {"share": 9})
@@ -207,7 +220,11 @@ def test_the_pi_the_program_manager_and_an_admin_manage_members(
 
 
 def test_removing_a_member_is_on_the_same_terms(pool: Books, cast: dict[str, Principal]) -> None:
-    with pytest.raises(Forbidden, match=r"^jiwoo.jung may not manage the members of kaist-nlp$"):
+    with pytest.raises(
+        Forbidden,
+        match=r"^jiwoo.jung may not manage the members of kaist-nlp: its pi \(seoyeon.lee\), "
+        r"the managers of its program or an admin may$",
+    ):
         remove_member(pool, cast["researcher"], "kaist-nlp", "seoyeon.lee")
     with pytest.raises(MissingScope):
         remove_member(pool, narrowed(cast["pi"], Scope.READ), "kaist-nlp", "jiwoo.jung")
@@ -223,3 +240,61 @@ def test_an_account_just_added_holds_nothing(pool: Books, cast: dict[str, Princi
     view = account_view(pool, cast["admin"], project.name)
 
     assert view.balances == NO_BALANCES
+
+
+def test_whoever_manages_members_makes_a_member_pi_or_researcher(
+    pool: Books, cast: dict[str, Principal]
+) -> None:
+    made = {
+        role: outcome(set_member_role, pool, cast[role], "kaist-nlp", "jiwoo.jung", Role.PI)
+        for role in ROLES
+    }
+
+    assert made == matrix(
+        "admin=ok auditor=Forbidden pm=ok other_pm=NotFound "
+        "pi=ok researcher=Forbidden outsider=NotFound"
+    )
+    assert {m.user: m.role for m in pool.people.members_of("kaist-nlp")}["jiwoo.jung"] == "pi"
+    before = set_member_role(pool, cast["pm"], "kaist-nlp", "jiwoo.jung", Role.RESEARCHER)
+    assert before is Role.PI
+    assert set_member_role(pool, cast["pi"], "kaist-nlp", "minji.park", Role.RESEARCHER) is None
+    assert pool.audit.search(action="membership.change", target="account/kaist-nlp")[1] == 2
+    # the auditor may read the program, so the refusal names its managers
+    with pytest.raises(
+        Forbidden,
+        match=r"^auditor.kim may not manage the members of kaist-nlp: its pi \(seoyeon.lee\), "
+        r"the managers of universities \(jaehyun.kim\) or an admin may$",
+    ):
+        set_member_role(pool, cast["auditor"], "kaist-nlp", "jiwoo.jung", Role.PI)
+
+
+def test_only_an_admin_appoints_and_removes_program_managers(
+    pool: Books, cast: dict[str, Principal]
+) -> None:
+    appointed = {
+        role: outcome(add_program_manager, pool, cast[role], "universities", "eunji.han")
+        for role in ROLES
+    }
+
+    assert appointed == matrix(
+        "admin=ok auditor=Forbidden pm=Forbidden other_pm=NotFound "
+        "pi=NotFound researcher=NotFound outsider=NotFound"
+    )
+    assert program_managers(pool, cast["pm"], "universities") == ["eunji.han", "jaehyun.kim"]
+    assert add_program_manager(pool, cast["admin"], "universities", "eunji.han") is False
+    assert pool.roles.principal("eunji.han").programs == frozenset({"universities"})
+    with pytest.raises(
+        Forbidden,
+        match=r"^jaehyun.kim may not remove managers of universities: admins appoint program "
+        r"managers \(admin\)$",
+    ):
+        remove_program_manager(pool, cast["pm"], "universities", "eunji.han")
+    with pytest.raises(InvalidInput, match="only programs have program managers"):
+        add_program_manager(pool, cast["admin"], "kaist-nlp", "eunji.han")
+
+    remove_program_manager(pool, cast["admin"], "universities", "eunji.han")
+
+    assert pool.roles.principal("eunji.han").programs == frozenset()
+    with pytest.raises(NotFound, match=r"^eunji.han does not manage universities$"):
+        remove_program_manager(pool, cast["admin"], "universities", "eunji.han")
+    assert pool.audit.search(action="membership.remove", target="account/universities")[1] == 1

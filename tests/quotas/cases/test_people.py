@@ -33,10 +33,11 @@ def test_users_and_identity_links_are_read_by_admin_and_auditor(
     with pytest.raises(Forbidden, match=r"^jaehyun.kim may not list users$"):
         users(pool, cast["pm"])
     found, total = users(pool, cast["auditor"], limit=500)
-    assert total == len(found) == 10
+    assert total == len(found) == 11
     assert {user.name: user.roles for user in found if user.roles} == {
         "admin": [Role.ADMIN],
         "auditor.kim": [Role.AUDITOR],
+        "yuna.shin": [Role.AUDITOR],  # the demo pool's auditor
     }
 
 

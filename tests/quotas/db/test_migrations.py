@@ -28,7 +28,7 @@ def test_downgrade_to_nothing_and_back_up(fresh_database_url: str) -> None:
 
     upgrade(engine)
 
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     assert {"ledger_entries", "accounts", "allocation_requests"} <= set(
         inspect(engine).get_table_names()
     )
