@@ -505,6 +505,9 @@ class FakeApiServer:
         self._stopping = False
         self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
         self.requests: list[tuple[str, str]] = []
+        """Every request but watches, as (method, path)."""
+        self.watches: list[str] = []
+        """The path of every watch opened."""
         with self._lock:
             self._create(NAMESPACES, None, {"metadata": {"name": "default"}})
 
@@ -1828,8 +1831,11 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self, method: str) -> None:
         fake = self._fake()
         url = urlsplit(self.path)
-        fake.requests.append((method, url.path))
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
+        if method == "GET" and query.get("watch") in ("true", "1"):
+            fake.watches.append(url.path)
+        else:
+            fake.requests.append((method, url.path))
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length) if length else b""
         try:
