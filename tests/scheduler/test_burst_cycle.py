@@ -8,27 +8,23 @@ and the spend report tells national from cloud credits."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import pytest
 
 from jobs.cases import request_cancel, submit
 from jobs.model import JobSpec, JobState
-from quotas.admission import SiteKind
 from quotas.causes import NoCapacity, Requeued, Unprovisioned
 from quotas.db.reports import ReportRepository
 from quotas.db.session import make_engine, session_factory, transaction
-from quotas.demo import demo_pool
-from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.ledger import EntryKind
 from quotas.quantities import Credits
 from quotas.reports import SpendBy, spend
-from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.simulated import Outcome, SimulatedBackend
 from scheduler.cycle import Scheduler
 from scheduler.settings import SchedulerSettings
-from tests.scheduler.pools import HOUR, START, Clock, SchedulerPool
+from tests.scheduler.pools import HOUR, Clock, SchedulerPool, seed_with_burst_targets
 
 WAIT = 600
 DEADLINE = 900
@@ -68,22 +64,7 @@ def pool(fresh_database_url: str) -> Iterator[BurstPool]:
     clock = Clock()
     with transaction(factory) as session:
         books = Books(session, clock)
-        seed_demo(books, demo_pool(START))
-        books.update_account(replace(books.tree()["kaist-nlp"], may_burst=True))
-        for name, site, multiplier in (
-            ("cloud-seoul", SiteKind.DOMESTIC_CLOUD, 1200),
-            ("cloud-tokyo", SiteKind.FOREIGN_CLOUD, 1500),
-        ):
-            books.clusters.add(
-                ClusterSpec(
-                    name,
-                    BackendKind.KUBERNETES,
-                    site,
-                    (Inventory("h100-80g", 2, 8),),
-                    price_multiplier_milli=multiplier,
-                    provisioning_deadline_seconds=DEADLINE,
-                )
-            )
+        seed_with_burst_targets(books, DEADLINE)
     national = SimulatedBackend(clock, {"h100-80g": (2, 8), "a100-80g": (2, 8)}, runs_an_hour)
     seoul = SimulatedBackend(clock, {"h100-80g": (2, 8)}, runs_an_hour, provisioning_seconds=300)
     tokyo = SimulatedBackend(clock, {"h100-80g": (2, 8)}, runs_an_hour, provisioning_seconds=300)

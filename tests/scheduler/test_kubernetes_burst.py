@@ -10,21 +10,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from jobs.cases import submit
 from jobs.model import JobSpec, JobState
-from quotas.admission import DataClass, SiteKind
+from quotas.admission import DataClass
 from quotas.causes import NoCapacity
 from quotas.db.session import make_engine, session_factory, transaction
-from quotas.demo import demo_pool
-from quotas.inventory import BackendKind, ClusterSpec, Inventory
 from quotas.ledger import EntryKind
 from quotas.quantities import Credits
-from quotas.seed import seed_demo
 from quotas.service import Books
 from scheduler.backends.base import Backend
 from scheduler.backends.kubernetes import KubernetesBackend, Placement
@@ -32,7 +29,7 @@ from scheduler.backends.simulated import Outcome, SimulatedBackend
 from scheduler.cycle import Scheduler
 from scheduler.settings import SchedulerSettings
 from tests.scheduler.kube.fake_apiserver import FakeApiServer
-from tests.scheduler.pools import HOUR, START, Clock, SchedulerPool
+from tests.scheduler.pools import HOUR, Clock, SchedulerPool, seed_with_burst_targets
 
 ATOMIC = "best-effort-atomic-scale-up.autoscaling.x-k8s.io"
 WAIT = 600
@@ -84,23 +81,7 @@ def pool(fresh_database_url: str) -> Iterator[CloudPool]:
     clock = Clock()
     with transaction(factory) as session:
         books = Books(session, clock)
-        seed_demo(books, demo_pool(START))
-        books.update_account(replace(books.tree()["kaist-nlp"], may_burst=True))
-        for name, site, multiplier in (
-            ("cloud-seoul", SiteKind.DOMESTIC_CLOUD, 1200),
-            ("cloud-tokyo", SiteKind.FOREIGN_CLOUD, 1500),
-        ):
-            books.clusters.add(
-                ClusterSpec(
-                    name,
-                    BackendKind.KUBERNETES,
-                    site,
-                    (Inventory("h100-80g", 2, 8),),
-                    price_multiplier_milli=multiplier,
-                    provisioning_deadline_seconds=DEADLINE,
-                    provisioning_class=ATOMIC,
-                )
-            )
+        seed_with_burst_targets(books, DEADLINE, ATOMIC)
     clouds: dict[str, FakeApiServer] = {}
     backends: dict[str, Backend] = {
         "national-daejeon": SimulatedBackend(
