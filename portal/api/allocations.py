@@ -15,10 +15,21 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import Field
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
 from portal.api.accounts import CreditsText, credits_of
-from portal.api.common import NO_NUL, Limit, Offset, Page, Strict
+from portal.api.common import (
+    CSV_ANSWER,
+    NO_NUL,
+    Format,
+    Limit,
+    Offset,
+    Page,
+    ReportFormat,
+    Strict,
+    page_csv,
+)
 from portal.deps import PortalDep, PrincipalDep
 from quotas.allocations import RequestState
 from quotas.cases import allocations
@@ -105,7 +116,12 @@ def request_detail(record: RequestRecord) -> RequestDetail:
     return RequestDetail(**request_out(record.stored).model_dump(), tranches=tranches)
 
 
-@router.get("/allocation-requests", summary="Allocation requests you may see, newest first")
+@router.get(
+    "/allocation-requests",
+    summary="Allocation requests you may see, newest first",
+    response_model=Page[RequestOut],
+    responses=CSV_ANSWER,
+)
 def list_requests(
     portal: PortalDep,
     principal: PrincipalDep,
@@ -113,14 +129,16 @@ def list_requests(
     offset: Offset = 0,
     project: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     state: Annotated[list[RequestState] | None, Query()] = None,
-) -> Page[RequestOut]:
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
     with portal.books() as books:
         found, total = visible_requests(
             books, principal, project=project, states=state, limit=limit, offset=offset
         )
-    return Page[RequestOut](
-        items=[request_out(each) for each in found], total=total, limit=limit, offset=offset
-    )
+    items = [request_out(each) for each in found]
+    if form is ReportFormat.CSV:
+        return page_csv(RequestOut, items, "allocation-requests.csv", total)
+    return Page[RequestOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.post("/allocation-requests", status_code=201, summary="Draft an allocation request")

@@ -1,10 +1,19 @@
-"""Pieces every REST route shares: strict request models, pages, CSV answers."""
+"""Pieces every REST route shares: strict request models, pages, CSV answers.
+
+A list a page downloads answers ``?format=csv`` with the rows its JSON holds (the same filters,
+page and visibility): ``csv_response`` for rows already shaped, ``page_csv`` for a list of
+models, whose nested models become dotted columns (``source.account``) and whose lists and
+mappings become one cell each. Every cell a spreadsheet would run as a formula is defused.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections.abc import Iterable, Sequence
+from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Path, Query
@@ -73,29 +82,107 @@ class Page(BaseModel, Generic[T]):
     offset: int
 
 
-def csv_response(header: Sequence[str], rows: Iterable[Sequence[Any]], filename: str) -> Response:
-    """A CSV download; cells that a spreadsheet would run as formulas are defused."""
+class ReportFormat(StrEnum):
+    JSON = "json"
+    CSV = "csv"
+
+
+Format = Annotated[
+    ReportFormat, Query(alias="format", description="json (default) or csv: the same rows")
+]
+
+CSV_ANSWER: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"text/csv": {}}, "description": "The rows, as JSON or CSV"}
+}
+
+
+def csv_response(
+    header: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    filename: str,
+    total: int | None = None,
+) -> Response:
+    """A CSV download; cells that a spreadsheet would run as formulas are defused. ``total``
+    (the rows matching over all pages, for a paged list) is sent as ``X-Total-Count``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(header)
     for row in rows:
-        writer.writerow([_cell(value) for value in row])
-    return Response(
-        buffer.getvalue(),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-    )
+        writer.writerow([defused(value) for value in row])
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if total is not None:
+        headers["X-Total-Count"] = str(total)
+    return Response(buffer.getvalue(), media_type="text/csv; charset=utf-8", headers=headers)
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not _number(value):
+def page_csv(
+    model: type[BaseModel], items: Sequence[BaseModel], filename: str, total: int | None = None
+) -> Response:
+    """``items`` (each a ``model``) as CSV: one line each, a column per field in the model's
+    order, a nested model's fields as ``field.name``."""
+    header = csv_columns(model)
+    rows = (flat_cells(item.model_dump(mode="json")) for item in items)
+    cells = ([row.get(name) for name in header] for row in rows)
+    return csv_response(header, cells, filename, total)
+
+
+def csv_columns(model: type[BaseModel], prefix: str = "") -> list[str]:
+    """The columns of ``model``'s CSV: its fields, a nested model's as dotted names."""
+    columns: list[str] = []
+    for name, field in model.model_fields.items():
+        kind = field.annotation
+        nested = _model_in(kind)
+        if nested is not None:
+            columns += csv_columns(nested, f"{prefix}{name}.")
+        else:
+            columns.append(f"{prefix}{name}")
+    return columns
+
+
+def _model_in(kind: Any) -> type[BaseModel] | None:
+    """The model a field holds (alone or ``| None``), else ``None``."""
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        return kind
+    for each in getattr(kind, "__args__", ()):
+        if isinstance(each, type) and issubclass(each, BaseModel) and not _is_list(kind):
+            return each
+    return None
+
+
+def _is_list(kind: Any) -> bool:
+    return getattr(kind, "__origin__", None) in (list, dict, tuple, set)
+
+
+def flat_cells(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A dumped model as one CSV line: lists joined with ``; ``, and an object both as its JSON
+    (the cell of a free-form mapping) and as its fields under dotted names (the cells of a
+    nested model); the columns pick which."""
+    cells: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, list):
+            cells[f"{prefix}{key}"] = "; ".join(
+                json.dumps(item, ensure_ascii=False) if isinstance(item, dict) else str(item)
+                for item in value
+            )
+        elif isinstance(value, dict):
+            cells[f"{prefix}{key}"] = json.dumps(value, ensure_ascii=False, sort_keys=True)
+            cells.update(flat_cells(value, f"{prefix}{key}."))
+        else:
+            cells[f"{prefix}{key}"] = value
+    return cells
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet may take for the start of a formula (OWASP's CSV injection list)."""
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
+
+
+def defused(value: Any) -> Any:
+    """A cell a spreadsheet shows as text: one starting like a formula gets a leading ``'``,
+    but a signed number (a negative amount) stays a number."""
+    if value is None:
+        return ""
+    formula = isinstance(value, str) and value.startswith(FORMULA_START)
+    if formula and not PLAIN_NUMBER.fullmatch(value):
         return "'" + value
-    return "" if value is None else value
-
-
-def _number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+    return value

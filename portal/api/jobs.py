@@ -8,13 +8,25 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
-from pydantic import Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from jobs.cases import cancel_as, readable_job, submit_as, visible_jobs
 from jobs.model import Job, JobEvent, JobSpec, JobState
 from jobs.repository import JobRepository
-from portal.api.common import NO_NUL, Limit, Offset, Page, Segment, Strict, answer
+from portal.api.common import (
+    CSV_ANSWER,
+    NO_NUL,
+    Format,
+    Limit,
+    Offset,
+    Page,
+    ReportFormat,
+    Segment,
+    Strict,
+    answer,
+    page_csv,
+)
 from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
 from quotas.access import Principal
@@ -177,7 +189,12 @@ async def submit_job(body: JobSubmission, portal: PortalDep, principal: Principa
     return answer(await run_in_threadpool(submit), 201)
 
 
-@router.get("/jobs", summary="Jobs you may see, newest first")
+@router.get(
+    "/jobs",
+    summary="Jobs you may see, newest first (?format=csv: the page as CSV)",
+    response_model=Page[JobOut],
+    responses=CSV_ANSWER,
+)
 def list_jobs(
     portal: PortalDep,
     principal: PrincipalDep,
@@ -186,7 +203,8 @@ def list_jobs(
     project: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     state: Annotated[list[JobState] | None, Query()] = None,
     submitter: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
-) -> Page[JobOut]:
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
     with portal.books() as books:
         jobs, total = visible_jobs(
             books,
@@ -197,9 +215,10 @@ def list_jobs(
             limit=limit,
             offset=offset,
         )
-    return Page[JobOut](
-        items=[job_out(job) for job in jobs], total=total, limit=limit, offset=offset
-    )
+    items = [job_out(job) for job in jobs]
+    if form is ReportFormat.CSV:
+        return page_csv(JobOut, items, "jobs.csv", total)
+    return Page[JobOut](items=items, total=total, limit=limit, offset=offset)
 
 
 @router.get(

@@ -4,7 +4,8 @@ Nobody writes the ledger here; entries come only from the books' operations (con
 appropriations, awards through allocation reviews and tranche releases, holds and charges by
 the scheduler). Ledger reads are scoped (``quotas.cases.ledger``): admin and auditor see every
 entry, a program manager the entries of their programs' accounts, a pi or researcher those of
-their projects. The audit log is for admin and auditor only.
+their projects. The audit log is for admin and auditor only. Both answer ``?format=csv``
+with the page's rows (``portal.api.common.page_csv``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,20 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import Field
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
 
-from portal.api.common import NO_NUL, Limit, Offset, Page, Strict
+from portal.api.common import (
+    CSV_ANSWER,
+    NO_NUL,
+    Format,
+    Limit,
+    Offset,
+    Page,
+    ReportFormat,
+    Strict,
+    page_csv,
+)
 from portal.deps import PortalDep, PrincipalDep
 from quotas.cases.ledger import audit_entries, visible_entries
 from quotas.db.access import AuditEntry
@@ -92,7 +104,12 @@ def audit_out(entry: AuditEntry) -> AuditEntryOut:
     )
 
 
-@router.get("/ledger", summary="Ledger entries you may see, newest first")
+@router.get(
+    "/ledger",
+    summary="Ledger entries you may see, newest first",
+    response_model=Page[EntryOut],
+    responses=CSV_ANSWER,
+)
 def list_entries(
     portal: PortalDep,
     principal: PrincipalDep,
@@ -106,7 +123,8 @@ def list_entries(
     kind: Annotated[list[EntryKind] | None, Query()] = None,
     period: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     funder: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
-) -> Page[EntryOut]:
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
     with portal.books() as books:
         entries, total = visible_entries(
             books,
@@ -119,12 +137,18 @@ def list_entries(
             limit=limit,
             offset=offset,
         )
-    return Page[EntryOut](
-        items=[entry_out(entry) for entry in entries], total=total, limit=limit, offset=offset
-    )
+    items = [entry_out(entry) for entry in entries]
+    if form is ReportFormat.CSV:
+        return page_csv(EntryOut, items, "ledger.csv", total)
+    return Page[EntryOut](items=items, total=total, limit=limit, offset=offset)
 
 
-@router.get("/audit", summary="The audit log, newest first (admin and auditor)")
+@router.get(
+    "/audit",
+    summary="The audit log, newest first (admin and auditor)",
+    response_model=Page[AuditEntryOut],
+    responses=CSV_ANSWER,
+)
 def list_audit(
     portal: PortalDep,
     principal: PrincipalDep,
@@ -137,11 +161,13 @@ def list_audit(
     target: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, examples=["account/kaist-nlp"])
     ] = None,
-) -> Page[AuditEntryOut]:
+    form: Format = ReportFormat.JSON,
+) -> BaseModel | Response:
     with portal.books() as books:
         entries, total = audit_entries(
             books, principal, actor=actor, action=action, target=target, limit=limit, offset=offset
         )
-    return Page[AuditEntryOut](
-        items=[audit_out(entry) for entry in entries], total=total, limit=limit, offset=offset
-    )
+    items = [audit_out(entry) for entry in entries]
+    if form is ReportFormat.CSV:
+        return page_csv(AuditEntryOut, items, "audit.csv", total)
+    return Page[AuditEntryOut](items=items, total=total, limit=limit, offset=offset)

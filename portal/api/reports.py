@@ -15,15 +15,14 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import date, datetime
-from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
 from jobs import reports as job_reports
-from portal.api.common import NO_NUL, Strict, csv_response
+from portal.api.common import CSV_ANSWER, NO_NUL, Format, ReportFormat, Strict, csv_response
 from portal.deps import PortalDep, PrincipalDep
 from quotas.accounts import AccountKind
 from quotas.cases import reports as book_reports
@@ -48,14 +47,6 @@ HOURS_DECIMALS = 3
 PERCENT_DECIMALS = 2
 
 
-class ReportFormat(StrEnum):
-    JSON = "json"
-    CSV = "csv"
-
-
-Format = Annotated[
-    ReportFormat, Query(alias="format", description="json (default) or csv: the same rows")
-]
 PeriodName = Annotated[
     str | None,
     Query(max_length=64, pattern=NO_NUL, description="Allocation period; default the current one"),
@@ -68,10 +59,6 @@ Until = Annotated[
     datetime | None,
     Query(description="Window end (ISO 8601; UTC if no offset); default now, never later"),
 ]
-
-CSV_ANSWER: dict[int | str, dict[str, Any]] = {
-    200: {"content": {"text/csv": {}}, "description": "The rows, as JSON or CSV"}
-}
 
 
 def _answer(

@@ -7,6 +7,8 @@ Demo requests (quotas/demo.py), in order: 1 hanbit-robot-policy approved in two 
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 import pytest
@@ -288,3 +290,23 @@ def test_reviewing_twice_or_releasing_what_is_not_there_is_refused(demo: Demo) -
     assert not_awarded.status_code == 409
     assert by_pi.status_code == 403
     assert by_other_manager.status_code == 404
+
+
+def test_the_request_list_downloads_as_csv_scoped_like_its_json(demo: Demo) -> None:
+    answer = demo.client.get(
+        f"{API}/allocation-requests",
+        params={"format": "csv", "limit": 2, "offset": 1},
+        headers=demo.headers(),
+    )
+    mine = demo.client.get(
+        f"{API}/allocation-requests", params={"format": "csv"}, headers=demo.headers("jiwoo.jung")
+    )
+
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert [row["id"] for row in rows] == ["6", "5"]
+    assert answer.headers["x-total-count"] == "7"
+    assert {"justification", "tranche_percents", "reviewer", "created_by"} <= set(rows[0])
+    assert sorted(row["project"] for row in csv.DictReader(io.StringIO(mine.text))) == [
+        "hanbit-robot-policy",
+        "kaist-nlp",
+    ]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from typing import Any
 
 from tests.portal.conftest import Demo
@@ -80,3 +82,22 @@ def test_a_job_that_could_never_run_is_refused_at_submission(demo: Demo) -> None
     assert too_rare.status_code == 422
     assert "no flavor with at least 200 GB" in too_rare.json()["detail"]
     assert demo.client.get("/api/v1/jobs", headers=headers).json()["total"] == before
+
+
+def test_the_job_list_downloads_as_csv_with_its_json_rows(demo: Demo) -> None:
+    first = submit(demo, "jiwoo.jung", flavors=["h100-80g", "a100-80g"], metadata={"run": "7"})
+    submit(demo, "sungmin.yoon", project="snu-medical-imaging")
+
+    answer = demo.client.get(
+        "/api/v1/jobs", params={"format": "csv"}, headers=demo.headers("jiwoo.jung")
+    )
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert answer.headers["x-total-count"] == "1"
+    [row] = rows
+    assert row["id"] == first["job"]["id"]
+    assert row["project"] == "kaist-nlp"
+    assert row["flavors"] == "h100-80g; a100-80g"
+    assert row["metadata"] == '{"run": "7"}'
+    assert row["state"] == "queued"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from typing import Any
 
 import pytest
@@ -146,3 +149,51 @@ def test_the_audit_log_is_for_admin_and_auditor(demo: Demo) -> None:
     assert by_actor.json()["total"] >= 1
     assert manager.status_code == 403
     assert researcher.status_code == 403
+
+
+def csv_rows(demo: Demo, path: str, user: str = "admin", **params: Any) -> list[dict[str, str]]:
+    response = demo.client.get(
+        f"{API}{path}", params={**params, "format": "csv"}, headers=demo.headers(user)
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    return list(csv.DictReader(io.StringIO(response.text)))
+
+
+def test_the_ledger_downloads_as_csv_with_the_rows_and_filters_of_its_json(demo: Demo) -> None:
+    page = ledger(demo, "jiwoo.jung", limit=500, kind=["award"])
+    rows = csv_rows(demo, "/ledger", "jiwoo.jung", limit=500, kind=["award"])
+    total = demo.client.get(
+        f"{API}/ledger", params={"format": "csv", "limit": 1}, headers=demo.headers()
+    )
+
+    assert [int(row["id"]) for row in rows] == [item["id"] for item in page["items"]]
+    first, item = rows[0], page["items"][0]
+    assert first["kind"] == "award"
+    assert first["amount"] == item["amount"]
+    assert first["target.account"] == item["target"]["account"]
+    assert first["source.bucket"] == item["source"]["bucket"]
+    assert set(first) >= {"at", "period", "funder", "actor", "reason", "allocation", "reverses"}
+    assert "snu-medical-imaging" not in {row["target.account"] for row in rows}
+    assert total.headers["x-total-count"] == str(ledger(demo)["total"])
+    assert len(list(csv.reader(io.StringIO(total.text)))) == 2  # the header and one row
+
+
+def test_the_audit_log_downloads_as_csv_for_admin_and_auditor_only(demo: Demo) -> None:
+    demo.client.patch(
+        f"{API}/accounts/kaist", json={"share": 4}, headers=demo.headers("jaehyun.kim")
+    )
+
+    [row] = csv_rows(demo, "/audit", "auditor.kim", action="account.update")
+    refused = demo.client.get(
+        f"{API}/audit", params={"format": "csv"}, headers=demo.headers("jiwoo.jung")
+    )
+
+    assert (row["actor"], row["action"], row["target"]) == (
+        "jaehyun.kim",
+        "account.update",
+        "account/kaist",
+    )
+    assert json.loads(row["before"])["share"] == 2
+    assert json.loads(row["after"])["share"] == 4
+    assert refused.status_code == 403
