@@ -46,4 +46,4 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.submissions --database-url $(or $(BENCH_PG),sqlite)
 
 clean:
-	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts
