@@ -140,11 +140,12 @@ def create_app(
     )
     for module in routers:
         app.include_router(module.router, prefix="/api/v1")
-    from portal import docs, rayjobs, signin
+    from portal import docs, pages, rayjobs, signin
 
     app.include_router(rayjobs.router)
     app.include_router(signin.router)
     app.include_router(docs.router)
+    pages.install(app)
     sessions.install(
         app,
         secret_key=session_secret(settings),

@@ -39,6 +39,10 @@ class WebSettings(Group):
         description="Requests a portal process works on at once (its database connections)",
     )
     access_log: bool = Field(default=True, description="Log every request")
+    timezone: str = Field(
+        default="Asia/Seoul",
+        description="The IANA time zone the pages show times in (the API answers in UTC)",
+    )
 
     @property
     def base_url(self) -> str:

@@ -23,13 +23,12 @@ from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
 from quotas.admission import SiteKind
 from quotas.cases import catalog
-from quotas.cases.catalog import ClusterView, in_utc, rate_card_in_force
+from quotas.cases.catalog import ClusterView, in_utc, job_quote, rate_card_in_force
 from quotas.errors import InvalidInput
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Inventory, Tenancy
 from quotas.quantities import Rate, parse_duration
-from quotas.quote import quote
 
 router = APIRouter(tags=["catalog"])
 
@@ -497,7 +496,5 @@ def quote_job(body: QuoteRequest, portal: PortalDep, principal: PrincipalDep) ->
         raise Problem(422, f"time_limit: {error}") from error
     check_time_limit(seconds, portal.settings.max_time_limit_seconds)
     with portal.books() as books:
-        card = books.rate_card()
-        priced = {name: each for name, each in books.flavors.all().items() if name in card.rates}
-        lines = quote(priced, card, body.gpus, seconds, body.flavors, body.min_memory_gb)
+        card, lines = job_quote(books, body.gpus, seconds, body.flavors, body.min_memory_gb)
     return QuoteOut(rate_card_version=card.version, lines=[quote_out(line) for line in lines])

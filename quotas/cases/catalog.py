@@ -7,7 +7,7 @@ reader may see it (``ClusterView``): where it is reached is an admin's to know.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +20,7 @@ from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, Period
 from quotas.inventory import ClusterSpec
 from quotas.quantities import Credits, Rate
+from quotas.quote import QuoteLine, quote
 from quotas.service import Books
 
 
@@ -51,6 +52,20 @@ def rate_card_in_force(books: Books) -> RateCard:
         return books.rate_card()
     except InvalidInput as error:
         raise NotFound(str(error)) from error
+
+
+def job_quote(
+    books: Books,
+    gpus: int,
+    seconds: int,
+    flavors: Sequence[str],
+    min_memory_gb: int | None = None,
+) -> tuple[RateCard, list[QuoteLine]]:
+    """What a job of ``gpus`` for ``seconds`` would hold on each flavor it accepts, on the rate
+    card in force (most training per credit first); anyone signed in may ask."""
+    card = books.rate_card()
+    priced = {name: each for name, each in books.flavors.all().items() if name in card.rates}
+    return card, quote(priced, card, gpus, seconds, flavors, min_memory_gb)
 
 
 def add_flavor(books: Books, principal: Principal, flavor: Flavor, throughput_source: str) -> None:
