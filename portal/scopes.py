@@ -144,17 +144,10 @@ OPERATION_SCOPES: dict[Operation, frozenset[Scope]] = {
     ("POST", "/auth/token"): PUBLIC,
     ("POST", "/auth/invite"): PUBLIC,
     ("POST", "/auth/logout"): PUBLIC,
-    # the pages (a browser session carries every scope; a page takes no bearer token)
+    # the pages' assets and language switch; each page module names its own pages' scopes
+    # (``SCOPES``), added here by ``portal.pages.install``
     ("GET", "/assets/{name}"): PUBLIC,
     ("POST", "/language"): PUBLIC,
-    ("GET", "/"): ANY,
-    ("GET", "/jobs"): READ_OR_JOBS,
-    ("GET", "/jobs/new"): JOBS,
-    ("GET", "/jobs/new/quote"): READ_OR_JOBS,
-    ("POST", "/jobs/new"): JOBS,
-    ("GET", "/jobs/{job_id}"): READ_OR_JOBS,
-    ("GET", "/jobs/{job_id}/live"): READ_OR_JOBS,
-    ("POST", "/jobs/{job_id}/cancel"): JOBS,
 }
 
 

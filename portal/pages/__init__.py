@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, FastAPI, Form, Request
 from fastapi.exceptions import RequestValidationError
@@ -19,7 +19,17 @@ from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 
 from portal.deps import Portal
-from portal.pages import assets, home, jobs
+from portal.pages import (
+    admin,
+    assets,
+    home,
+    jobs,
+    people,
+    programs,
+    projects,
+    reports,
+    requests,
+)
 from portal.pages.i18n import LANGUAGE_COOKIE, Language
 from portal.pages.render import (
     PAGE_HEADERS,
@@ -30,10 +40,22 @@ from portal.pages.render import (
     words,
 )
 from portal.problems import Problem, status_of
+from portal.scopes import OPERATION_SCOPES, Operation
+from quotas.access import Scope
 from quotas.errors import BooksError
 
-PAGE_MODULES = (home, jobs)
-"""Modules whose routes are pages (``assets`` serves files, not pages)."""
+PAGE_MODULES: tuple[PageModule, ...] = (
+    home,
+    jobs,
+    projects,
+    requests,
+    programs,
+    reports,
+    admin,
+    people,
+)
+"""Modules whose routes are pages (``assets`` serves files, not pages); each has a ``router``
+and the ``SCOPES`` its pages need (``portal.scopes``)."""
 
 LANGUAGE_COOKIE_AGE = 365 * 24 * 3600
 
@@ -60,11 +82,21 @@ def switch_language(
     return response
 
 
+class PageModule(Protocol):
+    __name__: str
+    router: APIRouter
+    SCOPES: dict[Operation, frozenset[Scope]]
+
+
 def install(app: FastAPI) -> None:
     app.include_router(assets.router)
     app.include_router(router)
     for module in PAGE_MODULES:
         app.include_router(module.router)
+        named_twice = OPERATION_SCOPES.keys() & module.SCOPES.keys()
+        if any(OPERATION_SCOPES[each] != module.SCOPES[each] for each in named_twice):
+            raise ValueError(f"{module.__name__} names other scopes for {sorted(named_twice)}")
+        OPERATION_SCOPES.update(module.SCOPES)
     page_endpoints = {
         route.endpoint
         for module in PAGE_MODULES

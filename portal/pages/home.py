@@ -17,12 +17,15 @@ from jobs.cases import visible_jobs
 from portal.deps import PortalDep
 from portal.pages.jobs import ACTIVE
 from portal.pages.render import Viewer, render, signed_in
+from portal.scopes import ANY
 from quotas.allocations import RequestState
 from quotas.cases.accounts import AccountView, running_period, visible_accounts
 from quotas.cases.allocations import visible_requests
 from quotas.service import Books
 
 router = APIRouter(include_in_schema=False)
+
+SCOPES = {("GET", "/"): ANY}
 
 ACTIVE_SHOWN = 10
 LOW_CREDITS = 0.1

@@ -20,6 +20,7 @@ from jobs.repository import JobRepository
 from portal.api.common import NO_NUL, Segment
 from portal.deps import PortalDep
 from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.scopes import JOBS, READ_OR_JOBS
 from quotas.admission import DataClass, PriorityClass
 from quotas.cases.accounts import account_view, running_period
 from quotas.cases.catalog import job_quote
@@ -29,6 +30,16 @@ from quotas.quantities import Credits, parse_duration
 from quotas.quote import QuoteLine
 
 router = APIRouter(include_in_schema=False)
+
+SCOPES = {
+    ("GET", "/jobs"): READ_OR_JOBS,
+    ("GET", "/jobs/new"): JOBS,
+    ("GET", "/jobs/new/quote"): READ_OR_JOBS,
+    ("POST", "/jobs/new"): JOBS,
+    ("GET", "/jobs/{job_id}"): READ_OR_JOBS,
+    ("GET", "/jobs/{job_id}/live"): READ_OR_JOBS,
+    ("POST", "/jobs/{job_id}/cancel"): JOBS,
+}
 
 PAGE_SIZE = 25
 ACTIVE = (JobState.QUEUED, JobState.ADMITTED, JobState.STARTING, JobState.RUNNING)

@@ -7,7 +7,16 @@ Each area of the pages keeps its messages in its own module (``common``, ``jobs`
 
 from __future__ import annotations
 
-from portal.pages.messages import admin, common, jobs, people, programs, reports
+from portal.pages.messages import (
+    admin,
+    common,
+    jobs,
+    people,
+    programs,
+    projects,
+    reports,
+    requests,
+)
 
 Message = tuple[str, str]
 """English, Korean."""
@@ -26,6 +35,8 @@ def _union(*parts: dict[str, Message]) -> dict[str, Message]:
 MESSAGES = _union(
     common.MESSAGES,
     jobs.MESSAGES,
+    projects.MESSAGES,
+    requests.MESSAGES,
     programs.MESSAGES,
     people.MESSAGES,
     admin.MESSAGES,

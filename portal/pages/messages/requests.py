@@ -1,0 +1,3 @@
+"""Messages of the requests pages: key -> (English, Korean)."""
+
+MESSAGES: dict[str, tuple[str, str]] = {}
