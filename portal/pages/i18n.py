@@ -73,6 +73,13 @@ class Words:
         pattern = "#,##0" + ("." + "#" * digits if digits else "")
         return str(format_decimal(value, format=pattern, locale=self.language.locale))
 
+    def rate(self, milli_per_gpu_hour: int) -> str:
+        """A price in credits per GPU-hour, e.g. "1.0 credits/GPU-h"."""
+        amount = format_decimal(
+            Decimal(milli_per_gpu_hour) / 1000, "#,##0.0##", locale=self.language.locale
+        )
+        return self("unit.per_gpu_hour", rate=amount)
+
     def percent(self, fraction: float) -> str:
         return str(format_percent(fraction, format="#,##0.#%", locale=self.language.locale))
 

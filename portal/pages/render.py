@@ -31,6 +31,7 @@ from portal.deps import Portal, session_principal
 from portal.pages.assets import asset_url
 from portal.pages.i18n import LANGUAGE_COOKIE, Words, chosen_language
 from portal.pages.messages import MESSAGES
+from portal.pages.reasons import reason
 from portal.scopes import require_operation_scope
 from portal.signin import csrf_token
 from quotas.access import Principal, Role
@@ -68,6 +69,7 @@ def environment() -> Environment:
     )
     env.globals["asset"] = asset_url
     env.globals["credits_of_milli"] = Credits
+    env.globals["reason"] = reason
     env.filters["urlpart"] = lambda text: quote(str(text), safe="")
     return env
 

@@ -102,3 +102,99 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "data_class.sensitive": ("Sensitive", "민감"),
     "data_class.restricted": ("Restricted", "제한"),
 }
+
+# Why a job waits, was refused or ended, in Korean: the English is the core's own sentence
+# (``quotas.causes``), which the API answers with; the English here says what each one means.
+MESSAGES |= {
+    "cause.no_capacity": (
+        "no {flavors} free for {gpus} GPUs; {ahead} GPUs ahead of you",
+        "GPU {gpus}개에 맞는 {flavors} 여유가 없습니다. 앞선 작업들이 GPU {ahead}개를 기다립니다",
+    ),
+    "cause.over_share": (
+        "over fair share: {level} {account} uses {usage}% vs entitled {share}%",
+        "공정 몫 초과: {account}({level})의 사용률 {usage}% / 배정 몫 {share}%",
+    ),
+    "cause.free_instead": (
+        "{free} {flavor} free now: add it to the job's flavors to start now",
+        "지금 {flavor} {free}개가 비어 있습니다. 작업의 가속기 종류에 추가하면 바로 시작합니다",
+    ),
+    "cause.passed_by": (
+        "{count} jobs moved ahead of you",
+        "작업 {count}개가 앞으로 이동했습니다 (더 높은 우선순위이거나 공정 몫에 더 못 미친 "
+        "프로젝트)",
+    ),
+    "cause.burst_from": (
+        "may burst to cloud capacity from {when}",
+        "{when}까지 시작되지 않으면 클라우드 자원으로 확장할 수 있습니다",
+    ),
+    "cause.burst_budget_spent": (
+        "its program's burst budget at {targets} has too little left",
+        "{targets}의 프로그램 확장 예산이 부족합니다",
+    ),
+    "cause.unprovisioned_targets": (
+        "cloud capacity could not be provisioned at {targets}",
+        "{targets}에서 클라우드 자원을 확보하지 못해 다시 시도하지 않습니다",
+    ),
+    "cause.reserved": (
+        "{flavor} on {cluster} is reserved for an earlier job from {start}",
+        "{cluster}의 {flavor}는 {start}부터 앞선 작업에 예약되어 있습니다",
+    ),
+    "cause.over_budget": (
+        "budget: needs {needs}, {left} available ({level} {account})",
+        "예산 부족: {needs} 필요, {left} 사용 가능 ({account} {level})",
+    ),
+    "cause.borrowing_limit": (
+        "borrowing limit: {level} {account} uses {running} GPUs",
+        "차용 한도: {account}({level})가 GPU {running}개 사용 중 (보장 {guaranteed}개, 차용 가능 "
+        "{borrowable}개)",
+    ),
+    "cause.books_moved": (
+        "the books changed; decided again next cycle",
+        "원장이 바뀌어 다음 주기에 다시 결정합니다",
+    ),
+    "cause.requeued": ("requeued", "다시 대기열에 들어갔습니다"),
+    "cause.dispatch_retry": (
+        "dispatch failed; retrying in {delay}",
+        "클러스터에 보내지 못해 {delay} 후 다시 시도합니다",
+    ),
+    "cause.no_flavor": ("no such flavor in the pool", "풀에 맞는 가속기 종류가 없습니다"),
+    "cause.no_open_cluster": (
+        "no cluster open to {project} has {flavors}",
+        "{project}에 열린 클러스터 중 {flavors}를 가진 곳이 없습니다",
+    ),
+    "cause.no_site": (
+        "no {data_class} site has {flavors}",
+        "{data_class} 데이터를 다룰 수 있는 곳 중 {flavors}를 가진 곳이 없습니다",
+    ),
+    "cause.too_large": (
+        "{gpus} GPUs is more than any cluster has ({largest} at most)",
+        "GPU {gpus}개는 어느 클러스터보다도 많습니다 (최대 {largest}개)",
+    ),
+    "cause.over_whole_budget": (
+        "over the whole budget of {level} {account}",
+        "{account}({level})의 전체 예산을 넘습니다: {needs} 필요, 예산 {budget}",
+    ),
+    "cause.stopping": ("stopping", "중단하는 중"),
+    "cause.lost": ("lost by {cluster}", "{cluster}에서 작업이 사라졌습니다 (클러스터 재시작?)"),
+    "cause.unprovisioned": (
+        "{cluster} could not provision cloud capacity",
+        "{cluster}에서 클라우드 자원을 확보하지 못했습니다",
+    ),
+    "outcome.succeeded": ("succeeded", "성공"),
+    "outcome.failed": ("failed", "실패"),
+    "outcome.system_fault": ("system fault", "시스템 장애"),
+    "outcome.time_limit": ("time limit reached", "시간 제한 도달"),
+    "outcome.cancelled": ("cancelled", "취소됨"),
+    "outcome.stopped": ("stopped on the backend", "클러스터에서 중단됨"),
+    "outcome.overuse": (
+        "stopped for using more GPUs than reserved",
+        "예약보다 많은 GPU 사용으로 중단",
+    ),
+    "outcome.never_started": ("never started", "시작되지 못함"),
+    "outcome.exit_code": ("exit code {code}", "종료 코드 {code}"),
+    "outcome.refunded": ("{amount} refunded", "{amount} 환불"),
+    "level.program": ("program", "프로그램"),
+    "level.organization": ("organization", "기관"),
+    "level.project": ("project", "프로젝트"),
+    "level.pool": ("pool", "풀"),
+}
