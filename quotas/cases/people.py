@@ -7,9 +7,11 @@ admin: the last one's role cannot be revoked. Every change is written to the aud
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from quotas.access import Principal, Role
+from quotas.accounts import AccountKind
 from quotas.cases import require, require_admin
 from quotas.db.access import IdentityLink, IdentityLinkRepository
 from quotas.errors import InvalidInput, NotFound
@@ -94,3 +96,32 @@ def unlink_identity(books: Books, principal: Principal, link_id: int) -> None:
     """Remove an identity link; sign-ins it mapped no longer act as its user or role."""
     require_admin(principal, "remove identity links")
     books.unlink(link_id, actor=principal.user)
+
+
+@dataclass(frozen=True, slots=True)
+class Holdings:
+    """What a user holds beyond the pool-wide roles."""
+
+    projects: dict[str, Role]
+    """Project -> their role in it (researcher or pi)."""
+    programs: list[str]
+    """Programs they manage."""
+
+
+def holdings(books: Books, principal: Principal, names: Sequence[str]) -> dict[str, Holdings]:
+    """The project memberships and managed programs of each of ``names`` (admin and auditor),
+    as the users list shows them beside the pool-wide roles."""
+    require(principal, principal.reads_everything, "read users' roles")
+    wanted = set(names)
+    found: dict[str, Holdings] = {name: Holdings({}, []) for name in names}
+    for member in books.people.members():
+        if member.user in wanted:
+            found[member.user].projects[member.project] = Role(member.role)
+    for account in books.tree():
+        if account.kind is AccountKind.PROGRAM:
+            for manager in books.people.program_managers(account.name):
+                if manager in wanted:
+                    found[manager].programs.append(account.name)
+    for each in found.values():
+        each.programs.sort()
+    return found
