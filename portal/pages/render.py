@@ -150,6 +150,8 @@ def _nav(principal: Principal, t: Words) -> list[NavItem]:
     if principal.reads_everything:
         items.append(NavItem("/ledger", t("nav.ledger")))
         items.append(NavItem("/admin", t("nav.admin")))
+        items.append(NavItem("/admin/people", t("nav.people")))
+    items.append(NavItem("/tokens", t("nav.tokens")))
     return items
 
 
