@@ -20,6 +20,8 @@ import csv
 import io
 import json
 import logging
+import re
+import textwrap
 from collections.abc import Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -38,6 +40,7 @@ from portal.client import (
     ApiError,
     ClientSettings,
     NotSignedIn,
+    Params,
     Unreachable,
     forget_credentials,
     resolve_credentials,
@@ -155,24 +158,117 @@ def _numeric(text: str) -> bool:
     return True
 
 
+TABLE_WIDTH = 100
+"""A table is drawn to fit this many columns of a terminal (``--json`` and ``--csv`` hold every
+character)."""
+NARROWEST = 8
+"""A column of text is not cut narrower than this, nor than its header."""
+WIDEST = 40
+"""A column of text is cut to this width when the table is drawn in parts anyway."""
+WRAPPED = 20
+"""The last column, when it is text (a reason, a message), wraps onto more lines rather than
+being cut, but not narrower than this."""
+GAP = "  "
+TIME = re.compile(r"\d{4}-\d\d-\d\d( \d\d:\d\d(:\d\d)?)?$")
+"""A time as ``_when`` writes it: kept whole in a table, like a number."""
+
+
+def _span(widths: Sequence[int]) -> int:
+    return sum(widths) + len(GAP) * (len(widths) - 1)
+
+
+def _fitted(
+    widths: Sequence[int], header: Sequence[str], kept: Sequence[bool], wraps: bool
+) -> list[int]:
+    """``widths`` narrowed until the table fits ``TABLE_WIDTH``: the last column first when it
+    ``wraps`` (onto more lines: nothing is lost), then the widest text column. A column
+    ``kept`` (numbers and times: one cut short would be wrong) keeps its width, and so does the
+    first column (what each row is) while it is no wider than ``WIDEST``. When the table cannot
+    fit so, only text wider than ``WIDEST`` is cut (it is drawn in parts)."""
+    floors = [max(len(name), NARROWEST) for name in header]
+    if widths:
+        floors[0] = max(floors[0], min(widths[0], WIDEST))
+        if wraps:
+            floors[-1] = max(len(header[-1]), WRAPPED)
+    least = [width if kept[i] else min(width, floors[i]) for i, width in enumerate(widths)]
+    if _span(least) > TABLE_WIDTH:
+        return [width if kept[i] else min(width, WIDEST) for i, width in enumerate(widths)]
+    fitted = list(widths)
+    last = len(fitted) - 1
+    while _span(fitted) > TABLE_WIDTH:
+        if wraps and fitted[last] > least[last]:
+            fitted[last] = max(least[last], fitted[last] - (_span(fitted) - TABLE_WIDTH))
+            continue
+        widest = max(
+            (i for i, width in enumerate(fitted) if width > least[i]), key=lambda i: fitted[i]
+        )
+        fitted[widest] -= 1
+    return fitted
+
+
+def _parts(widths: Sequence[int]) -> list[list[int]]:
+    """The columns of each part of a table too wide for ``TABLE_WIDTH`` even cut: each part
+    starts with the first column, so every line still says which row it is."""
+    parts: list[list[int]] = [[0]] if widths else []
+    for i in range(1, len(widths)):
+        part = parts[-1]
+        if len(part) > 1 and _span([widths[j] for j in [*part, i]]) > TABLE_WIDTH:
+            parts.append([0, i])
+        else:
+            part.append(i)
+    return parts
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r\n", " ").replace("\n", " ").replace("\r", " ").replace("\t", " ")
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Aligned columns; a column of numbers is aligned right."""
-    cells = [[_cell(value) for value in row] for row in rows]
-    widths = [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(header)]
+    """Aligned columns, a column of numbers aligned right, fitted to ``TABLE_WIDTH``: the last
+    column, when it is text, wraps onto more lines; other wide text is cut (ending in ``…``);
+    and a table of more columns than fit even so is drawn in parts of columns, one after
+    another, each led by the first column."""
+    cells = [[_one_line(_cell(value)) for value in row] for row in rows]
     right = [
         bool(cells) and all(row[i] == "-" or _numeric(row[i]) for row in cells)
         for i in range(len(header))
     ]
+    kept = [
+        right[i] or (bool(cells) and all(row[i] == "-" or TIME.match(row[i]) for row in cells))
+        for i in range(len(header))
+    ]
+    wraps = len(header) > 1 and not kept[-1]
+    widths = _fitted(
+        [max([len(name), *(len(row[i]) for row in cells)]) for i, name in enumerate(header)],
+        header,
+        kept,
+        wraps,
+    )
+    last = len(header) - 1
 
-    def line(values: Sequence[str]) -> str:
-        return "  ".join(
-            value.rjust(width) if flush else value.ljust(width)
-            for value, width, flush in zip(values, widths, right, strict=True)
-        ).rstrip()
+    def lines(values: Sequence[str], part: Sequence[int]) -> list[str]:
+        shown = [
+            _cut(values[i], widths[i]).rjust(widths[i])
+            if right[i]
+            else _cut(values[i], widths[i]).ljust(widths[i])
+            for i in part
+        ]
+        if not (wraps and part[-1] == last and len(values[last]) > widths[last]):
+            return [GAP.join(shown).rstrip()]
+        first, *rest = textwrap.wrap(values[last], widths[last]) or [""]
+        indent = " " * (_span([widths[i] for i in part[:-1]]) + len(GAP))
+        return [GAP.join([*shown[:-1], first]).rstrip(), *(indent + more for more in rest)]
 
-    typer.echo(line(header))
-    for row in cells:
-        typer.echo(line(row))
+    for n, part in enumerate(_parts(widths)):
+        if n:
+            typer.echo("")
+        for row in [header, *cells]:
+            for text in lines(row, part):
+                typer.echo(text)
 
 
 def _when(value: str | None) -> str:
@@ -518,17 +614,15 @@ def jobs_command(
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 50,
     as_json: AsJson = False,
+    as_csv: AsCsv = False,
 ) -> None:
     """The queue, the running jobs and the rejected ones you may see, with each waiting job's
     position and reason (a rejected job stays listed, so its reason is not lost)."""
     shown = [s for s in JobState if not s.is_terminal or s is JobState.REJECTED]
     states = state or ([] if all_jobs else shown)
-    page = _api(ctx).get(
-        "/jobs",
-        {"project": project, "state": [s.value for s in states] or None, "limit": limit},
-    )
-    if as_json:
-        _print_json(page)
+    query = {"project": project, "state": [s.value for s in states] or None, "limit": limit}
+    page = _fetch(_api(ctx), "/jobs", query, as_json, as_csv)
+    if page is None:
         return
     items: list[dict[str, Any]] = page["items"]
     _table(
@@ -803,12 +897,14 @@ def request_list(
     ctx: typer.Context,
     project: Annotated[str | None, typer.Option(help="Only this project's requests.")] = None,
     state: Annotated[str | None, typer.Option(help="Only requests in this state.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="At most this many.")] = 50,
     as_json: AsJson = False,
+    as_csv: AsCsv = False,
 ) -> None:
     """Allocation requests you may see."""
-    page = _api(ctx).get("/allocation-requests", {"project": project, "state": state})
-    if as_json:
-        _print_json(page)
+    query = {"project": project, "state": state, "limit": limit}
+    page = _fetch(_api(ctx), "/allocation-requests", query, as_json, as_csv)
+    if page is None:
         return
     _table(
         ["id", "project", "period", "state", "requested", "awarded", "reviewer"],
@@ -949,6 +1045,28 @@ def _report(
         _print_json(answer)
         return
     _show_rows(answer)
+
+
+def _fetch(api: Api, path: str, params: Params, as_json: bool, as_csv: bool) -> Any:
+    """A list from the API to draw, or ``None`` once ``--json`` or ``--csv`` printed the API's
+    own answer (the CSV: its ``?format=csv``, the same rows)."""
+    if as_json and as_csv:
+        raise typer.BadParameter("choose one of --json and --csv")
+    if as_csv:
+        typer.echo(api.get_text(path, {**params, "format": "csv"}), nl=False)
+        return None
+    answer = api.get(path, params)
+    if as_json:
+        _print_json(answer)
+        return None
+    return answer
+
+
+def _more(page: dict[str, Any], offset: int = 0) -> None:
+    """Under a table of one page: how many there are in all, and how to see the next."""
+    shown = len(page["items"])
+    if page["total"] > offset + shown:
+        typer.echo(f"({shown} of {page['total']}; --offset {offset + shown} for more)")
 
 
 def _flat(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -1271,3 +1389,242 @@ def roles_revoke(
     else:
         api.delete(f"/users/{user}/roles/{role.value}")
         typer.echo(f"{user}: no longer {role.value}")
+
+
+# -- the books' records: ledger and audit log; clusters; tokens -----------------------------
+
+Limit = Annotated[int, typer.Option(min=1, max=500, help="At most this many.")]
+Offset = Annotated[int, typer.Option(min=0, help="Skip this many.")]
+
+
+def _pocket(pocket: dict[str, Any]) -> str:
+    """A ledger pocket in a few characters: its job, else its account, else ``funder`` (the
+    kind of entry says which of the account's balances moved)."""
+    return str(pocket.get("job") or pocket.get("account") or "funder")
+
+
+def _minute(value: str | None) -> str:
+    """A time to the minute, as a table of many columns has room for."""
+    return _when(value)[:16]
+
+
+@app.command("ledger")
+def ledger_command(
+    ctx: typer.Context,
+    account: Annotated[
+        str | None, typer.Option(help="Entries into or out of this account.")
+    ] = None,
+    job: Annotated[str | None, typer.Option(help="Entries of this job.")] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(help="contribution, appropriation, award, hold, charge, ... (repeat)."),
+    ] = None,
+    period: Period = None,
+    funder: Annotated[str | None, typer.Option(help="Credits of this funder only.")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """Ledger entries you may see, newest first: where every credit came from and went."""
+    query: Params = {
+        "account": account,
+        "job": job,
+        "kind": kind or None,
+        "period": period,
+        "funder": funder,
+        "limit": limit,
+        "offset": offset,
+    }
+    page = _fetch(_api(ctx), "/ledger", query, as_json, as_csv)
+    if page is None:
+        return
+    _table(
+        ["id", "at", "kind", "amount", "from -> to", "funder", "reason"],
+        [
+            [
+                entry["id"],
+                _minute(entry["at"]),
+                entry["kind"],
+                entry["amount"],
+                f"{_pocket(entry['source'])} -> {_pocket(entry['target'])}",
+                entry["funder"],
+                entry["reason"],
+            ]
+            for entry in page["items"]
+        ],
+    )
+    _more(page, offset)
+
+
+AUDIT_VALUE = 40
+"""A value in the audit table's ``change`` column is cut to this many characters (``--json``
+and ``--csv`` hold it whole)."""
+
+
+def _value(value: Any) -> str:
+    if isinstance(value, dict | list) and value:
+        return "{…}" if isinstance(value, dict) else "[…]"
+    return _cut(_cell(value), AUDIT_VALUE)
+
+
+def _change(before: Any, after: Any) -> str:
+    """What an audited change did, field by field (``share 2 -> 4``); a record made or removed
+    shows its fields."""
+    if not isinstance(after, dict):
+        if not isinstance(before, dict):
+            return "-"
+        return "removed: " + ", ".join(f"{key} {_value(value)}" for key, value in before.items())
+    if not isinstance(before, dict):
+        return ", ".join(f"{key} {_value(value)}" for key, value in after.items())
+    return ", ".join(
+        f"{key} {_value(before.get(key))} -> {_value(value)}"
+        for key, value in after.items()
+        if before.get(key) != value
+    )
+
+
+@app.command("audit")
+def audit_command(
+    ctx: typer.Context,
+    actor: Annotated[str | None, typer.Option(help="Changes made by this user.")] = None,
+    action: Annotated[str | None, typer.Option(help="e.g. budget.set, account.update.")] = None,
+    target: Annotated[str | None, typer.Option(help="e.g. account/kaist-nlp.")] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+    as_json: AsJson = False,
+    as_csv: AsCsv = False,
+) -> None:
+    """The audit log, newest first: who changed what, with before and after (admin and
+    auditor)."""
+    query: Params = {
+        "actor": actor,
+        "action": action,
+        "target": target,
+        "limit": limit,
+        "offset": offset,
+    }
+    page = _fetch(_api(ctx), "/audit", query, as_json, as_csv)
+    if page is None:
+        return
+    _table(
+        ["id", "at", "actor", "action", "target", "change"],
+        [
+            [
+                entry["id"],
+                _minute(entry["at"]),
+                entry["actor"],
+                entry["action"],
+                entry["target"],
+                _change(entry["before"], entry["after"]),
+            ]
+            for entry in page["items"]
+        ],
+    )
+    _more(page, offset)
+
+
+def _tenancy(cluster: dict[str, Any]) -> str:
+    owner = cluster.get("dedicated_to")
+    return f"{cluster['tenancy']} ({owner})" if owner else str(cluster["tenancy"])
+
+
+def _capacity_rows(clusters: list[dict[str, Any]]) -> list[list[Any]]:
+    """One row per cluster and flavor: what it declares, what jobs hold, what is down and
+    what is free now (idle: total less allocated less down)."""
+    rows = []
+    for cluster in clusters:
+        for group in cluster["node_groups"]:
+            down = group["down"]
+            rows.append(
+                [
+                    cluster["name"],
+                    cluster["site"],
+                    cluster["backend"],
+                    _tenancy(cluster),
+                    group["flavor"],
+                    group["nodes"],
+                    group["gpus_per_node"],
+                    group["total"],
+                    group["allocated"],
+                    down,
+                    group["idle"],
+                ]
+            )
+    return rows
+
+
+@app.command("clusters")
+def clusters_command(ctx: typer.Context, as_json: AsJson = False, as_csv: AsCsv = False) -> None:
+    """Clusters and their capacity: per flavor the GPUs declared, allocated to jobs, down and
+    free now; where each is and who may use it (tenancy)."""
+    clusters = _fetch(_api(ctx), "/clusters", {}, as_json, as_csv)
+    if clusters is not None:
+        rows = _capacity_rows(clusters)
+        header = ["cluster", "site", "backend", "tenancy", "flavor", "nodes", "total", "allocated",
+                  "down", "free"]  # fmt: skip
+        _table(header, [[*row[:5], f"{row[5]}x{row[6]}", *row[7:]] for row in rows])
+        total, down, free = (sum(row[i] for row in rows) for i in (7, 9, 10))
+        typer.echo(f"{free} of {total} GPUs free now; {down} down")
+
+
+tokens_app = typer.Typer(help="Your personal access tokens: list, create, revoke.")
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("list")
+def tokens_list(ctx: typer.Context, as_json: AsJson = False, as_csv: ListCsv = False) -> None:
+    """Your tokens that are not revoked (never their secrets)."""
+    answer = _api(ctx).get("/tokens")
+    rows = [
+        [
+            token["id"],
+            token["name"],
+            token["scopes"],
+            _when(token["created_at"]),
+            _when(token["expires_at"]) if token["expires_at"] else "never",
+            _when(token["last_used_at"]) if token["last_used_at"] else "never",
+        ]
+        for token in answer
+    ]
+    header = ["id", "name", "scopes", "created", "expires", "last used"]
+    _listing(header, rows, answer, as_json, as_csv)
+
+
+@tokens_app.command("create")
+def tokens_create(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="What it is for, e.g. 'ci on lab server'.")],
+    scope: Annotated[
+        list[Scope] | None, typer.Option(help="read, jobs or manage (repeat; default all).")
+    ] = None,
+    expires: Annotated[
+        str | None,
+        typer.Option(help="How long it lives, e.g. 30d (default: as long as the token you use)."),
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Make a personal access token; its secret is printed once."""
+    body = {
+        "name": name,
+        "scopes": [each.value for each in (scope or list(Scope))],
+        "expires_in_days": _days(expires) if expires is not None else None,
+    }
+    issued = _api(ctx).post("/tokens", body)
+    if as_json:
+        _print_json(issued)
+        return
+    until = _when(issued["expires_at"]) if issued["expires_at"] else "never"
+    typer.echo(
+        f"token {issued['id']} ({issued['name']}): {', '.join(issued['scopes'])}; expires {until}"
+    )
+    typer.echo(f"secret (shown once): {issued['token']}")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    ctx: typer.Context, token_id: Annotated[int, typer.Argument(min=1, help="Its id.")]
+) -> None:
+    """Revoke a token (yours, or anyone's as admin): it signs nobody in any more."""
+    _api(ctx).delete(f"/tokens/{token_id}")
+    typer.echo(f"token {token_id} revoked")

@@ -8,16 +8,26 @@ a rate card: the use cases' rule (``quotas.cases.catalog``). Each addition goes 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter
+from fastapi.responses import Response
 from pydantic import AwareDatetime, Field, model_validator
 
 from jobs.model import JobState, check_time_limit
 from jobs.repository import JobRepository
 from portal.api.accounts import CreditsText, credits_of
-from portal.api.common import Segment, Strict
+from portal.api.common import (
+    CSV_ANSWER,
+    Format,
+    ReportFormat,
+    Segment,
+    Strict,
+    csv_response,
+    flat_cells,
+)
 from portal.api.jobs import QuoteLineOut, quote_out
 from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
@@ -28,6 +38,7 @@ from quotas.errors import InvalidInput
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Inventory, Tenancy
+from quotas.outages import NodeOutage
 from quotas.quantities import Rate, parse_duration
 
 router = APIRouter(tags=["catalog"])
@@ -171,7 +182,11 @@ class NodeGroupOut(Strict):
     gpus_per_node: int
     total: int
     allocated: int = Field(description="GPUs held by starting or running jobs")
-    idle: int = Field(description="total - allocated")
+    down: int = Field(
+        description="GPUs on nodes out of service now (cordoned, NotReady), as the scheduler's "
+        "last health check found them"
+    )
+    idle: int = Field(description="total - allocated - down (never below 0): free for new work")
 
 
 BURST_TARGET = "a burst target's (a cluster at a domestic_cloud or foreign_cloud site)"
@@ -285,11 +300,16 @@ def multiplier(milli: int) -> str:
     return str(Rate(milli))
 
 
-def cluster_out(view: ClusterView, in_use: dict[tuple[str, str], int]) -> ClusterOut:
+def cluster_out(
+    view: ClusterView,
+    in_use: Mapping[tuple[str, str], int],
+    down: Mapping[tuple[str, str], int] | None = None,
+) -> ClusterOut:
     cluster = view.cluster
     groups = []
     for item in cluster.inventory:
         allocated = in_use.get((cluster.name, item.flavor), 0)
+        out = min((down or {}).get((cluster.name, item.flavor), 0), item.gpus)
         groups.append(
             NodeGroupOut(
                 flavor=item.flavor,
@@ -297,7 +317,8 @@ def cluster_out(view: ClusterView, in_use: dict[tuple[str, str], int]) -> Cluste
                 gpus_per_node=item.gpus_per_node,
                 total=item.gpus,
                 allocated=allocated,
-                idle=max(item.gpus - allocated, 0),
+                down=out,
+                idle=max(item.gpus - allocated - out, 0),
             )
         )
     burst = cluster.site is not SiteKind.NATIONAL
@@ -316,12 +337,47 @@ def cluster_out(view: ClusterView, in_use: dict[tuple[str, str], int]) -> Cluste
     )
 
 
-@router.get("/clusters", summary="Clusters with their inventory per flavor, allocated and idle")
-def list_clusters(portal: PortalDep, principal: PrincipalDep) -> list[ClusterOut]:
+def down_now(outages: Iterable[NodeOutage]) -> dict[tuple[str, str], int]:
+    """GPUs out of service now per (cluster, flavor), from the open outages: the nodes the
+    scheduler's last health check did not find up. Pool-wide, like the inventory."""
+    down: dict[tuple[str, str], int] = {}
+    for outage in outages:
+        down[outage.key] = down.get(outage.key, 0) + outage.gpus
+    return down
+
+
+CLUSTER_CSV = [
+    *(name for name in ClusterOut.model_fields if name != "node_groups"),
+    *NodeGroupOut.model_fields,
+]
+"""A cluster's CSV columns: one line per cluster and flavor, the cluster's fields first."""
+
+
+@router.get(
+    "/clusters",
+    summary="Clusters with their inventory per flavor: allocated, down and idle",
+    response_model=list[ClusterOut],
+    responses=CSV_ANSWER,
+)
+def list_clusters(
+    portal: PortalDep, principal: PrincipalDep, form: Format = ReportFormat.JSON
+) -> list[ClusterOut] | Response:
+    """With ``?format=csv``, one line per cluster and flavor (its node group)."""
     with portal.books() as books:
         views = catalog.visible_clusters(books, principal)
         in_use = JobRepository(books.session).gpus_in_use(ALLOCATED_STATES) if views else {}
-    return [cluster_out(view, in_use) for view in views]
+        down = down_now(books.outages.open()) if views else {}
+    clusters = [cluster_out(view, in_use, down) for view in views]
+    if form is ReportFormat.JSON:
+        return clusters
+    lines = []
+    for cluster in clusters:
+        cells = flat_cells(cluster.model_dump(mode="json", exclude={"node_groups"}))
+        for group in cluster.node_groups:
+            lines.append({**cells, **group.model_dump(mode="json")})
+    return csv_response(
+        CLUSTER_CSV, ([line.get(name) for name in CLUSTER_CSV] for line in lines), "clusters.csv"
+    )
 
 
 @router.post(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +12,7 @@ import pytest
 
 from jobs.model import JobState, Placed
 from jobs.repository import JobRepository
+from quotas.outages import NodeOutage
 from quotas.quantities import Credits
 from tests.portal.conftest import Demo
 
@@ -153,10 +156,41 @@ def test_clusters_show_inventory_allocated_and_idle(demo: Demo) -> None:
         "gpus_per_node": 8,
         "total": 16,
         "allocated": 4,
+        "down": 0,
         "idle": 12,
     }
     assert groups["a100-80g"]["allocated"] == 0
     assert clusters["national-gwangju"]["node_groups"][0]["total"] == 32
+
+
+def test_clusters_show_what_is_down_now_and_download_as_csv(demo: Demo) -> None:
+    now = datetime.now(UTC)
+    with demo.books() as books:
+        books.outages.start(
+            [
+                NodeOutage("national-daejeon", "h100-80g", 1, 8, now - timedelta(hours=1)),
+                NodeOutage(
+                    "national-gwangju", "v100-32g", 1, 8, now - timedelta(hours=2), until=now
+                ),
+            ]
+        )
+
+    clusters = demo.client.get(f"{API}/clusters", headers=demo.headers("jiwoo.jung")).json()
+    answer = demo.client.get(
+        f"{API}/clusters", params={"format": "csv"}, headers=demo.headers("jiwoo.jung")
+    )
+
+    daejeon = next(each for each in clusters if each["name"] == "national-daejeon")
+    h100 = next(group for group in daejeon["node_groups"] if group["flavor"] == "h100-80g")
+    assert (h100["down"], h100["idle"]) == (8, 8)
+    rows = list(csv.DictReader(io.StringIO(answer.text)))
+    assert answer.headers["content-type"].startswith("text/csv")
+    assert len(rows) == sum(len(each["node_groups"]) for each in clusters)
+    by_key = {(row["name"], row["flavor"]): row for row in rows}
+    assert by_key[("national-daejeon", "h100-80g")]["down"] == "8"
+    assert by_key[("national-daejeon", "h100-80g")]["tenancy"] == "shared"
+    assert by_key[("national-gwangju", "v100-32g")]["down"] == "0"  # that outage has ended
+    assert by_key[("national-gwangju", "v100-32g")]["address"] == ""  # not an admin's to see
 
 
 BURST_TARGET = {
@@ -222,6 +256,7 @@ def test_an_admin_declares_a_burst_target_and_the_books_keep_it(demo: Demo) -> N
                 "gpus_per_node": 8,
                 "total": 32,
                 "allocated": 0,
+                "down": 0,
                 "idle": 32,
             }
         ],

@@ -178,8 +178,10 @@ def test_the_fairshare_report_is_drawn_as_the_account_tree(gpupool: Cli) -> None
     lines = shown.splitlines()
     header = next(line.split() for line in lines if line.startswith("name"))
     assert header[:3] == ["name", "kind", "share"]
-    indent = {line.split()[0]: len(line) - len(line.lstrip()) for line in lines}
+    indent = {line.split()[0]: len(line) - len(line.lstrip()) for line in lines if line}
     assert indent["national"] < indent["universities"] < indent["kaist"] < indent["kaist-nlp"]
+    assert max(len(line) for line in lines) <= 100  # drawn in parts, each led by the name
+    assert sum(line.startswith("name ") for line in lines) > 1
     assert without_time(gpupool.ok("fairshare")) == without_time(shown)
 
 
