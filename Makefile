@@ -44,6 +44,7 @@ bench: $(STAMP)
 	GPUPOOL_BENCH_DATABASE_URL=$(BENCH_PG) $(ONE_CORE) $(BIN)/python -m bench.cycle
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.submissions --database-url $(or $(BENCH_PG),sqlite)
+	$(BIN)/python -m bench.pages
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts
