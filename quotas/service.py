@@ -850,7 +850,7 @@ class Books:
             members=[member.user for member in self.people.members_of(project)],
         )
 
-    def _authority(self, request_id: int, who: Principal | str) -> tuple[str, Authority]:
+    def review_authority(self, request_id: int, who: Principal | str) -> tuple[str, Authority]:
         """The reviewer's name and why they may review; refused with ``ConflictOfInterest``
         or ``Forbidden``. A name is looked up in gpupool's records; the portal passes the
         principal it authenticated, which may carry identity-provider group grants."""
@@ -878,7 +878,7 @@ class Books:
         (``ConflictOfInterest``); the audit entry records the reviewer's authority and why.
         """
         request = self.allocations.get(request_id)
-        name, authority = self._authority(request_id, reviewer)
+        name, authority = self.review_authority(request_id, reviewer)
         if decision == "approve":
             reviewed = request.approve(name, reason)
         elif decision == "adjust":
@@ -910,7 +910,7 @@ class Books:
     def release_tranche(self, request_id: int, seq: int, actor: Principal | str) -> list[int]:
         """Release a later tranche: whoever may review the request, on the same terms."""
         self.allocations.get(request_id)  # lock the request before deciding on it
-        name, authority = self._authority(request_id, actor)
+        name, authority = self.review_authority(request_id, actor)
         return self._release(request_id, seq, name, authority)
 
     def _release(

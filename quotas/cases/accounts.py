@@ -10,8 +10,10 @@ managers only to someone who may read the program.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import UTC, date, timedelta, tzinfo
 from typing import Any
 
 from quotas.access import Principal, Role, Scope
@@ -19,7 +21,8 @@ from quotas.accounts import Account, AccountKind, AccountTree, with_article
 from quotas.cases import require
 from quotas.db.repositories import Member
 from quotas.errors import Forbidden, InvalidInput, NotFound
-from quotas.ledger import AccountBalances
+from quotas.funding import Period
+from quotas.ledger import AccountBalances, Bucket, EntryKind
 from quotas.quantities import Credits
 from quotas.service import Books
 
@@ -81,6 +84,67 @@ def account_view(
     """One account the principal may see, with its budget and balances in ``period``."""
     readable_in(books.tree(), principal, name)
     return _view(books, name, period_name(books, period))
+
+
+SPENDING_KINDS = (EntryKind.CHARGE, EntryKind.REFUND, EntryKind.REVERSAL)
+"""The entries that move credits into or out of spent."""
+ENTRIES_PAGE = 5_000
+
+
+@dataclass(frozen=True, slots=True)
+class DaySpend:
+    day: date
+    spent: Credits
+    """What the account spent that day, net: charges less refunds, and reversals of either."""
+
+
+@dataclass(frozen=True, slots=True)
+class Spending:
+    """An account's spending in a period, day by day from its first day to today (or its last,
+    once it is over); no days for a period still to come."""
+
+    period: Period
+    days: list[DaySpend]
+
+
+def spending_per_day(
+    books: Books,
+    principal: Principal,
+    name: str,
+    period: str | None = None,
+    zone: tzinfo = UTC,
+) -> Spending:
+    """What the account (its own spent credits: a project's) spent per day in ``period``
+    (default: the current one), read from its ledger entries; days are ``zone``'s."""
+    readable_in(books.tree(), principal, name)
+    found = books.funding.period(period_name(books, period))
+    net: dict[date, int] = defaultdict(int)
+    after = 0
+    while True:
+        entries = books.ledger.entries(
+            period=found.name,
+            account=name,
+            kinds=SPENDING_KINDS,
+            after_id=after,
+            limit=ENTRIES_PAGE,
+        )
+        for entry in entries:
+            posting, day = entry.posting, entry.at.astimezone(zone).date()
+            if posting.target.bucket is Bucket.SPENT and posting.target.account == name:
+                net[day] += posting.amount.milli
+            if posting.source.bucket is Bucket.SPENT and posting.source.account == name:
+                net[day] -= posting.amount.milli
+        if len(entries) < ENTRIES_PAGE:
+            break
+        after = entries[-1].id
+    now = books.clock()
+    if now < found.starts_at:
+        return Spending(found, [])
+    first = found.starts_at.astimezone(zone).date()
+    last = min(now, found.ends_at - timedelta(microseconds=1)).astimezone(zone).date()
+    last = max([last, *net])
+    days = [first + timedelta(days=offset) for offset in range((last - first).days + 1)]
+    return Spending(found, [DaySpend(day, Credits(net.get(day, 0))) for day in days])
 
 
 def may_add_account(
@@ -199,19 +263,33 @@ def members(books: Books, principal: Principal, project: str) -> list[Member]:
     return books.people.members_of(project)
 
 
-def _check_manages_members(books: Books, principal: Principal, project: str) -> None:
-    readable_project(books, principal, project)
-    principal.require(Scope.MANAGE)
+def _member_refusal(books: Books, principal: Principal, project: str) -> str | None:
+    """Why the principal may not manage the project's members, saying who may; ``None``."""
     tree = books.tree()
     if principal.can_manage_members(tree, project):
-        return
+        return None
     pis = [member.user for member in books.people.members_of(project) if member.role == Role.PI]
     who = [f"its pi ({', '.join(pis)})"] if pis else []
     who.append(program_managers_in_words(books, principal, tree, project))
-    raise Forbidden(
+    return (
         f"{principal.user} may not manage the members of {project}: "
         f"{', '.join(who)} or an admin may"
     )
+
+
+def member_refusal(books: Books, principal: Principal, project: str) -> str | None:
+    """Why the principal may not add, remove or change the members of a project they may see,
+    in the refusal's words (naming who may); ``None`` when they may."""
+    readable_project(books, principal, project)
+    return _member_refusal(books, principal, project)
+
+
+def _check_manages_members(books: Books, principal: Principal, project: str) -> None:
+    readable_project(books, principal, project)
+    principal.require(Scope.MANAGE)
+    refusal = _member_refusal(books, principal, project)
+    if refusal is not None:
+        raise Forbidden(refusal)
 
 
 def add_member(books: Books, principal: Principal, project: str, user: str, role: Role) -> None:

@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from quotas.access import Principal, Scope
+from quotas.access import Principal, Role, Scope
 from quotas.accounts import AccountKind, with_article
 from quotas.allocations import AllocationRequest, RequestState
 from quotas.cases import require
 from quotas.db.repositories import StoredRequest
-from quotas.errors import InvalidInput, NotFound
+from quotas.errors import Forbidden, InvalidInput, NotFound
 from quotas.quantities import Credits
 from quotas.service import Books
 
@@ -68,6 +68,51 @@ def visible_requests(
             raise NotFound(f"no project {project}")
         projects = [project, *(node.name for node in tree.descendants(project))]
     return books.allocations.search(projects=projects, states=states, limit=limit, offset=offset)
+
+
+def requests_to_review(
+    books: Books, principal: Principal, *, limit: int = 50, offset: int = 0
+) -> tuple[list[StoredRequest], int]:
+    """A page of the submitted requests waiting in the programs the principal manages (every
+    program for an admin), newest first, and how many wait in all."""
+    tree = books.tree()
+    if principal.is_admin:
+        projects = principal.readable_projects(tree)
+    else:
+        projects = [
+            name
+            for name in principal.readable_projects(tree) or []
+            if principal.manages_program_of(tree, name)
+        ]
+    return books.allocations.search(
+        projects=projects, states=[RequestState.SUBMITTED], limit=limit, offset=offset
+    )
+
+
+def review_refusal(books: Books, principal: Principal, request_id: int) -> str | None:
+    """Why the principal may not review the request or release its tranches, in the words of
+    the refusal they would get (saying who may); ``None`` when they may."""
+    readable_request(books, principal, request_id)
+    try:
+        principal.require(Scope.MANAGE)
+        books.review_authority(request_id, principal)
+    except Forbidden as refusal:
+        return str(refusal)
+    return None
+
+
+def requester_refusal(books: Books, principal: Principal, request_id: int) -> str | None:
+    """Why the principal may not submit or withdraw the request, saying who may (its project's
+    pi or an admin); ``None`` when they may."""
+    project = readable_request(books, principal, request_id).request.project
+    if principal.can_request_allocation(project):
+        return None
+    pis = [member.user for member in books.people.members_of(project) if member.role == Role.PI]
+    who = f"the pi of {project} ({', '.join(pis)})" if pis else f"the pi of {project}"
+    return (
+        f"{principal.user} may not submit or withdraw allocation request {request_id}: "
+        f"{who} or an admin may"
+    )
 
 
 def create_request(
