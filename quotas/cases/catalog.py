@@ -2,7 +2,9 @@
 
 Everyone signed in reads the catalogue; only an admin, with the ``manage`` scope, adds to it.
 Each addition goes through ``Books``, which writes its audit entry. A cluster is read as its
-reader may see it (``ClusterView``): where it is reached is an admin's to know.
+reader may see it (``ClusterView``): where it is reached is an admin's to know. The catalogue
+as its keepers read it (``*_records``: what each funder contributed, when each period's books
+closed, every rate card's publisher) is for admin and auditor only.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quotas.access import Principal
-from quotas.accounts import AccountTree
-from quotas.cases import require_admin
+from quotas.accounts import AccountKind, AccountTree
+from quotas.cases import require, require_admin
 from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, Period
 from quotas.inventory import ClusterSpec
+from quotas.ledger import Bucket, EntryKind
 from quotas.quantities import Credits, Rate
 from quotas.quote import QuoteLine, quote
 from quotas.service import Books
@@ -139,3 +142,184 @@ def set_burst_budget(
     require_admin(principal, "set burst budgets")
     changed = books.set_burst_budget(cluster, program, budget, actor=principal.user)
     return cluster_view(principal, books.tree(), changed)
+
+
+# -- the catalogue as its admins and auditors read it ------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FunderRecord:
+    """A funder with the credits it put into the pool in each period, net of reversals."""
+
+    funder: Funder
+    contributed: Mapping[str, Credits]
+    """Period -> credits contributed there (only the periods it contributed in)."""
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodRecord:
+    period: Period
+    current: bool
+    expired_at: datetime | None
+    """When its books were closed; ``None`` while they are open."""
+
+
+@dataclass(frozen=True, slots=True)
+class FlavorRecords:
+    """The flavors and every version of the rate card, oldest first."""
+
+    flavors: list[Flavor]
+    rate_cards: list[RateCard]
+    notes: Mapping[int, tuple[str, str]]
+    """Version -> (who published it, their note)."""
+    in_force: int | None
+    """The version in force now; ``None`` before the first takes effect."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterRecords:
+    """Every cluster as its reader may see it, the GPUs down now, and the names a change of
+    the clusters may use."""
+
+    clusters: list[ClusterView]
+    down: Mapping[tuple[str, str], int]
+    """GPUs out of service now per (cluster, flavor) (``gpus_down_now``)."""
+    flavors: list[str]
+    programs: list[str]
+    """Programs: who may hold a burst budget."""
+    owners: list[str]
+    """Organizations and programs: whom a cluster may be dedicated to."""
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogueCounts:
+    funders: int
+    periods: int
+    current_period: str | None
+    flavors: int
+    rate_cards: int
+    rate_card_in_force: int | None
+    clusters: int
+    gpus: int
+    down: int
+
+
+def gpus_down_now(books: Books) -> dict[tuple[str, str], int]:
+    """GPUs out of service now per (cluster, flavor): the open node outages, the nodes the
+    scheduler's last health check did not find up. Pool-wide, like the inventory."""
+    down: dict[tuple[str, str], int] = {}
+    for outage in books.outages.open():
+        down[outage.key] = down.get(outage.key, 0) + outage.gpus
+    return down
+
+
+def _require_pool_reader(principal: Principal, what: str) -> None:
+    """The whole catalogue, with who funds what, is for admin and auditor."""
+    require(principal, principal.reads_everything, what)
+
+
+def funder_records(books: Books, principal: Principal) -> list[FunderRecord]:
+    """Every funder, by name, with what it contributed in each period; admin and auditor."""
+    _require_pool_reader(principal, "see the funders' contributions")
+    sums: dict[str, dict[str, int]] = {}
+    after, page_size = 0, 1000
+    while True:
+        entries = books.ledger.entries(
+            kinds=(EntryKind.CONTRIBUTION, EntryKind.REVERSAL), after_id=after, limit=page_size
+        )
+        for entry in entries:
+            posting = entry.posting
+            if posting.source.bucket is Bucket.FUNDER:
+                change = posting.amount.milli
+            elif posting.target.bucket is Bucket.FUNDER:
+                change = -posting.amount.milli
+            else:
+                continue
+            by_period = sums.setdefault(posting.funder, {})
+            by_period[posting.period] = by_period.get(posting.period, 0) + change
+        if len(entries) < page_size:
+            break
+        after = entries[-1].id
+    return [
+        FunderRecord(
+            funder,
+            {
+                period: Credits(milli)
+                for period, milli in sorted(sums.get(funder.name, {}).items())
+                if milli
+            },
+        )
+        for funder in sorted(books.funding.funders(), key=lambda each: each.name)
+    ]
+
+
+def period_records(books: Books, principal: Principal) -> list[PeriodRecord]:
+    """Every allocation period, oldest first, with whether it runs now and when its books were
+    closed; admin and auditor."""
+    _require_pool_reader(principal, "see the pool's periods as its admin does")
+    now = books.clock()
+    return [
+        PeriodRecord(period, period.contains(now), books.funding.expired_at(period.name))
+        for period in books.funding.periods()
+    ]
+
+
+def flavor_records(books: Books, principal: Principal) -> FlavorRecords:
+    """The flavors and the versioned rate card; admin and auditor."""
+    _require_pool_reader(principal, "see the pool's flavors and rate cards as its admin does")
+    try:
+        in_force: int | None = books.rate_card().version
+    except InvalidInput:
+        in_force = None
+    return FlavorRecords(
+        sorted(books.flavors.all().values(), key=lambda flavor: flavor.name),
+        books.flavors.rate_cards(),
+        books.flavors.rate_card_notes(),
+        in_force,
+    )
+
+
+def cluster_records(books: Books, principal: Principal) -> ClusterRecords:
+    """Every cluster with its burst budgets and address, the GPUs down now, and the flavors,
+    programs and owners a new cluster or burst budget may name; admin and auditor."""
+    _require_pool_reader(principal, "see the pool's clusters as its admin does")
+    tree = books.tree()
+    return ClusterRecords(
+        visible_clusters(books, principal),
+        gpus_down_now(books),
+        sorted(books.flavors.all()),
+        sorted(name for name, each in tree.accounts.items() if each.kind is AccountKind.PROGRAM),
+        sorted(
+            name
+            for name, each in tree.accounts.items()
+            if each.kind in (AccountKind.ORGANIZATION, AccountKind.PROGRAM)
+        ),
+    )
+
+
+def catalogue_counts(books: Books, principal: Principal) -> CatalogueCounts:
+    """How much the catalogue holds, for its overview; admin and auditor."""
+    _require_pool_reader(principal, "see the pool's catalogue as its admin does")
+    now = books.clock()
+    periods = books.funding.periods()
+    clusters = books.clusters.all()
+    down = gpus_down_now(books)
+    try:
+        in_force: int | None = books.rate_card().version
+    except InvalidInput:
+        in_force = None
+    return CatalogueCounts(
+        funders=len(books.funding.funders()),
+        periods=len(periods),
+        current_period=next((each.name for each in periods if each.contains(now)), None),
+        flavors=len(books.flavors.all()),
+        rate_cards=books.flavors.next_rate_card_version() - 1,
+        rate_card_in_force=in_force,
+        clusters=len(clusters),
+        gpus=sum(item.gpus for cluster in clusters for item in cluster.inventory),
+        down=sum(
+            min(down.get((cluster.name, item.flavor), 0), item.gpus)
+            for cluster in clusters
+            for item in cluster.inventory
+        ),
+    )

@@ -1,3 +1,275 @@
-"""Messages of the admin pages: key -> (English, Korean)."""
+"""Messages of the admin's catalogue pages: funders, periods, flavors and rate cards, clusters."""
 
-MESSAGES: dict[str, tuple[str, str]] = {}
+MESSAGES: dict[str, tuple[str, str]] = {
+    "admin.title": ("Pool administration", "풀 관리"),
+    "admin.sections": ("Administration sections", "관리 메뉴"),
+    "admin.people": ("People and roles", "사용자와 역할"),
+    "admin.read_only": (
+        "You can read the catalogue here; only an admin changes it.",
+        "여기에서 카탈로그를 볼 수 있으며, 변경은 관리자만 할 수 있습니다.",
+    ),
+    "admin.download_csv": ("Download CSV", "CSV 내려받기"),
+    "admin.name": ("Name", "이름"),
+    "admin.name_hint": (
+        "Lower-case letters, digits, dots and hyphens, e.g. kisti-cloud",
+        "영문 소문자, 숫자, 점, 하이픈만 쓸 수 있습니다. 예: kisti-cloud",
+    ),
+    "admin.zone_hint": ("In {zone} time", "{zone} 시간 기준"),
+    "admin.yes": ("Yes", "예"),
+    "admin.no": ("No", "아니요"),
+    "admin.count.funders": ("Funders", "재원 기관"),
+    "admin.count.periods": ("Allocation periods", "할당 기간"),
+    "admin.count.flavors": ("Flavors", "가속기 종류"),
+    "admin.count.rate_cards": ("Rate card versions", "요금표 버전"),
+    "admin.count.clusters": ("Clusters", "클러스터"),
+    # funders
+    "admin.funders.title": ("Funders and contributions", "재원 기관과 출연금"),
+    "admin.funders.intro": (
+        "Who puts credits into the pool, and how many in each allocation period (net of any "
+        "reversal).",
+        "풀에 크레딧을 출연하는 기관과 할당 기간별 출연 크레딧(취소분 차감)입니다.",
+    ),
+    "admin.funders.caption": (
+        "Funders with their contributions per period",
+        "재원 기관과 기간별 출연금",
+    ),
+    "admin.funders.display_name": ("Display name", "표시 이름"),
+    "admin.funders.kind": ("Kind", "유형"),
+    "admin.funders.krw_per_credit": ("Won per credit", "크레딧당 원화"),
+    "admin.funders.krw": ("₩{amount}", "{amount}원"),
+    "admin.funders.krw_hint": (
+        "What one credit costs this funder, for spend reports; 0 when not known.",
+        "지출 보고서에 쓰이는 크레딧 1개당 비용입니다. 모르면 0으로 둡니다.",
+    ),
+    "admin.funders.contributed_in": ("Contributed in {period}", "{period} 출연"),
+    "admin.funders.no_contributions": (
+        "No funder has contributed credits yet.",
+        "아직 출연된 크레딧이 없습니다.",
+    ),
+    "admin.funders.none": ("No funder yet.", "아직 재원 기관이 없습니다."),
+    "admin.funders.add": ("Add a funder", "재원 기관 추가"),
+    "admin.funders.add_button": ("Add the funder", "재원 기관 추가"),
+    "admin.funders.refused": ("The funder was not added", "재원 기관을 추가하지 못했습니다"),
+    "admin.funder_kind.ministry": ("Ministry", "중앙부처"),
+    "admin.funder_kind.local_government": ("Local government", "지방자치단체"),
+    "admin.funder_kind.public_corporation": ("Public corporation", "공공기관"),
+    # periods
+    "admin.periods.title": ("Allocation periods", "할당 기간"),
+    "admin.periods.intro": (
+        "Budgets, awards and contributions are per period; unused credits lapse when its books "
+        "close.",
+        "예산, 배정, 출연은 기간별로 관리되며, 기간이 마감되면 쓰지 않은 크레딧은 소멸합니다.",
+    ),
+    "admin.periods.caption": ("Allocation periods, oldest first", "할당 기간 (오래된 순)"),
+    "admin.periods.starts_at": ("Starts", "시작"),
+    "admin.periods.ends_at": ("Ends", "종료"),
+    "admin.periods.status": ("Status", "상태"),
+    "admin.periods.running": ("Running now", "진행 중"),
+    "admin.periods.open": ("Open", "열림"),
+    "admin.periods.closed": ("Closed {when}", "{when} 마감"),
+    "admin.periods.current": ("Running now", "현재 기간"),
+    "admin.periods.none_running": ("None", "없음"),
+    "admin.periods.none": ("No allocation period yet.", "아직 할당 기간이 없습니다."),
+    "admin.periods.add": ("Add a period", "기간 추가"),
+    "admin.periods.add_button": ("Add the period", "기간 추가"),
+    "admin.periods.name_hint": (
+        "e.g. 2026-q3; periods may not overlap",
+        "예: 2026-q3. 기간은 서로 겹칠 수 없습니다",
+    ),
+    "admin.periods.refused": ("The period was not added", "기간을 추가하지 못했습니다"),
+    # flavors and rate cards
+    "admin.flavors.title": ("Flavors and rate cards", "가속기 종류와 요금표"),
+    "admin.flavors.list": ("Flavors", "가속기 종류"),
+    "admin.flavors.memory_gb": ("Memory (GB)", "메모리(GB)"),
+    "admin.flavors.relative_throughput": ("Relative throughput", "상대 처리량"),
+    "admin.flavors.throughput_hint": (
+        "Training throughput per accelerator against the reference flavor (1.0)",
+        "기준 가속기(1.0) 대비 가속기당 학습 처리량",
+    ),
+    "admin.flavors.throughput_source": ("Where the throughput was measured", "처리량 측정 출처"),
+    "admin.flavors.source_hint": (
+        "A benchmark, its version and a link, so the figure can be checked",
+        "수치를 검증할 수 있도록 벤치마크, 버전, 링크를 적어 주세요",
+    ),
+    "admin.flavors.ray_resource": ("Ray resource", "Ray 리소스"),
+    "admin.flavors.ray_hint": ("Empty: the flavor's name", "비우면 가속기 이름을 씁니다"),
+    "admin.flavors.kubernetes_resource": ("Kubernetes resource", "Kubernetes 리소스"),
+    "admin.flavors.kubernetes_hint": ("Empty: nvidia.com/gpu", "비우면 nvidia.com/gpu"),
+    "admin.flavors.named_only": ("Only when named", "지정 시에만"),
+    "admin.flavors.named_only_hint": (
+        "Only jobs that name this flavor run on it (an NPU with its vendor's software stack)",
+        "이 가속기를 직접 지정한 작업만 실행합니다 (제조사 전용 소프트웨어를 쓰는 NPU 등)",
+    ),
+    "admin.flavors.rate_now": ("Rate now", "현재 요금"),
+    "admin.flavors.unpriced": ("not priced yet", "요금 미정"),
+    "admin.flavors.none": ("No flavor yet.", "아직 가속기 종류가 없습니다."),
+    "admin.flavors.add": ("Add a flavor", "가속기 종류 추가"),
+    "admin.flavors.add_button": ("Add the flavor", "가속기 종류 추가"),
+    "admin.flavors.name_hint": ("e.g. h200-141g", "예: h200-141g"),
+    "admin.flavors.price_it": (
+        "Jobs run on a new flavor once a rate card prices it: publish one below.",
+        "새 가속기는 요금표에 요금이 정해져야 쓸 수 있습니다. 아래에서 새 요금표를 게시하세요.",
+    ),
+    "admin.flavors.refused": ("The flavor was not added", "가속기 종류를 추가하지 못했습니다"),
+    "admin.rate_cards.title": ("Rate card versions", "요금표 버전"),
+    "admin.rate_cards.intro": (
+        "Every version, newest first. A job keeps the rate recorded when it was admitted.",
+        "모든 버전을 최신순으로 보여 줍니다. 작업은 승인될 때 기록된 요금을 계속 씁니다.",
+    ),
+    "admin.rate_cards.version_heading": ("Version", "버전"),
+    "admin.rate_cards.version": ("v{version}", "v{version}"),
+    "admin.rate_cards.effective_from": ("Takes effect", "적용 시작"),
+    "admin.rate_cards.status": ("Status", "상태"),
+    "admin.rate_cards.in_force": ("In force", "적용 중"),
+    "admin.rate_cards.scheduled": ("Scheduled", "적용 예정"),
+    "admin.rate_cards.superseded": ("Superseded", "대체됨"),
+    "admin.rate_cards.none_in_force": ("None yet", "아직 없음"),
+    "admin.rate_cards.published_by": ("Published by", "게시자"),
+    "admin.rate_cards.note": ("Note", "메모"),
+    "admin.rate_cards.unit_hint": (
+        "Rates are credits per GPU-hour.",
+        "요금 단위는 GPU시간당 크레딧입니다.",
+    ),
+    "admin.rate_cards.none": ("No rate card yet.", "아직 요금표가 없습니다."),
+    "admin.rate_cards.publish": ("Publish a new rate card", "새 요금표 게시"),
+    "admin.rate_cards.rates": ("Credits per GPU-hour", "GPU시간당 크레딧"),
+    "admin.rate_cards.rates_hint": (
+        "A rate card prices every flavor; filled in with the latest version's rates.",
+        "요금표에는 모든 가속기의 요금이 있어야 합니다. 최신 버전의 요금으로 채워져 있습니다.",
+    ),
+    "admin.rate_cards.from_hint": (
+        "Empty: now. It may take effect later, never earlier.",
+        "비우면 지금부터 적용됩니다. 나중으로 정할 수는 있지만 과거로 정할 수는 없습니다.",
+    ),
+    "admin.rate_cards.publish_button": ("Publish", "게시"),
+    "admin.rate_cards.refused": ("The rate card was not published", "요금표를 게시하지 못했습니다"),
+    # clusters
+    "admin.clusters.title": ("Clusters", "클러스터"),
+    "admin.clusters.now": ("GPUs now", "현재 GPU 현황"),
+    "admin.clusters.now_hint": (
+        "Allocated: held by starting or running jobs. Down: on nodes out of service at the "
+        "scheduler's last health check. Idle: the rest, free for new work.",
+        "사용 중: 시작 중이거나 실행 중인 작업이 점유한 GPU. 장애: 스케줄러의 마지막 상태 "
+        "점검에서 서비스 불가였던 노드의 GPU. 유휴: 나머지, 새 작업에 쓸 수 있는 GPU.",
+    ),
+    "admin.clusters.chart_title": (
+        "Allocated, idle and down GPUs per cluster and flavor",
+        "클러스터·가속기별 사용 중, 유휴, 장애 GPU",
+    ),
+    "admin.clusters.chart_description": (
+        "GPUs of each cluster's flavor now.",
+        "클러스터별 가속기의 현재 GPU 수입니다.",
+    ),
+    "admin.clusters.capacity_caption": (
+        "GPUs per cluster and flavor: allocated, idle and down",
+        "클러스터·가속기별 GPU: 사용 중, 유휴, 장애",
+    ),
+    "admin.clusters.gpus": ("GPUs", "GPU"),
+    "admin.clusters.cluster": ("Cluster", "클러스터"),
+    "admin.clusters.flavor": ("Flavor", "가속기"),
+    "admin.clusters.nodes": ("Nodes × GPUs", "노드 × GPU"),
+    "admin.clusters.nodes_times_gpus": ("{nodes} × {gpus}", "{nodes} × {gpus}"),
+    "admin.clusters.total": ("Total GPUs", "전체 GPU"),
+    "admin.clusters.allocated": ("Allocated", "사용 중"),
+    "admin.clusters.idle": ("Idle", "유휴"),
+    "admin.clusters.down": ("Down", "장애"),
+    "admin.clusters.idle_marker": ("idle", "유휴"),
+    "admin.clusters.down_marker": ("⚠ down", "⚠ 장애"),
+    "admin.clusters.list": ("Each cluster", "클러스터별 정보"),
+    "admin.clusters.none": ("No cluster yet.", "아직 클러스터가 없습니다."),
+    "admin.clusters.backend": ("Backend", "백엔드"),
+    "admin.clusters.site": ("Site", "위치"),
+    "admin.clusters.tenancy": ("Tenancy", "테넌시"),
+    "admin.clusters.inventory": ("Inventory", "보유 장비"),
+    "admin.clusters.inventory_item": (
+        "{flavor}: {nodes} nodes × {gpus} GPUs",
+        "{flavor}: 노드 {nodes}대 × GPU {gpus}개",
+    ),
+    "admin.clusters.inventory_hint": (
+        "Fill in the rows of the flavors it has; a burst target's is the most it scales to.",
+        "보유한 가속기 행만 채우세요. 버스트 대상은 최대로 늘어날 수 있는 규모를 적습니다.",
+    ),
+    "admin.clusters.node_count": ("Nodes", "노드 수"),
+    "admin.clusters.gpus_per_node": ("GPUs per node", "노드당 GPU"),
+    "admin.clusters.nodes_of": ("Nodes of {flavor}", "{flavor} 노드 수"),
+    "admin.clusters.gpus_per_node_of": ("GPUs per node of {flavor}", "{flavor} 노드당 GPU"),
+    "admin.clusters.price_multiplier": ("Price multiplier", "가격 배수"),
+    "admin.clusters.times": ("× {factor}", "× {factor}"),
+    "admin.clusters.price_hint": (
+        "Credits there cost this many times more; empty: 1.0",
+        "이 클러스터의 크레딧 배수입니다. 비우면 1.0",
+    ),
+    "admin.clusters.address": ("Address", "접속 주소"),
+    "admin.clusters.address_hidden": ("Shown to admins only", "관리자에게만 표시"),
+    "admin.clusters.address_default": (
+        "The embedded Ray cluster, or the kubeconfig's current context",
+        "내장 Ray 클러스터 또는 kubeconfig의 현재 컨텍스트",
+    ),
+    "admin.clusters.address_hint": (
+        "The Ray address (e.g. http://head:8265) or kubeconfig context that reaches it; empty: "
+        "the embedded Ray cluster, or the kubeconfig's current context",
+        "Ray 주소(예: http://head:8265) 또는 kubeconfig 컨텍스트. 비우면 내장 Ray 클러스터나 "
+        "kubeconfig의 현재 컨텍스트를 씁니다",
+    ),
+    "admin.clusters.provisioning_deadline": ("Provisioning deadline", "프로비저닝 제한 시간"),
+    "admin.clusters.provisioning_deadline_seconds": (
+        "Provisioning deadline (seconds)",
+        "프로비저닝 제한 시간(초)",
+    ),
+    "admin.clusters.provisioning_class": ("Provisioning class", "프로비저닝 클래스"),
+    "admin.clusters.burst_target": ("Cloud burst target only", "클라우드 버스트 대상 전용"),
+    "admin.clusters.burst_hint": (
+        "For a cluster at a domestic or foreign cloud site: how long its capacity may take to "
+        "come up (empty: 900 s), its ProvisioningRequest class, and each program's burst budget "
+        "(the most credits its jobs hold and spend there in a period; empty: no cap).",
+        "국내·해외 클라우드 위치의 클러스터에만 해당합니다: 용량 확보 제한 시간(비우면 900초), "
+        "ProvisioningRequest 클래스, 프로그램별 버스트 예산(기간 중 그곳에서 예약·사용할 수 있는 "
+        "최대 크레딧, 비우면 제한 없음).",
+    ),
+    "admin.clusters.burst_budgets": ("Burst budgets", "버스트 예산"),
+    "admin.clusters.no_budgets": (
+        "No program is capped here: projects that may burst use their own credits.",
+        "이곳에 상한이 정해진 프로그램이 없습니다. 버스트가 허용된 프로젝트는 자체 크레딧 안에서 "
+        "씁니다.",
+    ),
+    "admin.clusters.program": ("Program", "프로그램"),
+    "admin.clusters.budget": ("Credits per period", "기간당 크레딧"),
+    "admin.clusters.budget_of": ("Burst budget of {program}", "{program}의 버스트 예산"),
+    "admin.clusters.budget_hint": (
+        "Empty lifts the cap. A cap below what the program already uses stops new bursts only.",
+        "비우면 상한이 해제됩니다. 이미 사용한 양보다 낮게 정하면 새 버스트만 막힙니다.",
+    ),
+    "admin.clusters.set_budget": ("Set the budget", "예산 설정"),
+    "admin.clusters.budget_refused": (
+        "The burst budget was not set",
+        "버스트 예산을 설정하지 못했습니다",
+    ),
+    "admin.clusters.dedicated_to": ("Dedicated to", "전용 대상"),
+    "admin.clusters.no_owner": ("— nobody (not dedicated) —", "— 없음 (전용 아님) —"),
+    "admin.clusters.dedicated_hint": (
+        "A dedicated cluster's organization or program; only for dedicated tenancy",
+        "전용 클러스터를 쓰는 기관 또는 프로그램. 전용 테넌시일 때만 고릅니다",
+    ),
+    "admin.clusters.add": ("Declare a cluster", "클러스터 등록"),
+    "admin.clusters.add_intro": (
+        "The cluster joins the books at once; the scheduler reaches it once it next starts.",
+        "클러스터는 바로 등록되며, 스케줄러가 다음에 시작될 때부터 작업을 배치합니다.",
+    ),
+    "admin.clusters.add_button": ("Declare the cluster", "클러스터 등록"),
+    "admin.clusters.refused": ("The cluster was not declared", "클러스터를 등록하지 못했습니다"),
+    "admin.backend.ray": ("Ray", "Ray"),
+    "admin.backend.kubernetes": ("Kubernetes", "Kubernetes"),
+    "admin.backend.cloud": ("Cloud", "클라우드"),
+    "admin.site.national": ("National", "국가 센터"),
+    "admin.site.domestic_cloud": ("Domestic cloud", "국내 클라우드"),
+    "admin.site.foreign_cloud": ("Foreign cloud", "해외 클라우드"),
+    "admin.tenancy.shared": (
+        "Shared: every tenant's jobs run side by side",
+        "공유: 모든 테넌트의 작업이 함께 실행됨",
+    ),
+    "admin.tenancy.dedicated_to": ("Reserved for {owner}", "{owner} 전용"),
+    "admin.tenancy.per_job": ("A fresh cluster per job", "작업마다 새 클러스터"),
+    "admin.tenancy_choice.shared": ("Shared", "공유"),
+    "admin.tenancy_choice.dedicated": ("Dedicated", "전용"),
+    "admin.tenancy_choice.per_job": ("A cluster per job", "작업별 클러스터"),
+}
