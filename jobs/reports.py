@@ -8,8 +8,9 @@ reports that read only the books are ``quotas.cases.reports``'.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, tzinfo
 
 from jobs.model import JobState
 from jobs.repository import JobRepository
@@ -17,6 +18,7 @@ from quotas.access import Principal
 from quotas.admission import PriorityClass
 from quotas.cases.reports import period_or_current, report_window
 from quotas.db.reports import ReportRepository
+from quotas.errors import NotFound
 from quotas.fairshare import fair_share
 from quotas.quantities import SECONDS_PER_HOUR
 from quotas.reports import (
@@ -24,11 +26,14 @@ from quotas.reports import (
     NO_PRIORITY_USE,
     FairShareRow,
     PriorityUse,
+    SharePoint,
     WaitRow,
     credits_by_account,
+    day_starts,
     fair_share_rows,
     priority_use,
     usage_by_project,
+    usage_share_history,
     usage_since,
     wait_times,
 )
@@ -107,3 +112,43 @@ def wait_times_report(
         start, end, principal.readable_projects(tree)
     )
     return WaitTimes(start, end, wait_times(tree, waits))
+
+
+@dataclass(frozen=True, slots=True)
+class FairShareHistory:
+    """Entitled and used shares of some accounts, at the start of each day of a period so far
+    and now."""
+
+    period: str
+    at: datetime
+    half_life_hours: float
+    points: dict[str, list[SharePoint]]
+
+
+def fair_share_history(
+    books: Books,
+    principal: Principal,
+    half_life_hours: float,
+    accounts: Sequence[str],
+    zone: tzinfo,
+    period: str | None = None,
+) -> FairShareHistory:
+    """For each of ``accounts`` (each one the principal may read, else "not found"): its
+    normalised share among its siblings and its normalised decayed usage, the two numbers fair
+    share compares (``norm_share`` and ``norm_usage`` of ``fair_share_report``), at each
+    midnight of ``zone`` in the period up to now, and now (the last point is the report's)."""
+    half_life = half_life_hours * SECONDS_PER_HOUR
+    now = books.clock()
+    name = period_or_current(books, period)
+    tree = books.tree(name)
+    for account in accounts:
+        if account not in tree or not principal.can_read_account(tree, account):
+            raise NotFound(f"no account {account}")
+    span = books.funding.period(name)
+    start, end = span.starts_at, min(span.ends_at, now)
+    if start >= end:
+        return FairShareHistory(name, now, half_life_hours, {each: [] for each in accounts})
+    moments = [start, *day_starts(start, end, zone), end]
+    charges = books.ledger.usage_charges(usage_since(start, half_life))
+    points = usage_share_history(tree, charges, moments, half_life, accounts)
+    return FairShareHistory(name, now, half_life_hours, points)

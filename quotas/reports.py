@@ -27,13 +27,13 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 
 from quotas.accounts import AccountKind, AccountTree
 from quotas.admission import PriorityClass
 from quotas.errors import InvalidInput
-from quotas.fairshare import FairShare, decayed_usage
+from quotas.fairshare import FairShare, decay_factor, decayed_usage, fair_share
 from quotas.ledger import Balances, Bucket
 from quotas.outages import NodeOutage
 from quotas.quantities import MILLI, SECONDS_PER_HOUR, Credits
@@ -538,3 +538,133 @@ def wait_times(
         )
         for program, seconds in sorted(per_program.items())
     ]
+
+
+# -- spend as a tree -------------------------------------------------------------------------
+
+FUNDER_LEVEL = "funder"
+"""The kind of a spend tree's top level when it starts at the funders."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpendNode:
+    """One node of spend as a tree: a funder, or an account under it (or under the pool)."""
+
+    level: int
+    """0 for the top level (funders, or programs without them)."""
+    kind: str
+    """``funder``, or the account's kind (``program``, ``organization``, ``project``)."""
+    name: str
+    path: tuple[str, ...]
+    """The names from the top level down to this node, both included."""
+    credits: Credits
+    krw: int
+    jobs: int
+
+
+def spend_tree(
+    tree: AccountTree,
+    items: Iterable[SpendItem],
+    krw_per_credit: Mapping[str, int],
+    with_funders: bool,
+) -> list[SpendNode]:
+    """Credits charged net of refunds as a tree, depth first, children by name: funder ->
+    program -> organization -> project (program -> ... without funders). Each node counts its
+    whole subtree as ``spend`` counts a group (credits, won at each funder's price, distinct
+    jobs), so a funder's node is ``spend(..., SpendBy.FUNDER, ...)``'s row for it and, without
+    funders, a program's node is the row ``SpendBy.PROGRAM`` gives."""
+    milli: dict[tuple[str, ...], int] = defaultdict(int)
+    krw_milli: dict[tuple[str, ...], int] = defaultdict(int)
+    jobs: dict[tuple[str, ...], set[str]] = defaultdict(set)
+    kinds: dict[tuple[str, ...], str] = {}
+    for item in items:
+        steps = [(step.kind.value, step.name) for step in tree.path(item.project)[1:]]
+        if with_funders:
+            steps.insert(0, (FUNDER_LEVEL, item.funder))
+        for depth in range(1, len(steps) + 1):
+            key = tuple(name for _, name in steps[:depth])
+            kinds[key] = steps[depth - 1][0]
+            milli[key] += item.milli
+            krw_milli[key] += item.milli * krw_per_credit.get(item.funder, 0)
+            if item.job is not None:
+                jobs[key].add(item.job)
+    return [
+        SpendNode(
+            level=len(key) - 1,
+            kind=kinds[key],
+            name=key[-1],
+            path=key,
+            credits=Credits(milli[key]),
+            krw=round_half_up(krw_milli[key], MILLI),
+            jobs=len(jobs[key]),
+        )
+        for key in sorted(milli)
+    ]
+
+
+# -- over time -------------------------------------------------------------------------------
+
+
+def day_starts(since: datetime, until: datetime, zone: tzinfo) -> list[datetime]:
+    """The midnights of ``zone`` strictly inside ``(since, until)``, in UTC: where a window's
+    days begin, for reports per day in the pool's time zone."""
+    found: list[datetime] = []
+    day = since.astimezone(zone).date() + timedelta(days=1)
+    while True:
+        midnight = datetime.combine(day, time(), tzinfo=zone).astimezone(UTC)
+        if midnight >= until:
+            return found
+        if midnight > since:
+            found.append(midnight)
+        day += timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class SharePoint:
+    """An account's entitlement and usage among its siblings at one moment."""
+
+    at: datetime
+    norm_share: float
+    """Its share / the sum of its siblings' shares (the tree as it is now)."""
+    norm_usage: float
+    """Its subtree's decayed usage / its siblings' at ``at``: what fair share ordered by then."""
+
+
+def usage_share_history(
+    tree: AccountTree,
+    charges: Iterable[tuple[str, datetime, int]],
+    moments: Sequence[datetime],
+    half_life_seconds: float,
+    accounts: Iterable[str],
+) -> dict[str, list[SharePoint]]:
+    """For each of ``accounts``, its normalised share and normalised usage at each of
+    ``moments`` (ascending), as fair share computes them (``quotas.fairshare``) from the
+    ``(project, time, milli)`` charges and refunds made until each moment, decayed to it with
+    ``half_life_seconds``. Shares are the tree's now: the tree keeps no history of them."""
+    ordered = sorted(
+        (at, project, milli)
+        for project, at, milli in charges
+        if project in tree.accounts and tree[project].kind is AccountKind.PROJECT
+    )
+    raw: dict[str, float] = defaultdict(float)
+    wanted = list(accounts)
+    history: dict[str, list[SharePoint]] = {name: [] for name in wanted}
+    position, previous = 0, None
+    for moment in moments:
+        if previous is not None:
+            if moment < previous:
+                raise InvalidInput("moments must be in ascending order")
+            factor = decay_factor((moment - previous).total_seconds(), half_life_seconds)
+            for project in raw:
+                raw[project] *= factor
+        while position < len(ordered) and ordered[position][0] <= moment:
+            at, project, milli = ordered[position]
+            elapsed = (moment - at).total_seconds()
+            raw[project] += milli / MILLI * decay_factor(elapsed, half_life_seconds)
+            position += 1
+        previous = moment
+        shares = fair_share(tree, {project: max(0.0, used) for project, used in raw.items()})
+        for name in wanted:
+            node = shares.explain(name)
+            history[name].append(SharePoint(moment, node.norm_share, node.norm_usage))
+    return history

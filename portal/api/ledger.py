@@ -37,6 +37,12 @@ from quotas.ledger import Bucket, EntryKind, Pocket
 router = APIRouter(tags=["ledger"])
 
 Filter = Annotated[str | None, Query(max_length=200, pattern=NO_NUL)]
+Since = Annotated[
+    datetime | None, Query(description="Made at or after this time (ISO 8601; UTC if no offset)")
+]
+Until = Annotated[
+    datetime | None, Query(description="Made before this time (ISO 8601; UTC if no offset)")
+]
 
 
 class PocketOut(Strict):
@@ -123,6 +129,8 @@ def list_entries(
     kind: Annotated[list[EntryKind] | None, Query()] = None,
     period: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     funder: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
+    since: Since = None,
+    until: Until = None,
     form: Format = ReportFormat.JSON,
 ) -> BaseModel | Response:
     with portal.books() as books:
@@ -134,6 +142,8 @@ def list_entries(
             kinds=kind or (),
             period=period,
             funder=funder,
+            since=since,
+            until=until,
             limit=limit,
             offset=offset,
         )
@@ -161,11 +171,21 @@ def list_audit(
     target: Annotated[
         str | None, Query(max_length=200, pattern=NO_NUL, examples=["account/kaist-nlp"])
     ] = None,
+    since: Since = None,
+    until: Until = None,
     form: Format = ReportFormat.JSON,
 ) -> BaseModel | Response:
     with portal.books() as books:
         entries, total = audit_entries(
-            books, principal, actor=actor, action=action, target=target, limit=limit, offset=offset
+            books,
+            principal,
+            actor=actor,
+            action=action,
+            target=target,
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
     items = [audit_out(entry) for entry in entries]
     if form is ReportFormat.CSV:

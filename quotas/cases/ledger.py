@@ -9,9 +9,11 @@ the ledger here: entries come only from the books' operations.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from quotas.access import Principal
 from quotas.cases import require
+from quotas.cases.reports import in_utc
 from quotas.db.access import AuditEntry
 from quotas.db.repositories import Entry
 from quotas.errors import NotFound
@@ -28,11 +30,14 @@ def visible_entries(
     kinds: Sequence[EntryKind] = (),
     period: str | None = None,
     funder: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[Entry], int]:
     """A page of the ledger entries the principal may see, newest first, and how many match in
-    all; ``account`` keeps those moving credits into or out of that account."""
+    all; ``account`` keeps those moving credits into or out of that account, ``since`` and
+    ``until`` those made in ``[since, until)`` (a time without an offset is UTC)."""
     tree = books.tree()
     if account is not None and (
         account not in tree or not principal.can_read_account(tree, account)
@@ -52,6 +57,8 @@ def visible_entries(
         kinds=kinds,
         period=period,
         funder=funder,
+        since=in_utc(since),
+        until=in_utc(until),
         limit=limit,
         offset=offset,
     )
@@ -64,9 +71,20 @@ def audit_entries(
     actor: str | None = None,
     action: str | None = None,
     target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[AuditEntry], int]:
-    """A page of the audit log, newest first, for admin and auditor only."""
+    """A page of the audit log, newest first, for admin and auditor only; ``since`` and
+    ``until`` keep the entries made in ``[since, until)`` (a time without an offset is UTC)."""
     require(principal, principal.reads_everything, "read the audit log")
-    return books.audit.search(actor=actor, action=action, target=target, limit=limit, offset=offset)
+    return books.audit.search(
+        actor=actor,
+        action=action,
+        target=target,
+        since=in_utc(since),
+        until=in_utc(until),
+        limit=limit,
+        offset=offset,
+    )

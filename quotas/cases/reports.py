@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
+from itertools import pairwise
 
 from quotas.access import Principal
 from quotas.cases import require
@@ -21,10 +22,13 @@ from quotas.reports import (
     DEFAULT_WINDOW,
     Capacity,
     SpendBy,
+    SpendNode,
     SpendRow,
     UtilisationRow,
+    day_starts,
     down_time,
     spend,
+    spend_tree,
     utilisation,
     window,
 )
@@ -108,3 +112,49 @@ def spend_report(
     items = ReportRepository(books.session).spend(name, principal.readable_projects(tree))
     prices = {funder.name: funder.krw_per_credit for funder in books.funding.funders()}
     return Spend(name, spend(tree, items, by, prices))
+
+
+def require_report_reader(principal: Principal) -> None:
+    """The reports pages are for admin and auditor (everything) and program managers (their
+    programs); a pi or researcher reads their projects' usage on the project pages instead."""
+    require(
+        principal,
+        principal.reads_everything or bool(principal.programs),
+        "read the pool's reports (admin, auditor or a program manager)",
+    )
+
+
+MAX_REPORT_DAYS = 92
+"""Reports per day cover at most this many days (a quarter)."""
+
+
+def utilisation_by_day(
+    books: Books, since: datetime | None, until: datetime | None, zone: tzinfo
+) -> list[Utilisation]:
+    """``utilisation_report`` for each day of the window (the days of ``zone``; the first and
+    last may be partial), so each day's GPU-hours are counted as the window's are; at most
+    ``MAX_REPORT_DAYS`` days."""
+    start, end = report_window(books, since, until)
+    edges = [start, *day_starts(start, end, zone), end]
+    if len(edges) - 1 > MAX_REPORT_DAYS:
+        raise InvalidInput(f"a report per day covers at most {MAX_REPORT_DAYS} days")
+    return [utilisation_report(books, first, last) for first, last in pairwise(edges)]
+
+
+@dataclass(frozen=True, slots=True)
+class SpendTree:
+    period: str
+    with_funders: bool
+    nodes: list[SpendNode]
+
+
+def spend_tree_report(books: Books, principal: Principal, period: str | None = None) -> SpendTree:
+    """Spend in ``period`` (default: the current one) as a tree, counting only the projects the
+    principal may read: funder -> program -> organization -> project for admin and auditor
+    (spend by funder is theirs only), program -> organization -> project for others."""
+    name = period_or_current(books, period)
+    tree = books.tree(name)
+    items = ReportRepository(books.session).spend(name, principal.readable_projects(tree))
+    prices = {funder.name: funder.krw_per_credit for funder in books.funding.funders()}
+    with_funders = principal.reads_everything
+    return SpendTree(name, with_funders, spend_tree(tree, items, prices, with_funders))

@@ -515,10 +515,13 @@ class AuditRepository:
         actor: str | None = None,
         action: str | None = None,
         target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[AuditEntry], int]:
-        """A page of entries, newest first, and how many match in all."""
+        """A page of entries, newest first, and how many match in all; ``since`` and ``until``
+        (UTC) keep those made in ``[since, until)``."""
         query = select(AuditEntryRow)
         if actor is not None:
             query = query.where(AuditEntryRow.actor == actor)
@@ -526,6 +529,10 @@ class AuditRepository:
             query = query.where(AuditEntryRow.action == action)
         if target is not None:
             query = query.where(AuditEntryRow.target == target)
+        if since is not None:
+            query = query.where(AuditEntryRow.at >= since)
+        if until is not None:
+            query = query.where(AuditEntryRow.at < until)
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         page = query.order_by(AuditEntryRow.id.desc()).offset(offset).limit(limit)
         found = [

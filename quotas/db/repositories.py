@@ -678,13 +678,16 @@ class LedgerRepository:
         kinds: Iterable[EntryKind] = (),
         period: str | None = None,
         funder: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
         limit: int = 50,
         offset: int = 0,
     ) -> tuple[list[Entry], int]:
         """A page of entries, newest first, and how many match in all.
 
         ``within`` keeps entries that move credits into or out of one of those accounts
-        (``None``: every entry); ``account`` keeps those touching that one account.
+        (``None``: every entry); ``account`` keeps those touching that one account; ``since``
+        and ``until`` (UTC) keep those made in ``[since, until)``.
         """
         query = select(Entries)
         if within is not None:
@@ -707,6 +710,10 @@ class LedgerRepository:
             query = query.where(Entries.period == period)
         if funder is not None:
             query = query.where(Entries.funder == funder)
+        if since is not None:
+            query = query.where(Entries.at >= since)
+        if until is not None:
+            query = query.where(Entries.at < until)
         total = self.session.scalar(select(func.count()).select_from(query.subquery())) or 0
         page = query.order_by(Entries.id.desc()).offset(offset).limit(limit)
         found = [
