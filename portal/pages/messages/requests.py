@@ -1,3 +1,108 @@
 """Messages of the requests pages: key -> (English, Korean)."""
 
-MESSAGES: dict[str, tuple[str, str]] = {}
+MESSAGES: dict[str, tuple[str, str]] = {
+    "requests.title": ("Allocation requests", "할당 요청"),
+    "requests.review_title": ("Requests to review", "검토할 요청"),
+    "requests.review_intro": (
+        "Submitted requests in the programs you manage, newest first.",
+        "관리하는 프로그램에 제출된 요청입니다. 최근 요청이 먼저 표시됩니다.",
+    ),
+    "requests.to_review": ("To review", "검토할 요청"),
+    "requests.all": ("All requests", "전체 요청"),
+    "requests.new": ("Request credits", "크레딧 요청"),
+    "requests.any_project": ("Any project", "모든 프로젝트"),
+    "requests.none": ("No allocation request matches.", "조건에 맞는 할당 요청이 없습니다."),
+    "requests.none_to_review": (
+        "No request waits for your review.",
+        "검토를 기다리는 요청이 없습니다.",
+    ),
+    "requests.id": ("Request", "요청"),
+    "requests.requested": ("Requested", "요청 크레딧"),
+    "requests.awarded": ("Awarded", "배정 크레딧"),
+    "requests.made_by": ("Made by", "요청자"),
+    "requests.created": ("Created", "작성 시각"),
+    "requests.updated": ("Last change", "최근 변경"),
+    "requests.state_draft": ("Draft", "초안"),
+    "requests.state_submitted": ("Waiting for review", "검토 대기"),
+    "requests.state_approved": ("Approved", "승인됨"),
+    "requests.state_adjusted": ("Approved with changes", "조정 승인됨"),
+    "requests.state_declined": ("Declined", "반려됨"),
+    "requests.state_withdrawn": ("Withdrawn", "철회됨"),
+    "requests.state_expired": ("Expired", "만료됨"),
+    "requests.new_title": ("Request credits", "크레딧 요청"),
+    "requests.new_intro": (
+        "The request is saved as a draft; you submit it for review from its page.",
+        "요청은 초안으로 저장되며, 요청 페이지에서 검토를 요청할 수 있습니다.",
+    ),
+    "requests.only_pis": (
+        "Only a project's PI requests credits for it, and you lead no project.",
+        "크레딧 요청은 프로젝트 책임자(PI)만 할 수 있는데, 책임자로 있는 프로젝트가 없습니다.",
+    ),
+    "requests.credits": ("Credits", "크레딧"),
+    "requests.credits_hint": (
+        "e.g. 6000 or 1250.5 (at most three decimals)",
+        "예: 6000 또는 1250.5 (소수점 셋째 자리까지)",
+    ),
+    "requests.justification": ("Justification", "요청 사유"),
+    "requests.justification_hint": (
+        "What the credits are for, and why this many: the reviewer reads this.",
+        "크레딧의 용도와 필요한 양의 근거를 적어 주세요. 검토자가 읽습니다.",
+    ),
+    "requests.flavors": ("Flavors", "가속기 종류"),
+    "requests.flavors_hint": (
+        "Optional: the flavors the work needs.",
+        "선택 사항: 작업에 필요한 가속기 종류입니다.",
+    ),
+    "requests.any_flavor": ("Any", "제한 없음"),
+    "requests.tranches": ("Tranches (percent)", "분할 지급 (퍼센트)"),
+    "requests.tranches_hint": (
+        "How an award is released, adding up to 100: e.g. 50,50 releases half now and half "
+        "later.",
+        "배정 크레딧을 나누어 지급하는 비율이며 합계는 100이어야 합니다. 예: 50,50은 절반을 "
+        "먼저, 나머지를 나중에 지급합니다.",
+    ),
+    "requests.save_draft": ("Save as draft", "초안으로 저장"),
+    "requests.not_saved": ("The request was not saved.", "요청이 저장되지 않았습니다."),
+    "requests.one_title": ("Allocation request #{id}", "할당 요청 #{id}"),
+    "requests.submit": ("Submit for review", "검토 요청"),
+    "requests.withdraw": ("Withdraw", "철회"),
+    "requests.refused": ("Nothing was changed.", "변경되지 않았습니다."),
+    "requests.draft_note": (
+        "This is a draft: nobody reviews it until you submit it.",
+        "초안 상태입니다. 검토를 요청해야 검토가 시작됩니다.",
+    ),
+    "requests.draft_note_others": (
+        "This is a draft, not yet submitted.",
+        "아직 제출되지 않은 초안입니다.",
+    ),
+    "requests.details": ("The request", "요청 내용"),
+    "requests.reviewer": ("Reviewer", "검토자"),
+    "requests.reason": ("Reason", "사유"),
+    "requests.tranches_title": ("Tranches", "분할 지급"),
+    "requests.tranche": ("Tranche", "회차"),
+    "requests.amount": ("Credits", "크레딧"),
+    "requests.released": ("Released", "지급"),
+    "requests.not_released": ("Not released yet", "아직 지급되지 않음"),
+    "requests.release": ("Release", "지급"),
+    "requests.tranches_planned": (
+        "Once awarded, released in tranches of {percents}.",
+        "배정되면 {percents} 비율로 나누어 지급됩니다.",
+    ),
+    "requests.review": ("Review", "검토"),
+    "requests.reason_hint": (
+        "Required: the requester and the audit log read it.",
+        "필수: 요청자와 감사 기록에 남습니다.",
+    ),
+    "requests.awarded_if_adjusted": ("Credits awarded, if adjusted", "조정 시 배정할 크레딧"),
+    "requests.awarded_hint": (
+        "Only for Adjust; Approve awards the {requested} asked for.",
+        "조정할 때만 입력합니다. 승인하면 요청한 크레딧({requested})이 모두 배정됩니다.",
+    ),
+    "requests.approve": ("Approve", "승인"),
+    "requests.adjust": ("Adjust", "조정 승인"),
+    "requests.decline": ("Decline", "반려"),
+    "requests.not_yours_to_review": (
+        "You cannot review this request.",
+        "이 요청을 검토할 권한이 없습니다.",
+    ),
+}
