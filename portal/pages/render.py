@@ -91,6 +91,16 @@ class Viewer:
     nav: list[NavItem] = field(default_factory=list)
 
     @property
+    def current(self) -> str | None:
+        """The navigation entry this page is under: the longest that leads to its path."""
+        under = [
+            item.href
+            for item in self.nav
+            if self.path == item.href or self.path.startswith(item.href.rstrip("/") + "/")
+        ]
+        return max(under, key=len) if under else None
+
+    @property
     def user(self) -> str:
         return self.principal.user
 
