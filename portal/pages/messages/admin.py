@@ -107,8 +107,8 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "admin.flavors.add_button": ("Add the flavor", "가속기 종류 추가"),
     "admin.flavors.name_hint": ("e.g. h200-141g", "예: h200-141g"),
     "admin.flavors.price_it": (
-        "Jobs run on a new flavor once a rate card prices it: publish one below.",
-        "새 가속기는 요금표에 요금이 정해져야 쓸 수 있습니다. 아래에서 새 요금표를 게시하세요.",
+        "Jobs run on a new flavor once a rate card prices it: publish a new rate card next.",
+        "새 가속기는 요금표에 요금이 정해져야 쓸 수 있습니다. 이어서 새 요금표를 게시하세요.",
     ),
     "admin.flavors.refused": ("The flavor was not added", "가속기 종류를 추가하지 못했습니다"),
     "admin.rate_cards.title": ("Rate card versions", "요금표 버전"),
