@@ -10,12 +10,17 @@ from __future__ import annotations
 import csv
 import io
 import re
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from quotas.reports import SpendBy
+from quotas.accounts import AccountTree
+from quotas.demo import demo_pool
+from quotas.fairshare import fair_share
+from quotas.reports import SpendBy, day_starts, usage_by_project, usage_share_history
 from tests.portal import test_reports_api
 from tests.portal.conftest import Demo
 from tests.portal.pages.sessions import sign_in
@@ -291,3 +296,40 @@ def test_korean_headings_keep_the_numbers(played: Scene) -> None:
     korean = demo.client.get("/reports/fairshare")
     assert "<h1>공정 배분</h1>" in korean.text
     assert cells(korean.text, "fairshare-credits") == cells(english.text, "fairshare-credits")
+
+
+# -- the series the charts draw, against the reports' own arithmetic ---------------------------
+
+
+def test_usage_share_history_is_fair_share_at_each_moment() -> None:
+
+    now = datetime(2026, 3, 10, tzinfo=UTC)
+    tree = AccountTree.of(demo_pool(now).accounts)
+    charges = [
+        ("kaist-nlp", now - timedelta(days=3), 4_000),
+        ("snu-medical-imaging", now - timedelta(days=2), 6_400),
+        ("kaist-nlp", now - timedelta(days=1), 1_000),
+        ("kaist-nlp", now - timedelta(hours=20), -1_000),
+    ]
+    moments = [now - timedelta(days=d) for d in (4, 2, 1, 0)]
+    half_life = 7 * 24 * 3600.0
+    history = usage_share_history(tree, charges, moments, half_life, ["kaist-nlp", "universities"])
+    for position, moment in enumerate(moments):
+        made = [(p, at, milli) for p, at, milli in charges if at <= moment]
+        expected = fair_share(tree, usage_by_project(made, moment, half_life))
+        for name in ("kaist-nlp", "universities"):
+            point = history[name][position]
+            assert point.at == moment
+            assert point.norm_share == expected.explain(name).norm_share
+            assert point.norm_usage == pytest.approx(expected.explain(name).norm_usage, abs=1e-12)
+
+
+def test_day_starts_are_the_pools_midnights() -> None:
+
+    seoul = ZoneInfo("Asia/Seoul")
+    since = datetime(2026, 3, 1, 12, tzinfo=UTC)  # 21:00 in Seoul
+    until = datetime(2026, 3, 3, 15, tzinfo=UTC)  # 00:00 on the 4th in Seoul: not inside
+    assert day_starts(since, until, seoul) == [
+        datetime(2026, 3, 1, 15, tzinfo=UTC),
+        datetime(2026, 3, 2, 15, tzinfo=UTC),
+    ]
