@@ -400,6 +400,8 @@ def test_anyone_else_is_refused_every_page(demo: Demo, user: str) -> None:
 def test_the_pages_speak_korean(demo: Demo) -> None:
     as_admin(demo)
     demo.client.cookies.set("gpupool_lang", "ko")
+    for path in PAGES:
+        assert demo.client.get(path).status_code == 200, path
     page = demo.client.get("/admin/clusters")
     assert '<html lang="ko">' in page.text
     assert "클러스터" in page.text
