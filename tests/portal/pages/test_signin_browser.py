@@ -1,7 +1,7 @@
 """Signing in, in a real browser: the sign-in and invitation pages pass axe-core on a phone and a
-desktop, an invitation link signs a demo persona in, a form on another site cannot sign anyone
-in, and the pages carry their security headers. Screenshots: ``signin-<viewport>.png`` and
-``invitation-<viewport>.png`` among the test artifacts."""
+desktop, an invitation link signs a demo persona in and lands on their home page, a form on
+another site cannot sign anyone in, and the pages carry their security headers. Screenshots:
+``signin-<viewport>.png``, ``invitation-<viewport>.png`` and ``home-researcher.png``."""
 
 from __future__ import annotations
 
@@ -63,9 +63,6 @@ def test_an_invitation_link_signs_its_persona_in_once(
     assert other.get_by_role("button", name=f"Sign in as {RESEARCHER}").count() == 0
 
 
-# The home page is being built (issue 11: "a home page per person"); until it exists `/` answers
-# a JSON 404. Remove this xfail when it lands.
-@pytest.mark.xfail(reason="the home page (/) is not built yet", strict=False)
 def test_signing_in_lands_on_a_home_page(page_as: PageAs, live_portal: LivePortal) -> None:
     page = page_as(None)
     page.goto(live_portal.invitation(RESEARCHER))
