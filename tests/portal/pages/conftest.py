@@ -1,6 +1,6 @@
 """Fixtures of the browser tests (the harness is ``tests/portal/pages/browser.py``).
 
-- ``live_portal`` (one per module and database backend): the real portal and scheduler over the
+- ``live_portal`` (one per module, on SQLite): the real portal and scheduler over the
   demo pool, running jobs on the session's Ray cluster; a ``LivePortal``.
 - ``browser`` (one per run of this package): headless Chromium. Package-scoped, not
   session-scoped: while it is open Playwright's event loop runs on the main thread, where the
@@ -60,11 +60,14 @@ def pytest_runtest_makereport(
 
 @pytest.fixture(scope="module")
 def live_portal(
-    backend: str, ray_cluster: EmbeddedRayCluster, tmp_path_factory: pytest.TempPathFactory
+    ray_cluster: EmbeddedRayCluster, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LivePortal]:
+    """On SQLite only: the browser drives the pages, whose reads and writes are the use cases
+    the TestClient page tests (``demo``) run on both databases; a second live portal per module
+    would cost the suite a minute for no new path."""
     data_dir = tmp_path_factory.mktemp("live-portal")
     with (
-        new_database(backend, data_dir) as url,
+        new_database("sqlite", data_dir) as url,
         serve_live_portal(url, data_dir, ray_cluster.endpoint) as portal,
     ):
         yield portal
