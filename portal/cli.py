@@ -104,6 +104,24 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 quota_app = typer.Typer(help="The account tree: shares, budgets, balances.")
 request_app = typer.Typer(help="Allocation requests: ask for credits, review, release.")
 report_app = typer.Typer(help="Reports: fair share, utilisation, spend, wait times.")
+
+
+@app.callback()
+def main(
+    ctx: typer.Context,
+    data_dir: Annotated[
+        Path | None,
+        typer.Option(
+            help="The data dir of a `gpupool serve` on this machine: its admin token and URL are "
+            "used when nobody signed in (default GPUPOOL_DATA_DIR, else .gpupool).",
+        ),
+    ] = None,
+) -> None:
+    """gpupool: one national GPU pool, one ledger, fair share."""
+    if data_dir is not None:
+        ctx.meta[DATA_DIR_KEY] = data_dir
+
+
 app.add_typer(db_app, name="db")
 app.add_typer(quota_app, name="quota")
 app.add_typer(request_app, name="request")
@@ -124,10 +142,21 @@ MinMemory = Annotated[int | None, typer.Option(help="Any flavor with this much G
 # -- talking to the portal ------------------------------------------------------------------
 
 
+DATA_DIR_KEY = "gpupool.data_dir"
+"""Where ``gpupool --data-dir`` keeps the data dir for the command it runs (``ctx.meta``)."""
+
+
+def _client_settings(ctx: typer.Context) -> ClientSettings:
+    data_dir = ctx.meta.get(DATA_DIR_KEY)
+    return ClientSettings(data_dir=data_dir) if data_dir is not None else ClientSettings()
+
+
 def _api(ctx: typer.Context) -> Api:
     """A client for the signed-in principal; tests inject the HTTP client as ``obj``."""
-    credentials = resolve_credentials(ClientSettings())
-    api = Api(credentials.url, credentials.token, ctx.find_object(httpx.Client))
+    credentials = resolve_credentials(_client_settings(ctx))
+    api = Api(
+        credentials.url, credentials.token, ctx.find_object(httpx.Client), credentials.found_at
+    )
     ctx.call_on_close(api.close)
     return api
 

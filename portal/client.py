@@ -8,7 +8,11 @@ becomes ``Unreachable``. The ``httpx.Client`` is injectable: tests pass a starle
 Credentials come from, in order: ``GPUPOOL_URL``/``GPUPOOL_TOKEN``; what ``gpupool login``
 stored in ``$GPUPOOL_CONFIG_DIR/credentials.json`` (default ``~/.config/gpupool``, mode 0600);
 else, for ``make run`` on this machine, the admin token that ``gpupool serve`` keeps in
-``<data dir>/admin.token`` with ``http://127.0.0.1:8000``.
+``<data dir>/admin.token`` (``GPUPOOL_DATA_DIR``, default ``.gpupool``), with the URL that
+server recorded beside it (``portal.servers``; ``http://127.0.0.1:8000`` if none); else the
+admin token and URL of the server this user started last on this machine
+(``$GPUPOOL_CONFIG_DIR/servers.json``). Where no URL is given, a token is sent to that server
+too. When the portal does not answer, the error says where its URL came from.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import httpx
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from portal.servers import ServerRecord, registered, server_in
 from quotas.settings import write_private
 
 API_PREFIX = "/api/v1"
@@ -46,8 +51,11 @@ class ApiError(Exception):
 class Unreachable(Exception):
     """No answer from the portal at all: not running, wrong URL, or the network is down."""
 
-    def __init__(self, url: str, cause: str) -> None:
-        super().__init__(f"cannot reach the portal at {url}: is `gpupool serve` running? ({cause})")
+    def __init__(self, url: str, cause: str, source: str | None = None) -> None:
+        came = f" (from {source})" if source else ""
+        super().__init__(
+            f"cannot reach the portal at {url}{came}: is `gpupool serve` running? ({cause})"
+        )
         self.url = url
 
 
@@ -80,6 +88,8 @@ class Credentials:
     token: str
     source: str
     """Where they came from, to say so when the portal refuses them."""
+    found_at: str | None = None
+    """Where the URL was found, when no one gave it: a record ``gpupool serve`` left."""
 
 
 def stored_credentials(settings: ClientSettings) -> Credentials | None:
@@ -112,20 +122,75 @@ def forget_credentials(settings: ClientSettings) -> bool:
 
 
 def resolve_credentials(settings: ClientSettings) -> Credentials:
-    """The URL and token to use, in the documented order; raises ``NotSignedIn``."""
+    """The URL and token to use, in the documented order; raises ``NotSignedIn``, or
+    ``Unreachable`` when the only server found has stopped."""
     if settings.token:
         stored = stored_credentials(settings)
-        url = settings.url or (stored.url if stored else DEFAULT_URL)
-        return Credentials(url, settings.token, "GPUPOOL_TOKEN")
+        if settings.url or stored:
+            url = settings.url or (stored.url if stored else DEFAULT_URL)
+            return Credentials(url, settings.token, "GPUPOOL_TOKEN")
+        found = _last_server(settings)
+        if found is not None:
+            record, _ = found
+            where = f"{_registry(settings)}: {record.describe()}"
+            return Credentials(record.url, settings.token, "GPUPOOL_TOKEN", where)
+        return Credentials(DEFAULT_URL, settings.token, "GPUPOOL_TOKEN")
     stored = stored_credentials(settings)
     if stored is not None and (settings.url is None or same_url(settings.url, stored.url)):
         return stored
     admin = settings.admin_token_file
-    if admin.is_file():
-        token = admin.read_text().strip()
-        if token:
-            return Credentials(settings.url or DEFAULT_URL, token, str(admin))
-    raise NotSignedIn("not signed in: run `gpupool login` (or set GPUPOOL_URL and GPUPOOL_TOKEN)")
+    token = _admin_token(admin)
+    if token:
+        if settings.url:
+            return Credentials(settings.url, token, str(admin))
+        written = server_in(settings.data_dir)
+        if written is None:
+            return Credentials(DEFAULT_URL, token, str(admin))
+        record = written
+        where = f"{settings.data_dir / 'server.json'}, written by gpupool serve (pid {record.pid})"
+        if not record.running:
+            raise Unreachable(record.url, "that gpupool serve is no longer running", where)
+        return Credentials(record.url, token, str(admin), where)
+    if settings.url is None and "data_dir" not in settings.model_fields_set:
+        found = _last_server(settings)
+        if found is not None and found[1]:
+            record, token = found
+            where = f"{_registry(settings)}: {record.describe()}"
+            return Credentials(record.url, token, str(Path(record.data_dir) / "admin.token"), where)
+    raise NotSignedIn(_not_signed_in(settings))
+
+
+def _admin_token(path: Path) -> str:
+    try:
+        return path.read_text().strip()
+    except OSError:
+        return ""
+
+
+def _registry(settings: ClientSettings) -> str:
+    return str(settings.config_dir / "servers.json")
+
+
+def _last_server(settings: ClientSettings) -> tuple[ServerRecord, str] | None:
+    """The server this user started last that still runs, with its admin token if this user
+    may read it ("" if not)."""
+    for record in registered(settings.config_dir):
+        if record.running and server_in(Path(record.data_dir)) == record:
+            return record, _admin_token(Path(record.data_dir) / "admin.token")
+    return None
+
+
+def _not_signed_in(settings: ClientSettings) -> str:
+    """Why no credentials were found, naming every server record that was tried."""
+    message = "not signed in: run `gpupool login` (or set GPUPOOL_URL and GPUPOOL_TOKEN)"
+    tried = [
+        f"{record.describe()}: "
+        + ("no longer running" if not record.running else "its admin token is not readable")
+        for record in registered(settings.config_dir)
+    ]
+    if tried:
+        message += f"; servers in {_registry(settings)}: " + "; ".join(tried)
+    return message
 
 
 def same_url(one: str, other: str) -> bool:
@@ -151,9 +216,13 @@ def problem_detail(response: httpx.Response) -> str:
 class Api:
     """gpupool's REST API for one principal: JSON in, JSON (or text) out, errors raised."""
 
-    def __init__(self, url: str, token: str, http: httpx.Client | None = None) -> None:
+    def __init__(
+        self, url: str, token: str, http: httpx.Client | None = None, source: str | None = None
+    ) -> None:
         self.url = url.rstrip("/")
         self.token = token
+        self.source = source
+        """Where the URL came from, said when the portal does not answer."""
         self._owned = http is None
         self.http = http if http is not None else httpx.Client(base_url=self.url, timeout=TIMEOUT)
 
@@ -187,7 +256,7 @@ class Api:
                 headers=self._headers,
             )
         except httpx.TransportError as error:
-            raise Unreachable(self.url, str(error) or type(error).__name__) from error
+            raise Unreachable(self.url, str(error) or type(error).__name__, self.source) from error
         if response.is_error:
             raise ApiError(response.status_code, problem_detail(response))
         return response
@@ -221,7 +290,7 @@ class Api:
                     raise ApiError(response.status_code, problem_detail(response))
                 yield from response.iter_text()
         except httpx.TransportError as error:
-            raise Unreachable(self.url, str(error) or type(error).__name__) from error
+            raise Unreachable(self.url, str(error) or type(error).__name__, self.source) from error
 
 
 def _query(params: Params | None) -> dict[str, str | int | list[str]]:

@@ -16,6 +16,7 @@ import socket
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
@@ -23,6 +24,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from portal.app import create_app
+from portal.client import ClientSettings
+from portal.servers import ServerRecord, announce, local_url, withdraw
 from portal.settings import PortalSettings
 from quotas.db.session import make_engine
 from quotas.flavors import Flavor
@@ -359,6 +362,8 @@ async def _serve(
     api = asyncio.create_task(server.serve(sockets=[] if dealt else [listener]))
     workers: PortalWorkers | None = None
     watching: asyncio.Task[None] | None = None
+    registry = ClientSettings().config_dir
+    record: ServerRecord | None = None
     try:
         # announce the portal once it listens (uvicorn raises a flag, it sets no event)
         while not server.started and not api.done():  # noqa: ASYNC110
@@ -380,10 +385,15 @@ async def _serve(
             f"{processes}{scheduling}; Ctrl-C stops",
             flush=True,
         )
+        # where the CLI on this machine finds this server (portal.servers)
+        url = local_url(settings.host, listener.getsockname()[1])
+        record = announce(settings.data_dir, registry, url, datetime.now(UTC))
         await asyncio.wait(
             [asyncio.create_task(stop.wait()), api], return_when=asyncio.FIRST_COMPLETED
         )
     finally:
+        if record is not None:
+            withdraw(record, registry)
         stop.set()
         server.should_exit = True
         if dealt:
