@@ -155,10 +155,9 @@ def _nav(principal: Principal, t: Words) -> list[NavItem]:
     items.append(NavItem("/requests", t("nav.requests")))
     if principal.programs or principal.reads_everything:
         items.append(NavItem("/programs", t("nav.programs")))
-    if principal.programs or principal.reads_everything:
         items.append(NavItem("/reports", t("nav.reports")))
+    items.append(NavItem("/ledger", t("nav.ledger")))  # each sees the entries they may
     if principal.reads_everything:
-        items.append(NavItem("/ledger", t("nav.ledger")))
         items.append(NavItem("/admin", t("nav.admin")))
         items.append(NavItem("/admin/people", t("nav.people")))
     items.append(NavItem("/tokens", t("nav.tokens")))
