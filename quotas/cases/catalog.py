@@ -4,7 +4,9 @@ Everyone signed in reads the catalogue; only an admin, with the ``manage`` scope
 Each addition goes through ``Books``, which writes its audit entry. A cluster is read as its
 reader may see it (``ClusterView``): where it is reached is an admin's to know. The catalogue
 as its keepers read it (``*_records``: what each funder contributed, when each period's books
-closed, every rate card's publisher) is for admin and auditor only.
+closed, every rate card's publisher) is for admin and auditor only. The pool's funds move here
+too: an admin records a funder's contribution to the pool and appropriates the pool's credits
+to a program (``contribute``, ``appropriate``), each a ledger movement with its reason.
 """
 
 from __future__ import annotations
@@ -15,13 +17,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from quotas.access import Principal
-from quotas.accounts import AccountKind, AccountTree
+from quotas.accounts import AccountKind, AccountTree, with_article
 from quotas.cases import require, require_admin
+from quotas.db.repositories import Entry
 from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, Period
 from quotas.inventory import ClusterSpec
-from quotas.ledger import Bucket, EntryKind
+from quotas.ledger import AccountBalances, Bucket, EntryKind, Pocket
 from quotas.quantities import Credits, Rate
 from quotas.quote import QuoteLine, quote
 from quotas.service import Books
@@ -322,4 +325,191 @@ def catalogue_counts(books: Books, principal: Principal) -> CatalogueCounts:
             for cluster in clusters
             for item in cluster.inventory
         ),
+    )
+
+
+# -- the pool's funds: contributions and appropriations -------------------------------------
+
+MOST_CREDITS_MOVED = Credits.of(10**12)
+"""One contribution or appropriation moves less than this (the API's credits take 12 digits)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Posted:
+    """What one contribution or appropriation wrote to the ledger: an entry per funder whose
+    credits moved (an appropriation draws funder by funder unless it names one)."""
+
+    period: str
+    amount: Credits
+    entries: list[Entry]
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramFunds:
+    """A program's funds in a period."""
+
+    program: str
+    display_name: str
+    appropriated: Mapping[str, Credits]
+    """Funder -> credits the pool appropriated to the program, net of reversals (only the
+    funders it received credits from)."""
+    balances: AccountBalances
+    """Spent, held and available credits of the program's whole subtree."""
+
+    @property
+    def total(self) -> Credits:
+        return Credits(sum(each.milli for each in self.appropriated.values()))
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFunds:
+    """Where the pool's credits of a period went: what it still holds for appropriation, per
+    funder, and what each program received."""
+
+    period: str
+    unappropriated: Mapping[str, Credits]
+    """Funder -> credits contributed and not yet appropriated (the pool's own available)."""
+    programs: list[ProgramFunds]
+    """Every program of the tree, by name."""
+
+    @property
+    def total_unappropriated(self) -> Credits:
+        return Credits(sum(each.milli for each in self.unappropriated.values()))
+
+
+def _movement(amount: Credits, reason: str, what: str) -> str:
+    """The reason, once ``amount`` is one the books may move and a reason is given."""
+    if amount.milli <= 0:
+        raise InvalidInput(f"{what} must be positive, got {amount}")
+    if not amount < MOST_CREDITS_MOVED:
+        raise InvalidInput(f"{what} must be less than {MOST_CREDITS_MOVED} credits, got {amount}")
+    if not reason.strip():
+        raise InvalidInput(f"{what} needs a reason: the ledger keeps it with the entry")
+    return reason.strip()
+
+
+def _known_funder(books: Books, funder: str) -> None:
+    names = sorted(each.name for each in books.funding.funders())
+    if funder not in names:
+        known = ", ".join(names) or "none yet"
+        raise NotFound(f"unknown funder {funder!r}; the funders are: {known}")
+
+
+def _posted(books: Books, period: str, amount: Credits, ids: Sequence[int]) -> Posted:
+    return Posted(period, amount, [books.ledger.get(each) for each in ids])
+
+
+def program_names(tree: AccountTree) -> list[str]:
+    """The tree's programs, by name: where appropriations go."""
+    return sorted(name for name, each in tree.accounts.items() if each.kind is AccountKind.PROGRAM)
+
+
+def contribute(
+    books: Books, principal: Principal, funder: str, period: str, amount: Credits, reason: str
+) -> Posted:
+    """``funder`` puts ``amount`` credits into the pool in ``period`` (the pool's available
+    credits grow; nothing reaches a program until it is appropriated). An admin's, with the
+    ``manage`` scope; a period whose books are closed takes no more."""
+    require_admin(principal, "record contributions")
+    why = _movement(amount, reason, "a contribution")
+    _known_funder(books, funder)
+    books.funding.period(period)
+    ids = books.contribute(funder, period, amount, principal.user, why)
+    return _posted(books, period, amount, ids)
+
+
+def appropriate(
+    books: Books,
+    principal: Principal,
+    program: str,
+    period: str,
+    amount: Credits,
+    reason: str,
+    funder: str | None = None,
+) -> Posted:
+    """Move ``amount`` of the pool's available credits in ``period`` to ``program``, funder by
+    funder (or only ``funder``'s). An admin's, with the ``manage`` scope; more than the pool (or
+    that funder) holds unappropriated is refused (``InsufficientCredits``)."""
+    require_admin(principal, "appropriate credits to programs")
+    why = _movement(amount, reason, "an appropriation")
+    books.funding.period(period)
+    if funder is not None:
+        _known_funder(books, funder)
+    tree = books.tree(period)
+    programs = ", ".join(program_names(tree)) or "none yet"
+    if program not in tree:
+        raise NotFound(f"no account {program}; the programs are: {programs}")
+    if tree[program].kind is not AccountKind.PROGRAM:
+        raise InvalidInput(
+            f"{program} is {with_article(tree[program].kind)}, not a program: appropriations "
+            f"go to a program ({programs})"
+        )
+    ids = books.appropriate(program, period, amount, principal.user, why, funder)
+    return _posted(books, period, amount, ids)
+
+
+def pool_funds(books: Books, principal: Principal, period: str | None = None) -> PoolFunds | None:
+    """The pool's funds in ``period`` (default: the one running now, else the latest): what it
+    holds unappropriated per funder and what each program received; admin and auditor. ``None``
+    when the pool has no period or no accounts yet."""
+    _require_pool_reader(principal, "see the pool's appropriations")
+    if period is None:
+        periods = books.funding.periods()
+        now = books.clock()
+        running = [each.name for each in periods if each.contains(now)]
+        if not periods:
+            return None
+        period = running[0] if running else periods[-1].name
+    else:
+        books.funding.period(period)
+    tree = books.tree(period)
+    if not tree.accounts:
+        return None
+    root = tree.root.name
+    programs = program_names(tree)
+    sums: dict[str, dict[str, int]] = {}
+    after, page_size = 0, 1000
+    while True:
+        entries = books.ledger.entries(
+            period=period,
+            kinds=(EntryKind.APPROPRIATION, EntryKind.REVERSAL),
+            after_id=after,
+            limit=page_size,
+        )
+        for entry in entries:
+            posting = entry.posting
+            source, target = posting.source, posting.target
+            if source.bucket is not Bucket.AVAILABLE or target.bucket is not Bucket.AVAILABLE:
+                continue
+            if source.account == root and target.account in programs:
+                program, change = target.account, posting.amount.milli
+            elif target.account == root and source.account in programs:
+                program, change = source.account, -posting.amount.milli
+            else:
+                continue
+            by_funder = sums.setdefault(program, {})
+            by_funder[posting.funder] = by_funder.get(posting.funder, 0) + change
+        if len(entries) < page_size:
+            break
+        after = entries[-1].id
+    balances = books.balances_of(programs, period)
+    pool_pocket = books.ledger.balances(period, [root]).by_funder(
+        period, Pocket(Bucket.AVAILABLE, root)
+    )
+    return PoolFunds(
+        period,
+        {funder: Credits(milli) for funder, milli in pool_pocket.items()},
+        [
+            ProgramFunds(
+                name,
+                tree[name].display_name,
+                {
+                    funder: Credits(milli)
+                    for funder, milli in sorted(sums.get(name, {}).items())
+                    if milli
+                },
+                balances[name],
+            )
+            for name in programs
+        ],
     )
