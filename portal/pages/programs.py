@@ -124,9 +124,6 @@ def _program_page(
         burn_down = program_burn_down(books, viewer.principal, name, viewer.t.timezone)
         managers = program_managers(books, viewer.principal, name)
     shown = tree or current
-    parents = [
-        node.account for node in current.nodes if node.may_change or viewer.principal.is_admin
-    ]
     return render(
         viewer,
         "program.html",
@@ -138,7 +135,7 @@ def _program_page(
         burn_down=burn_down,
         chart=_burn_down_chart(viewer, burn_down),
         exhausted_day=_exhausted_day(viewer, burn_down),
-        parents=[each for each in parents if each.kind in CHILD_KIND],
+        parents=current.may_add_under,
         child_kind={kind.value: child.value for kind, child in CHILD_KIND.items()},
         new=new or NewDraft(parent=name),
         new_error=new_error,

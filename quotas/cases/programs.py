@@ -31,6 +31,7 @@ from quotas.cases.accounts import (
     NO_BALANCES,
     AccountView,
     _require_manages_account,
+    may_add_account,
     readable_in,
     readable_program,
     running_period,
@@ -123,6 +124,8 @@ class ProgramTree:
     program: Account
     nodes: list[ProgramNode]
     """The program first, then its subtree depth first."""
+    may_add_under: list[Account] = field(default_factory=list)
+    """The accounts the principal may add an account under (``CHILD_KIND`` says which kind)."""
 
     @property
     def may_change_any(self) -> bool:
@@ -389,4 +392,12 @@ def _program_tree(
         )
         for name in names
     ]
-    return ProgramTree(period, tree[program], nodes)
+    whole = books.tree()
+    may_add_under = [
+        tree[name]
+        for name in names
+        if tree[name].kind in CHILD_KIND
+        and principal.allows(Scope.MANAGE)
+        and may_add_account(principal, whole, CHILD_KIND[tree[name].kind], name)
+    ]
+    return ProgramTree(period, tree[program], nodes, may_add_under)

@@ -274,12 +274,16 @@ def test_an_auditor_reads_the_tree_without_an_editor(demo: Demo) -> None:
     page = demo.client.get(f"/programs/{PROGRAM}")
     assert page.status_code == 200
     assert 'id="tree-form"' not in page.text
+    assert "add-account" not in page.text
     assert "program&#39;s managers (jaehyun.kim)" in page.text
     assert 'name="share"' not in page.text
 
 
 def test_adding_an_organization_and_a_project(demo: Demo) -> None:
     csrf = sign_in(demo.client, demo.tokens[MANAGER])
+    page = demo.client.get(f"/programs/{PROGRAM}")
+    parents = re.findall(r'<option value="([^"]+)"[^>]*>[^<]*\(adds', page.text)
+    assert parents == ["universities", "kaist", "postech", "snu"]
     added = demo.client.post(
         f"/programs/{PROGRAM}/accounts",
         data={"csrf": csrf, "parent": PROGRAM, "new_name": "yonsei", "share": "2"},
