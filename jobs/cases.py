@@ -29,6 +29,7 @@ from quotas.errors import (
     Forbidden,
     InvalidInput,
     InvalidRuntimeEnv,
+    NoSuchProject,
     NotFound,
 )
 from quotas.flavors import acceptable_flavors
@@ -76,7 +77,7 @@ def visible_jobs(
     projects: list[str] | None
     if project is not None:
         if project not in tree or not principal.can_read_account(tree, project):
-            raise NotFound(f"no project {project}")
+            raise NoSuchProject(project, principal.project_names(tree))
         projects = [project, *(node.name for node in tree.descendants(project))]
     else:
         projects = principal.readable_projects(tree)
@@ -118,7 +119,8 @@ def _submit_as(
     project = spec.project
     tree = books.tree()
     if project not in tree or not principal.can_read_account(tree, project):
-        raise NotFound(f"no project {project}")
+        yours = [each for each in principal.project_names(tree) if principal.can_submit_to(each)]
+        raise NoSuchProject(project, yours, "projects you may submit to")
     principal.require(Scope.JOBS)
     if spec.submitter != principal.user:
         raise Forbidden(f"{principal.user} may not submit jobs as {spec.submitter}")

@@ -121,6 +121,15 @@ class Principal:
             name for name in self.readable_accounts(tree) if tree[name].kind is AccountKind.PROJECT
         ]
 
+    def project_names(self, tree: AccountTree) -> list[str]:
+        """The projects this principal may see (every one for admin and auditor), in tree
+        order: the only names a refusal may list to them."""
+        readable = self.readable_projects(tree)
+        if readable is not None:
+            return readable
+        ordered = [tree.root, *tree.descendants(tree.root.name)] if tree.accounts else []
+        return [node.name for node in ordered if node.kind is AccountKind.PROJECT]
+
     def can_submit_to(self, project: str) -> bool:
         return self.allows(Scope.JOBS) and (self.is_admin or project in self.projects)
 

@@ -6,6 +6,9 @@ one place; the CLI prints them. An operation that raises one has changed nothing
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class BooksError(Exception):
     """Base of every error the quota engine raises on bad input or a forbidden operation."""
@@ -40,9 +43,39 @@ class AlreadyDone(Conflict):
     """The operation was already carried out (a ledger entry reversed twice, ...)."""
 
 
+SHOWN_NAMES = 20
+"""A refusal of a mistyped name lists at most this many of the names that would do."""
+
+
+def names_to_use(name: str, known: Iterable[str], what: str) -> str:
+    """What to say after a mistyped ``name``: the closest of ``known`` (a name that starts
+    with it, else the most alike by ``difflib``), and the names ``what`` may be, sorted (the
+    first ``SHOWN_NAMES``); "" when none are known. Only names the reader may see belong in
+    ``known``."""
+    names = sorted(set(known))
+    if not names:
+        return ""
+    started = [each for each in names if each.lower().startswith(name.lower())]
+    close = started[:1] or difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    shown = ", ".join(names[:SHOWN_NAMES])
+    if len(names) > SHOWN_NAMES:
+        shown += f" and {len(names) - SHOWN_NAMES} more"
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    return f"{hint}; {what}: {shown}"
+
+
 class NoSuchFlavor(NotFound):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"unknown flavor {name!r}")
+    def __init__(self, name: str, known: Iterable[str] = ()) -> None:
+        super().__init__(f"unknown flavor {name!r}{names_to_use(name, known, 'flavors')}")
+        self.name = name
+
+
+class NoSuchProject(NotFound):
+    """A project that does not exist, or that the caller may not see: the same answer, so a
+    name never tells them whether it exists; ``known`` names only projects they may see."""
+
+    def __init__(self, name: str, known: Iterable[str] = (), what: str = "your projects") -> None:
+        super().__init__(f"no project {name}{names_to_use(name, known, what)}")
         self.name = name
 
 

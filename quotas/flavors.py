@@ -65,7 +65,7 @@ class RateCard:
         try:
             return self.rates[flavor]
         except KeyError:
-            raise NoSuchFlavor(flavor) from None
+            raise NoSuchFlavor(flavor, self.rates) from None
 
     def cost(self, flavor: str, gpus: int, seconds: int) -> Credits:
         return self.rate(flavor).cost(gpus, seconds)
@@ -90,7 +90,7 @@ def acceptable_flavors(
     if named:
         for name in named:
             if name not in flavors:
-                raise NoSuchFlavor(name)
+                raise NoSuchFlavor(name, flavors)
         chosen = [flavors[name] for name in dict.fromkeys(named)]
     else:
         chosen = [flavor for flavor in flavors.values() if not flavor.named_only]

@@ -17,7 +17,7 @@ from quotas.accounts import AccountKind, with_article
 from quotas.allocations import AllocationRequest, RequestState
 from quotas.cases import require
 from quotas.db.repositories import StoredRequest
-from quotas.errors import Forbidden, InvalidInput, NotFound
+from quotas.errors import Forbidden, InvalidInput, NoSuchProject, NotFound
 from quotas.quantities import Credits
 from quotas.service import Books
 
@@ -65,7 +65,7 @@ def visible_requests(
     projects = principal.readable_projects(tree) if tree.accounts else []
     if project is not None:
         if project not in tree or not principal.can_read_account(tree, project):
-            raise NotFound(f"no project {project}")
+            raise NoSuchProject(project, principal.project_names(tree))
         projects = [project, *(node.name for node in tree.descendants(project))]
     return books.allocations.search(projects=projects, states=states, limit=limit, offset=offset)
 
@@ -130,7 +130,10 @@ def create_request(
     principal leads (or as an admin)."""
     tree = books.tree()
     if project not in tree or not principal.can_read_account(tree, project):
-        raise NotFound(f"no project {project}")
+        yours = [
+            each for each in principal.project_names(tree) if principal.can_request_allocation(each)
+        ]
+        raise NoSuchProject(project, yours, "projects you may ask for")
     principal.require(Scope.MANAGE)
     require(
         principal,

@@ -81,7 +81,7 @@ class FlavorRepository:
         known = set(self.all())
         for flavor in card.rates:
             if flavor not in known:
-                raise NoSuchFlavor(flavor)
+                raise NoSuchFlavor(flavor, known)
         self.session.add(
             RateCardRow(
                 version=card.version,
@@ -400,7 +400,7 @@ class ClusterRepository:
         known = set(FlavorRepository(self.session).all())
         for item in cluster.inventory:
             if item.flavor not in known:
-                raise NoSuchFlavor(item.flavor)
+                raise NoSuchFlavor(item.flavor, known)
         self.session.add(
             ClusterRow(
                 name=cluster.name,

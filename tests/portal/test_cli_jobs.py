@@ -213,3 +213,19 @@ def test_a_rejected_job_stays_in_the_default_list_with_its_reason(gpupool: Cli, 
     default = gpupool.ok("jobs", user="jiwoo.jung")
 
     assert "over the whole budget of project kaist-nlp" in table_rows(default)[job_id]
+
+
+def test_a_mistyped_flavor_or_project_is_answered_with_the_names_to_use(gpupool: Cli) -> None:
+    flavor = gpupool("quote", "--gpus", "1", "--time-limit", "1h", "--flavor", "h100")
+    project = gpupool("submit", "--project", "kaist-nl", "echo", user="jiwoo.jung")
+    listed = gpupool("jobs", "--project", "hanbit", user="jiwoo.jung")
+
+    assert flavor.exit_code == 1
+    assert "unknown flavor 'h100' (did you mean h100-80g?); flavors: a100-80g, h100-80g," in (
+        flavor.output
+    )
+    assert project.exit_code == 1
+    assert "no project kaist-nl (did you mean kaist-nlp?); projects you may submit to: " in (
+        project.output
+    )
+    assert "no project hanbit (did you mean hanbit-robot-policy?)" in listed.output

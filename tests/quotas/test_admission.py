@@ -280,7 +280,7 @@ def test_a_gang_job_needs_whole_free_nodes_not_just_enough_free_gpus() -> None:
     [
         pytest.param(
             a_job().project("kaist-nlp").gpus(1, "h200-141g"),
-            "unknown flavor 'h200-141g'",
+            "unknown flavor 'h200-141g'; flavors: a100-80g, h100-80g, v100-32g",
             id="unknown flavor",
         ),
         pytest.param(

@@ -138,6 +138,10 @@ def test_a_quote_keeps_only_the_named_flavors_or_those_with_enough_memory() -> N
 # --- bad input ------------------------------------------------------------------------------------
 
 
+KNOWN = "flavors: a100-80g, h100-80g, v100-32g"
+"""What a refusal of a mistyped flavor lists: every flavor a job may name."""
+
+
 @pytest.mark.parametrize(
     ("gpus", "seconds", "names", "min_memory_gb", "error", "message"),
     [
@@ -145,8 +149,32 @@ def test_a_quote_keeps_only_the_named_flavors_or_those_with_enough_memory() -> N
         (-1, HOUR, (), None, InvalidInput, "a job needs at least one GPU, asked for -1"),
         (1, 0, (), None, InvalidInput, "a job needs a positive time limit"),
         (1, -HOUR, (), None, InvalidInput, "a job needs a positive time limit"),
-        (1, HOUR, ("h200-141g",), None, NoSuchFlavor, "unknown flavor 'h200-141g'"),
-        (1, HOUR, (H100, "tpu-v5"), None, NoSuchFlavor, "unknown flavor 'tpu-v5'"),
+        (1, HOUR, ("h200-141g",), None, NoSuchFlavor, f"unknown flavor 'h200-141g'; {KNOWN}"),
+        (1, HOUR, (H100, "tpu-v5"), None, NoSuchFlavor, f"unknown flavor 'tpu-v5'; {KNOWN}"),
+        (
+            1,
+            HOUR,
+            ("h100",),
+            None,
+            NoSuchFlavor,
+            f"unknown flavor 'h100' (did you mean {H100}?); {KNOWN}",
+        ),
+        (
+            1,
+            HOUR,
+            ("a100-80",),
+            None,
+            NoSuchFlavor,
+            f"unknown flavor 'a100-80' (did you mean a100-80g?); {KNOWN}",
+        ),
+        (
+            1,
+            HOUR,
+            ("v100-23g",),
+            None,
+            NoSuchFlavor,
+            f"unknown flavor 'v100-23g' (did you mean v100-32g?); {KNOWN}",
+        ),
         (1, HOUR, (), 141, InvalidInput, "no flavor with at least 141 GB in the pool"),
         (1, HOUR, (V100,), 40, InvalidInput, "no flavor with at least 40 GB in the pool"),
     ],

@@ -48,8 +48,8 @@ def test_the_pi_or_an_admin_drafts_a_request_for_a_project(
     }
 
     assert drafted == matrix(
-        "admin=ok auditor=Forbidden pm=Forbidden other_pm=NotFound "
-        "pi=ok researcher=Forbidden outsider=NotFound"
+        "admin=ok auditor=Forbidden pm=Forbidden other_pm=NoSuchProject "
+        "pi=ok researcher=Forbidden outsider=NoSuchProject"
     )
     record = draft(pool, cast["pi"])
     assert record.stored.request.state is RequestState.DRAFT
@@ -64,7 +64,7 @@ def test_a_draft_needs_manage_and_a_project(pool: Books, cast: dict[str, Princip
         create_request(pool, cast["researcher"], "kaist-nlp", Credits.of(1), "x")
     with pytest.raises(InvalidInput, match=r"^kaist is an organization, not a project$"):
         create_request(pool, cast["admin"], "kaist", Credits.of(1), "x")
-    with pytest.raises(NotFound, match=r"^no project nowhere$"):
+    with pytest.raises(NotFound, match=r"^no project nowhere; projects you may ask for: "):
         create_request(pool, cast["admin"], "nowhere", Credits.of(1), "x")
 
 
@@ -79,7 +79,10 @@ def test_requests_are_read_only_within_the_principal_s_scope(
     found, total = visible_requests(pool, cast["outsider"])
     assert total == len(found) > 0
     assert {each.request.project for each in found} == {"postech-materials"}
-    with pytest.raises(NotFound, match=r"^no project kaist-nlp$"):
+    # only the projects they may see are named: their program's
+    with pytest.raises(
+        NotFound, match=r"^no project kaist-nlp; your projects: hanbit-robot-policy, seoulvision-"
+    ):
         visible_requests(pool, cast["other_pm"], project="kaist-nlp")
     mine, _ = visible_requests(pool, cast["pm"], project="kaist", states=[RequestState.DRAFT])
     assert [each.id for each in mine] == [request_id]
