@@ -10,8 +10,9 @@ one of which lets a token call it. Roles still decide who may do what; a scope o
   logs, cancels, stops and deletes them; job logs need ``jobs`` (they are the job's output, not
   the books);
 - ``manage`` changes the books: accounts, budgets, members, program managers, priority grants,
-  allocation requests, the catalogue (clusters and their burst budgets included), tokens,
-  invitations, users, roles and identity links.
+  allocation requests, the catalogue (clusters and their burst budgets included), the pool's
+  funds (contributions and appropriations), tokens, invitations, users, roles and identity
+  links.
 
 ``GET /api/v1/me`` answers to any scope (every client asks who it is), ``GET /api/v1/tokens`` and
 ``GET /api/v1/invitations`` to ``read`` or ``manage`` (you list them to revoke one), and a quote
@@ -99,6 +100,9 @@ OPERATION_SCOPES: dict[Operation, frozenset[Scope]] = {
     ("POST", "/api/v1/periods"): MANAGE,
     ("GET", "/api/v1/funders"): READ,
     ("POST", "/api/v1/funders"): MANAGE,
+    ("POST", "/api/v1/funders/{name}/contributions"): MANAGE,
+    ("POST", "/api/v1/accounts/{program}/appropriations"): MANAGE,
+    ("GET", "/api/v1/funds"): READ,
     ("POST", "/api/v1/quote"): READ_OR_JOBS,
     # reports, the ledger and the audit log
     ("GET", "/api/v1/reports/fairshare"): READ,

@@ -1,4 +1,5 @@
-"""The pool's catalogue: flavors, rate cards, clusters, periods, funders, and quotes.
+"""The pool's catalogue: flavors, rate cards, clusters, periods, funders and their
+contributions, the pool's funds, and quotes.
 
 Everyone signed in may read the catalogue and ask for a quote; only an admin (with the
 ``manage`` scope) adds flavors, clusters, periods and funders, sets burst budgets or publishes
@@ -18,9 +19,16 @@ from pydantic import AwareDatetime, Field, model_validator
 
 from jobs.model import JobState, check_time_limit
 from jobs.repository import JobRepository
-from portal.api.accounts import CreditsText, credits_of
+from portal.api.accounts import (
+    BalancesOut,
+    CreditsText,
+    PeriodQuery,
+    balances_out,
+    credits_of,
+)
 from portal.api.common import (
     CSV_ANSWER,
+    NO_NUL,
     Format,
     ReportFormat,
     Segment,
@@ -29,17 +37,18 @@ from portal.api.common import (
     flat_cells,
 )
 from portal.api.jobs import QuoteLineOut, quote_out
+from portal.api.ledger import EntryOut, entry_out
 from portal.deps import PortalDep, PrincipalDep
 from portal.problems import Problem
 from quotas.admission import SiteKind
 from quotas.cases import catalog
 from quotas.cases.catalog import ClusterView, in_utc, job_quote, rate_card_in_force
-from quotas.errors import InvalidInput
+from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Inventory, Tenancy
 from quotas.outages import NodeOutage
-from quotas.quantities import Rate, parse_duration
+from quotas.quantities import Credits, Rate, parse_duration
 
 router = APIRouter(tags=["catalog"])
 
@@ -527,6 +536,141 @@ def add_funder(body: NewFunder, portal: PortalDep, principal: PrincipalDep) -> F
     with portal.books() as books:
         catalog.add_funder(books, principal, funder)
     return funder_out(funder)
+
+
+# -- the pool's funds: contributions and appropriations -------------------------------------
+
+
+class NewContribution(Strict):
+    period: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    credits: CreditsText
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why: kept with the ledger entry"
+    )
+
+
+class NewAppropriation(Strict):
+    period: str = Field(min_length=1, max_length=64, pattern=NO_NUL)
+    credits: CreditsText
+    reason: str = Field(
+        min_length=1, max_length=2000, description="Why: kept with the ledger entries"
+    )
+    funder: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=NO_NUL,
+        description="Draw only this funder's credits (default: funder by funder, by name)",
+    )
+
+
+class PostedOut(Strict):
+    period: str
+    credits: str = Field(description="The credits moved in all")
+    entries: list[EntryOut] = Field(
+        description="The ledger entries written: one per funder whose credits moved"
+    )
+
+
+class FunderFundsOut(Strict):
+    name: str
+    contributed: str = Field(description="Credits it contributed in the period, net of reversals")
+    unappropriated: str = Field(description="Of those, what the pool holds for appropriation")
+
+
+class ProgramFundsOut(Strict):
+    name: str
+    display_name: str
+    appropriated: str = Field(description="Credits appropriated to it, net of reversals")
+    by_funder: dict[str, str] = Field(description="Funder -> credits appropriated from it")
+    balances: BalancesOut = Field(description="Its whole subtree's balances in the period")
+
+
+class FundsOut(Strict):
+    period: str
+    unappropriated: str = Field(description="Credits the pool holds for appropriation")
+    funders: list[FunderFundsOut]
+    programs: list[ProgramFundsOut]
+
+
+def posted_out(posted: catalog.Posted) -> PostedOut:
+    return PostedOut(
+        period=posted.period,
+        credits=str(posted.amount),
+        entries=[entry_out(entry) for entry in posted.entries],
+    )
+
+
+@router.get(
+    "/funds",
+    summary="The pool's funds in a period: contributed and unappropriated per funder, "
+    "appropriated per program (admin and auditor)",
+)
+def pool_funds(portal: PortalDep, principal: PrincipalDep, period: PeriodQuery = None) -> FundsOut:
+    """Default period: the one running now, else the latest."""
+    with portal.books() as books:
+        funds = catalog.pool_funds(books, principal, period)
+        if funds is None:
+            raise NotFound("the pool has no period or no accounts yet")
+        records = catalog.funder_records(books, principal)
+    return FundsOut(
+        period=funds.period,
+        unappropriated=str(funds.total_unappropriated),
+        funders=[
+            FunderFundsOut(
+                name=record.funder.name,
+                contributed=str(record.contributed.get(funds.period, Credits.zero())),
+                unappropriated=str(funds.unappropriated.get(record.funder.name, Credits.zero())),
+            )
+            for record in records
+        ],
+        programs=[
+            ProgramFundsOut(
+                name=program.program,
+                display_name=program.display_name,
+                appropriated=str(program.total),
+                by_funder={funder: str(each) for funder, each in program.appropriated.items()},
+                balances=balances_out(program.balances),
+            )
+            for program in funds.programs
+        ],
+    )
+
+
+@router.post(
+    "/funders/{name}/contributions",
+    status_code=201,
+    summary="Record a funder's contribution to the pool in a period (admin)",
+    description="The pool's unappropriated credits grow by the amount; appropriate them to "
+    "programs next. A period whose books are closed takes no contribution (409).",
+)
+def contribute(
+    name: Segment, body: NewContribution, portal: PortalDep, principal: PrincipalDep
+) -> PostedOut:
+    amount = credits_of(body.credits, "credits")
+    with portal.books() as books:
+        posted = catalog.contribute(books, principal, name, body.period, amount, body.reason)
+        return posted_out(posted)
+
+
+@router.post(
+    "/accounts/{program}/appropriations",
+    status_code=201,
+    tags=["accounts"],
+    summary="Appropriate the pool's credits to a program in a period (admin)",
+    description="The pool's unappropriated credits move to the program, funder by funder (by "
+    "name) unless `funder` names one. More than the pool (or that funder) holds unappropriated "
+    "is refused (409); so is an account that is not a program (422).",
+)
+def appropriate(
+    program: Segment, body: NewAppropriation, portal: PortalDep, principal: PrincipalDep
+) -> PostedOut:
+    amount = credits_of(body.credits, "credits")
+    with portal.books() as books:
+        posted = catalog.appropriate(
+            books, principal, program, body.period, amount, body.reason, body.funder
+        )
+        return posted_out(posted)
 
 
 # -- quotes ------------------------------------------------------------------------------------

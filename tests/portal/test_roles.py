@@ -413,6 +413,26 @@ MATRIX: dict[tuple[str, str], tuple[Request, dict[str, int]]] = {
         ),
         row(POOL_ADMIN_ONLY.format(ok=201)),
     ),
+    ("POST", "/api/v1/funders/{name}/contributions"): (
+        call(
+            "POST",
+            "/api/v1/funders/msit/contributions",
+            json={"period": "{period}", "credits": "100", "reason": "supplementary budget"},
+        ),
+        row(POOL_ADMIN_ONLY.format(ok=201)),
+    ),
+    ("POST", "/api/v1/accounts/{program}/appropriations"): (
+        call(
+            "POST",
+            "/api/v1/accounts/universities/appropriations",
+            json={"period": "{period}", "credits": "100", "reason": "spring call"},
+        ),
+        row(POOL_ADMIN_ONLY.format(ok=201)),
+    ),
+    ("GET", "/api/v1/funds"): (
+        call("GET", "/api/v1/funds"),
+        row("admin=200 auditor=200 pm=403 other_pm=403 pi=403 researcher=403 outsider=403"),
+    ),
     ("POST", "/api/v1/quote"): (
         call("POST", "/api/v1/quote", json={"gpus": 2, "time_limit": "1h"}),
         row(ALL_READ),
