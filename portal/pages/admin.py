@@ -1,6 +1,6 @@
-"""The admin's catalogue pages: funders and their contributions, periods, flavors and the
-versioned rate card, and clusters with their inventory, tenancy, burst budgets and what their
-GPUs are doing now.
+"""The admin's catalogue pages: funders and their contributions (recorded here, and the pool's
+credits appropriated to programs), periods, flavors and the versioned rate card, and clusters
+with their inventory, tenancy, burst budgets and what their GPUs are doing now.
 
 An admin changes the catalogue here; an auditor reads every page but is shown no form; anyone
 else is refused (the ``*_records`` use cases of ``quotas.cases.catalog`` decide, as the additions'
@@ -25,7 +25,9 @@ from portal.api.catalog import (
     ALLOCATED_STATES,
     BurstBudgetChange,
     ClusterOut,
+    NewAppropriation,
     NewCluster,
+    NewContribution,
     NewFlavor,
     NewFunder,
     NewPeriod,
@@ -51,6 +53,8 @@ SCOPES = {
     ("GET", "/admin"): READ,
     ("GET", "/admin/funders"): READ,
     ("POST", "/admin/funders"): MANAGE,
+    ("POST", "/admin/funders/contributions"): MANAGE,
+    ("POST", "/admin/funders/appropriations"): MANAGE,
     ("GET", "/admin/periods"): READ,
     ("POST", "/admin/periods"): MANAGE,
     ("GET", "/admin/flavors"): READ,
@@ -203,20 +207,37 @@ def _funders(
     viewer: Viewer,
     draft: Mapping[str, str] | None = None,
     error: str | None = None,
+    contribution_draft: Mapping[str, str] | None = None,
+    contribution_error: str | None = None,
+    appropriation_draft: Mapping[str, str] | None = None,
+    appropriation_error: str | None = None,
 ) -> HTMLResponse:
     with portal.books() as books:
         records = catalog.funder_records(books, viewer.principal)
-        periods = [each.period.name for each in catalog.period_records(books, viewer.principal)]
+        period_records = catalog.period_records(books, viewer.principal)
+        funds = catalog.pool_funds(books, viewer.principal)
+    periods = [each.period.name for each in period_records]
     shown = [name for name in periods if any(name in each.contributed for each in records)]
+    open_periods = [each.period.name for each in period_records if each.expired_at is None]
+    current = next((each.period.name for each in period_records if each.current), None)
+    refused = error or contribution_error or appropriation_error
     return render(
         viewer,
         "admin_funders.html",
-        status=422 if error else 200,
+        status=422 if refused else 200,
         records=records,
         periods=shown,
         kinds=list(FunderKind),
         draft=draft or {},
         error=error,
+        funds=funds,
+        open_periods=open_periods,
+        default_period=current or (open_periods[-1] if open_periods else ""),
+        programs=[each.program for each in funds.programs] if funds else [],
+        contribution_draft=contribution_draft or {},
+        contribution_error=contribution_error,
+        appropriation_draft=appropriation_draft or {},
+        appropriation_error=appropriation_error,
     )
 
 
@@ -246,6 +267,73 @@ def add_funder(
     except BooksError as error:
         return _funders(portal, viewer, draft, _refused(error))
     return see_other("/admin/funders")
+
+
+@router.post("/admin/funders/contributions")
+def contribute(
+    request: Request,
+    portal: PortalDep,
+    csrf: Annotated[str, Form(max_length=128)],
+    funder: Annotated[str, Form(max_length=200)] = "",
+    period: Text = "",
+    credits: Text = "",
+    reason: Text = "",
+) -> Response:
+    """Record a funder's contribution as ``POST /api/v1/funders/{name}/contributions`` does."""
+    viewer = signed_in(request, portal)
+    check_form(request, csrf)
+    draft = {"funder": funder, "period": period, "credits": credits, "reason": reason}
+    try:
+        body = _valid(
+            NewContribution, _given({"period": period, "credits": credits, "reason": reason})
+        )
+        amount = _credits(body.credits, "credits")
+        with portal.books() as books:
+            catalog.contribute(books, viewer.principal, funder, body.period, amount, body.reason)
+    except BooksError as error:
+        return _funders(
+            portal, viewer, contribution_draft=draft, contribution_error=_refused(error)
+        )
+    return see_other("/admin/funders#contributions")
+
+
+@router.post("/admin/funders/appropriations")
+def appropriate(
+    request: Request,
+    portal: PortalDep,
+    csrf: Annotated[str, Form(max_length=128)],
+    program: Annotated[str, Form(max_length=200)] = "",
+    period: Text = "",
+    credits: Text = "",
+    reason: Text = "",
+    funder: Annotated[str, Form(max_length=200)] = "",
+) -> Response:
+    """Appropriate the pool's credits to a program as ``POST /api/v1/accounts/{program}/
+    appropriations`` does; no funder: funder by funder."""
+    viewer = signed_in(request, portal)
+    check_form(request, csrf)
+    draft = {
+        "program": program,
+        "period": period,
+        "credits": credits,
+        "reason": reason,
+        "funder": funder,
+    }
+    try:
+        body = _valid(
+            NewAppropriation,
+            _given({"period": period, "credits": credits, "reason": reason, "funder": funder}),
+        )
+        amount = _credits(body.credits, "credits")
+        with portal.books() as books:
+            catalog.appropriate(
+                books, viewer.principal, program, body.period, amount, body.reason, body.funder
+            )
+    except BooksError as error:
+        return _funders(
+            portal, viewer, appropriation_draft=draft, appropriation_error=_refused(error)
+        )
+    return see_other("/admin/funders#appropriations")
 
 
 # -- periods -----------------------------------------------------------------------------------

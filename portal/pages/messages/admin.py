@@ -50,6 +50,68 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "admin.funders.add": ("Add a funder", "재원 기관 추가"),
     "admin.funders.add_button": ("Add the funder", "재원 기관 추가"),
     "admin.funders.refused": ("The funder was not added", "재원 기관을 추가하지 못했습니다"),
+    # the pool's funds: contributions and appropriations
+    "admin.funds.title": ("Appropriations in {period}", "{period} 배분"),
+    "admin.funds.intro": (
+        "Contributions reach the pool; the pool appropriates them to programs, which award "
+        "them to projects. Net of any reversal.",
+        "출연금은 풀에 들어오고, 풀은 이를 프로그램에 배분하며, 프로그램은 과제에 배정합니다. "
+        "취소분은 차감됩니다.",
+    ),
+    "admin.funds.caption": (
+        "Credits appropriated to each program in {period}",
+        "{period} 프로그램별 배분 크레딧",
+    ),
+    "admin.funds.unappropriated": ("Not yet appropriated", "미배분 크레딧"),
+    "admin.funds.unappropriated_of": ("of {funder}", "{funder} 몫"),
+    "admin.funds.program": ("Program", "프로그램"),
+    "admin.funds.appropriated": ("Appropriated", "배분액"),
+    "admin.funds.by_funder": ("By funder", "재원 기관별"),
+    "admin.funds.from_funder": ("{funder}: {amount}", "{funder}: {amount}"),
+    "admin.funds.available": ("Available now", "현재 사용 가능"),
+    "admin.funds.no_programs": ("No program yet.", "아직 프로그램이 없습니다."),
+    "admin.funds.funder": ("Funder", "재원 기관"),
+    "admin.funds.funder_optional": ("Funder (optional)", "재원 기관 (선택)"),
+    "admin.funds.any_funder": ("Any funder", "모든 재원 기관"),
+    "admin.funds.funder_hint": (
+        "Draw only this funder's credits; otherwise funder by funder, by name.",
+        "이 기관의 크레딧만 배분합니다. 고르지 않으면 기관 이름순으로 차례로 배분합니다.",
+    ),
+    "admin.funds.period": ("Period", "기간"),
+    "admin.funds.credits": ("Credits", "크레딧"),
+    "admin.funds.credits_hint": (
+        "A positive amount, at most three decimals, e.g. 50000 or 1250.5",
+        "양수, 소수점 셋째 자리까지. 예: 50000, 1250.5",
+    ),
+    "admin.funds.reason": ("Reason (kept in the ledger)", "사유 (원장에 기록됨)"),
+    "admin.funds.contribute": ("Record a contribution", "출연금 기록"),
+    "admin.funds.contribute_intro": (
+        "A funder's credits join the pool in the period; appropriate them to programs next.",
+        "재원 기관의 크레딧이 해당 기간의 풀에 들어옵니다. 이어서 프로그램에 배분하세요.",
+    ),
+    "admin.funds.contribute_button": ("Record the contribution", "출연금 기록"),
+    "admin.funds.contribute_refused": (
+        "The contribution was not recorded",
+        "출연금을 기록하지 못했습니다",
+    ),
+    "admin.funds.cannot_contribute": (
+        "Add a funder and an open period first.",
+        "먼저 재원 기관과 열린 기간을 추가하세요.",
+    ),
+    "admin.funds.appropriate": ("Appropriate to a program", "프로그램에 배분"),
+    "admin.funds.appropriate_intro": (
+        "Move credits the pool holds, not yet appropriated, to a program.",
+        "풀에 있는 미배분 크레딧을 프로그램으로 옮깁니다.",
+    ),
+    "admin.funds.appropriate_button": ("Appropriate the credits", "크레딧 배분"),
+    "admin.funds.appropriate_refused": (
+        "The credits were not appropriated",
+        "크레딧을 배분하지 못했습니다",
+    ),
+    "admin.funds.cannot_appropriate": (
+        "Add a program and an open period first.",
+        "먼저 프로그램과 열린 기간을 추가하세요.",
+    ),
     "admin.funder_kind.ministry": ("Ministry", "중앙부처"),
     "admin.funder_kind.local_government": ("Local government", "지방자치단체"),
     "admin.funder_kind.public_corporation": ("Public corporation", "공공기관"),
