@@ -123,11 +123,13 @@ class Principal:
 
     def project_names(self, tree: AccountTree) -> list[str]:
         """The projects this principal may see (every one for admin and auditor), in tree
-        order: the only names a refusal may list to them."""
+        order: the only names a refusal may list to them (none in a pool with no accounts)."""
+        if not tree.accounts:
+            return []
         readable = self.readable_projects(tree)
         if readable is not None:
             return readable
-        ordered = [tree.root, *tree.descendants(tree.root.name)] if tree.accounts else []
+        ordered = [tree.root, *tree.descendants(tree.root.name)]
         return [node.name for node in ordered if node.kind is AccountKind.PROJECT]
 
     def can_submit_to(self, project: str) -> bool:
