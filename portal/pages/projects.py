@@ -167,7 +167,7 @@ def spending_chart(viewer: Viewer, page: ProjectPage) -> Markup:
         t("project.usage_chart", period=page.period),
         series,
         x_format=lambda moment: t.day(moment),
-        y_format=lambda value: t.number(value),
+        y_format=lambda value: t.number(value, 2),
         y_label=t("project.credits_axis"),
         empty_message=t("project.no_usage"),
         description=t("project.usage_description"),

@@ -51,7 +51,11 @@ def test_the_list_shows_the_balances_the_api_gives_and_downloads_as_csv(demo: De
     page = demo.client.get("/projects").text
     api = demo.client.get("/api/v1/accounts", headers=demo.headers(PI)).json()
     shown = dict(re.findall(r'<tr data-project="([^"]+)">.*?data-available="([^"]+)"', page, re.S))
-    expected = {a["name"]: a["balances"]["available"] for a in api["accounts"] if a["name"] in shown}
+    expected = {
+        each["name"]: each["balances"]["available"]
+        for each in api["accounts"]
+        if each["name"] in shown
+    }
     assert shown == expected
     assert api["period"] in page
     csv = demo.client.get(f"/projects?period={api['period']}&format=csv")
