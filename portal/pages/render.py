@@ -150,7 +150,7 @@ async def signed_in_async(request: Request, portal: Portal) -> Viewer:
 
 def _nav(principal: Principal, t: Words) -> list[NavItem]:
     items = [NavItem("/", t("nav.home")), NavItem("/jobs", t("nav.jobs"))]
-    if principal.projects or principal.reads_everything:
+    if principal.projects or principal.programs or principal.reads_everything:
         items.append(NavItem("/projects", t("nav.projects")))
     items.append(NavItem("/requests", t("nav.requests")))
     if principal.programs or principal.reads_everything:
