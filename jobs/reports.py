@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 
 from jobs.model import JobState
 from jobs.repository import JobRepository
@@ -76,6 +76,7 @@ def fair_share_report(
     recent: dict[str, int] = defaultdict(int)
     for item in reports.spend(name, after=now - BURN_WINDOW, until=now):
         recent[item.project] += item.milli
+    span = books.funding.period(name)
     rows = fair_share_rows(
         tree,
         fair_share(tree, usage),
@@ -85,8 +86,8 @@ def fair_share_report(
         recent,
         now,
         principal.readable_accounts(tree),
+        period_ends=span.ends_at,
     )
-    span = books.funding.period(name)
     since, until = span.starts_at, min(span.ends_at, now)
     urgent = priority_use(
         tree,
@@ -102,10 +103,13 @@ def fair_share_report(
 
 
 def wait_times_report(
-    books: Books, principal: Principal, since: datetime | None = None, until: datetime | None = None
+    books: Books,
+    principal: Principal,
+    since: datetime | timedelta | None = None,
+    until: datetime | None = None,
 ) -> WaitTimes:
     """Per program: jobs first admitted in the window and their waits from submission, counting
-    only the projects the principal may read."""
+    only the projects the principal may read; ``since`` a time, or how long before ``until``."""
     start, end = report_window(books, since, until)
     tree = books.tree()
     waits = JobRepository(books.session).first_admissions(

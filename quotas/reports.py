@@ -179,13 +179,23 @@ class Burn:
     exhausted_on: date | None
     """The day the uncharged credits run out at this rate; ``None`` with no burn, or past the
     calendar."""
+    outlasts_period: bool = False
+    """At this rate the credits last past the period's end, when they expire: they are not
+    exhausted within it (and ``exhausted_on`` is only where the rate would lead)."""
 
 
-def burn(spent_milli: int, left: Credits, now: datetime, over: timedelta) -> Burn:
+def burn(
+    spent_milli: int,
+    left: Credits,
+    now: datetime,
+    over: timedelta,
+    period_ends: datetime | None = None,
+) -> Burn:
     """The burn of ``spent_milli`` charged (net) over the window ``over`` ending ``now``.
 
     The exhaustion day is ``now + left / rate``; an account with nothing left and a burn is
-    exhausted today.
+    exhausted today. Credits that would last past ``period_ends`` expire first: they outlast
+    the period (``outlasts_period``).
     """
     seconds = over.total_seconds()
     if seconds <= 0:
@@ -194,10 +204,11 @@ def burn(spent_milli: int, left: Credits, now: datetime, over: timedelta) -> Bur
         return Burn(Credits.zero(), None)
     per_day = Credits(round_half_up(spent_milli * SECONDS_PER_DAY, int(seconds)))
     remaining = max(left.milli, 0) * seconds / spent_milli
+    outlasts = period_ends is not None and remaining > max((period_ends - now).total_seconds(), 0)
     days_to_spare = (date.max - now.date()).days
     if remaining / SECONDS_PER_DAY >= days_to_spare:
-        return Burn(per_day, None)
-    return Burn(per_day, (now + timedelta(seconds=remaining)).date())
+        return Burn(per_day, None, outlasts)
+    return Burn(per_day, (now + timedelta(seconds=remaining)).date(), outlasts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,11 +243,13 @@ def fair_share_rows(
     now: datetime,
     accounts: Iterable[str],
     over: timedelta = BURN_WINDOW,
+    period_ends: datetime | None = None,
 ) -> list[FairShareRow]:
     """Rows for ``accounts`` (in the order given).
 
     ``running_gpus``, ``pending_gpus`` and ``recent_spend`` are per project; ``recent_spend``
-    is the milli-credits charged net of refunds in ``(now - over, now]``.
+    is the milli-credits charged net of refunds in ``(now - over, now]``; credits that last
+    past ``period_ends`` outlast the period (``Burn.outlasts_period``).
     """
     spent_subtree = roll_up(tree, recent_spend)
     running = roll_up(tree, running_gpus)
@@ -258,7 +271,9 @@ def fair_share_rows(
                 running_gpus=running.get(name, 0),
                 pending_gpus=pending.get(name, 0),
                 credits=account_credits,
-                burn=burn(spent_subtree.get(name, 0), account_credits.uncharged, now, over),
+                burn=burn(
+                    spent_subtree.get(name, 0), account_credits.uncharged, now, over, period_ends
+                ),
             )
         )
     return rows
@@ -346,12 +361,14 @@ class RunInterval:
 
 @dataclass(frozen=True, slots=True)
 class Capacity:
-    """GPUs one cluster declares of one flavor, and its site kind."""
+    """GPUs one cluster declares of one flavor, its site kind, and since when."""
 
     cluster: str
     flavor: str
     site: str
     gpus: int
+    since: datetime | None = None
+    """When the cluster was declared; ``None`` when not known (counted as always there)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -401,7 +418,8 @@ def utilisation(
 
     ``down`` is GPU-seconds out of service per (cluster, flavor) within the window, where known.
     A run still going counts until ``until``. A cluster and flavor with runs but no declared
-    inventory (since removed) gets a row with no total.
+    inventory (since removed) gets a row with no total. A cluster declared within the window
+    counts its inventory from then on: GPUs that were not in the pool were not idle.
     """
     seconds = (until - since).total_seconds()
     if seconds <= 0:
@@ -417,7 +435,10 @@ def utilisation(
     rows: list[UtilisationRow] = []
     for key in sorted(set(declared) | set(allocated)):
         capacity = declared.get(key)
-        total = capacity.gpus * seconds if capacity is not None else 0.0
+        total = 0.0
+        if capacity is not None:
+            declared_at = capacity.since if capacity.since is not None else since
+            total = capacity.gpus * overlap_seconds(declared_at, until, since, until)
         busy = math.fsum(allocated.get(key, ()))
         out = outages.get(key, 0.0)
         rows.append(

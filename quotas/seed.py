@@ -104,7 +104,7 @@ def seed_demo(books: Books, pool: DemoPool) -> SeedReport:
             f"{demo.credits:,} credits -> {state.state}"
         )
     for cluster in pool.clusters:
-        books.clusters.add(cluster)
+        books.add_cluster(cluster, actor="seed")  # audited: utilisation counts from now
         inventory = ", ".join(
             f"{item.nodes}x{item.gpus_per_node} {item.flavor}" for item in cluster.inventory
         )

@@ -14,19 +14,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from jobs import reports as job_reports
 from portal.api.common import CSV_ANSWER, NO_NUL, Format, ReportFormat, Strict, csv_response
 from portal.deps import PortalDep, PrincipalDep
+from portal.problems import Problem
 from quotas.accounts import AccountKind
 from quotas.cases import reports as book_reports
-from quotas.quantities import SECONDS_PER_HOUR
+from quotas.quantities import SECONDS_PER_HOUR, parse_duration
 from quotas.reports import (
     BURN_WINDOW,
     NO_PRIORITY_USE,
@@ -52,9 +53,35 @@ PeriodName = Annotated[
     Query(max_length=64, pattern=NO_NUL, description="Allocation period; default the current one"),
 ]
 Since = Annotated[
-    datetime | None,
-    Query(description="Window start (ISO 8601; UTC if no offset); default 7 days before until"),
+    str | None,
+    Query(
+        max_length=64,
+        pattern=NO_NUL,
+        description="Window start: a time (ISO 8601; UTC if no offset), or how long before "
+        "until, e.g. 24h, 7d or 1h30m; default 7 days before until",
+        examples=["24h", "2026-12-01T00:00:00+09:00"],
+    ),
 ]
+
+
+def window_start(text: str | None) -> datetime | timedelta | None:
+    """``since`` as the use cases take it: a time, or a duration before the window's end."""
+    if text is None:
+        return None
+    try:
+        return timedelta(seconds=parse_duration(text))
+    except ValueError as error:
+        if text.strip().isdigit():  # not a Unix time: "24" is 24 of something
+            raise Problem(422, f"since: {error}") from None
+    try:
+        return MOMENT.validate_python(text)
+    except ValidationError:
+        raise Problem(
+            422, f"since: {text!r} is neither a time (ISO 8601) nor a duration such as 24h or 7d"
+        ) from None
+
+
+MOMENT = TypeAdapter(datetime)
 Until = Annotated[
     datetime | None,
     Query(description="Window end (ISO 8601; UTC if no offset); default now, never later"),
@@ -98,7 +125,12 @@ class FairShareRowOut(Strict):
     )
     burn_per_day: str = Field(description="Credits charged per day over the burn window")
     exhausted_on: date | None = Field(
-        description="When held + available run out at this burn rate; null with no burn"
+        description="When held + available run out at this burn rate; null with no burn. A day "
+        "after the period's end is only where the rate leads (see outlasts_period)"
+    )
+    outlasts_period: bool = Field(
+        description="At this burn rate held + available last past the period's end, when they "
+        "expire: they are not exhausted within the period"
     )
     urgent_jobs: int = Field(description="Urgent jobs (a granted class) that ran this period")
     urgent_gpu_hours: float = Field(description="Their GPUs x run time this period")
@@ -131,6 +163,7 @@ def fair_share_out(row: FairShareRow, urgent: PriorityUse = NO_PRIORITY_USE) -> 
         available=str(row.credits.available),
         burn_per_day=str(row.burn.per_day),
         exhausted_on=row.burn.exhausted_on,
+        outlasts_period=row.burn.outlasts_period,
         urgent_jobs=urgent.jobs,
         urgent_gpu_hours=_hours(urgent.gpu_seconds),
         urgent_used=str(urgent.used),
@@ -234,7 +267,7 @@ def utilisation_report(
     meanwhile. Idle is total - allocated - down (below 0 if jobs ran on a node while it was
     down: a cordoned node keeps its jobs); utilisation is allocated / (total - down)."""
     with portal.books() as books:
-        found = book_reports.utilisation_report(books, since, until)
+        found = book_reports.utilisation_report(books, window_start(since), until)
     out = [utilisation_out(row) for row in found.rows]
     report = UtilisationReport(since=found.since, until=found.until, rows=out)
     return _answer(report, out, list(UtilisationRowOut.model_fields), form, "utilisation.csv")
@@ -329,7 +362,7 @@ def wait_times_report(
     admission, in seconds (nearest-rank percentiles: each is a wait a job really had). Only
     the caller's projects count."""
     with portal.books() as books:
-        found = job_reports.wait_times_report(books, principal, since, until)
+        found = job_reports.wait_times_report(books, principal, window_start(since), until)
     out = [wait_out(row) for row in found.rows]
     report = WaitReport(since=found.since, until=found.until, rows=out)
     return _answer(report, out, list(WaitRowOut.model_fields), form, "wait-times.csv")

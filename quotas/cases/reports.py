@@ -8,9 +8,9 @@ used it. The reports that read jobs are ``jobs.reports``'.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import pairwise
 
 from quotas.access import Principal
@@ -62,10 +62,15 @@ def in_utc(moment: datetime | None) -> datetime | None:
 
 
 def report_window(
-    books: Books, since: datetime | None, until: datetime | None
+    books: Books, since: datetime | timedelta | None, until: datetime | None
 ) -> tuple[datetime, datetime]:
     """The window a report covers: ``until`` (default now, never later) and ``since`` (default
-    the report window before it), in UTC."""
+    the report window before it), in UTC; ``since`` may be a duration, as long before
+    ``until`` (``--since 24h``)."""
+    if isinstance(since, timedelta):
+        if since <= timedelta(0):
+            raise InvalidInput(f"a window lasts some time, not {since}")
+        return window(None, in_utc(until), books.clock(), since)
     return window(in_utc(since), in_utc(until), books.clock(), DEFAULT_WINDOW)
 
 
@@ -74,25 +79,31 @@ def period_or_current(books: Books, period: str | None) -> str:
     return period if period is not None else books.current_period(books.clock()).name
 
 
-def _capacities(clusters: Sequence[ClusterSpec]) -> list[Capacity]:
+def _capacities(
+    clusters: Sequence[ClusterSpec], declared: Mapping[str, datetime]
+) -> list[Capacity]:
     return [
-        Capacity(cluster.name, item.flavor, cluster.site.value, item.gpus)
+        Capacity(
+            cluster.name, item.flavor, cluster.site.value, item.gpus, declared.get(cluster.name)
+        )
         for cluster in clusters
         for item in cluster.inventory
     ]
 
 
 def utilisation_report(
-    books: Books, since: datetime | None = None, until: datetime | None = None
+    books: Books, since: datetime | timedelta | None = None, until: datetime | None = None
 ) -> Utilisation:
     """Per cluster and flavor: total, allocated, down and idle GPU-seconds in the window; for
-    everyone signed in, so it takes no principal. Down is the node outages the scheduler
-    recorded (``scheduler.outages``), clipped to the window: GPUs per cluster and flavor, never
-    whose jobs ran there."""
+    everyone signed in, so it takes no principal. A cluster's total counts from when it was
+    declared (its ``cluster.add`` in the audit log), if that was within the window. Down is the
+    node outages the scheduler recorded (``scheduler.outages``), clipped to the window: GPUs per
+    cluster and flavor, never whose jobs ran there."""
     start, end = report_window(books, since, until)
+    reports = ReportRepository(books.session)
     rows = utilisation(
-        _capacities(books.clusters.all()),
-        ReportRepository(books.session).runs(start, end),
+        _capacities(books.clusters.all(), reports.clusters_declared()),
+        reports.runs(start, end),
         start,
         end,
         down=down_time(books.outages.overlapping(start, end), start, end),

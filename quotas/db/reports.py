@@ -14,12 +14,14 @@ from sqlalchemy import func, select, union_all
 from sqlalchemy.orm import Session
 
 from quotas.admission import PriorityClass
-from quotas.db.models import AccountRow, ClusterRow, JobRow, LedgerEntryRow
+from quotas.db.models import AccountRow, AuditEntryRow, ClusterRow, JobRow, LedgerEntryRow
 from quotas.db.repositories import as_utc
 from quotas.ledger import Bucket
 from quotas.reports import PriorityRun, RunInterval, SpendItem
 
 Entries = LedgerEntryRow
+CLUSTER_ADDED = "cluster.add"
+"""The audit action ``Books.add_cluster`` records."""
 
 
 class ReportRepository:
@@ -121,6 +123,20 @@ class ReportRepository:
             for cluster, flavor, gpus, started, ended in self.session.execute(query)
             if cluster is not None and flavor is not None and started is not None
         ]
+
+    def clusters_declared(self) -> dict[str, datetime]:
+        """When each cluster was declared: its first ``cluster.add`` in the audit log (a cluster
+        declared before the audit log was kept has none)."""
+        query = (
+            select(AuditEntryRow.target, func.min(AuditEntryRow.at))
+            .where(AuditEntryRow.action == CLUSTER_ADDED)
+            .group_by(AuditEntryRow.target)
+        )
+        return {
+            target.removeprefix("cluster/"): as_utc(at)
+            for target, at in self.session.execute(query)
+            if at is not None
+        }
 
     def priority_runs(
         self, priorities: Iterable[PriorityClass], since: datetime, until: datetime

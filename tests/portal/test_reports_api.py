@@ -103,6 +103,10 @@ class Scene:
 def scene(demo: Demo, monkeypatch: pytest.MonkeyPatch) -> Scene:
     with demo.books() as books:
         period = books.current_period()
+        for each in books.clusters.all():  # declared before the period: their GPUs all count
+            books.audit.record(
+                period.starts_at, "test", "cluster.add", f"cluster/{each.name}", None, None
+            )
     t0 = period.starts_at + timedelta(days=10, hours=9)
     clock = Clock(t0)
     portal = cast(FastAPI, demo.client.app).state.portal
@@ -220,6 +224,26 @@ def test_a_window_in_another_time_zone_means_the_same_instants(scene: Scene) -> 
 
     h100 = next(row for row in narrow["rows"] if row["flavor"] == "h100-80g")
     assert h100["allocated_gpu_hours"] == 2.0
+
+
+def test_a_window_may_start_a_duration_before_it_ends(scene: Scene) -> None:
+    until = scene.iso(40 * MINUTE)
+    relative = scene.get("/api/v1/reports/utilisation", since="20m", until=until)
+    explicit = scene.get("/api/v1/reports/utilisation", since=scene.iso(20 * MINUTE), until=until)
+    last_day = scene.get("/api/v1/reports/utilisation", since="24h")
+    waits = scene.get("/api/v1/reports/wait-times", since="1h30m")
+
+    assert relative == explicit
+    assert last_day["since"].startswith(scene.iso(65 * MINUTE - 24 * HOUR)[:19])
+    assert waits["since"].startswith(scene.iso(65 * MINUTE - 90 * MINUTE)[:19])
+
+
+@pytest.mark.parametrize("since", ["0h", "yesterday", "7x", "24"])
+def test_a_start_that_is_neither_a_time_nor_a_duration_is_refused(scene: Scene, since: str) -> None:
+    for path in ("/api/v1/reports/utilisation", "/api/v1/reports/wait-times"):
+        answer = scene.demo.client.get(path, params={"since": since}, headers=scene.demo.headers())
+        assert answer.status_code == 422, answer.text
+        assert answer.headers["content-type"] == "application/problem+json"
 
 
 @pytest.mark.parametrize(
@@ -386,6 +410,7 @@ def test_fair_share_explains_usage_gpus_credits_and_burn(scene: Scene) -> None:
     assert nlp["burn_per_day"] == "0.571"  # 4 credits over 7 days
     exhausted = scene.clock() + timedelta(seconds=23_996 * WEEK_SECONDS / 4)
     assert nlp["exhausted_on"] == exhausted.date().isoformat()
+    assert nlp["outlasts_period"] is True  # 115 years: long after the period ends
 
     grasp = rows["hanbit-robot-policy"]
     assert (grasp["running_gpus"], grasp["spent"]) == (4, "1.0")
@@ -393,6 +418,7 @@ def test_fair_share_explains_usage_gpus_credits_and_burn(scene: Scene) -> None:
     assert Decimal(grasp["held"]) + Decimal(grasp["available"]) == Decimal("5999.0")
     assert rows["kaist-protein"]["spent"] == "0.0"
     assert rows["kaist-protein"]["exhausted_on"] is None
+    assert rows["kaist-protein"]["outlasts_period"] is False  # no burn: nothing to outlast
     pool = rows["national"]
     assert (pool["running_gpus"], pool["pending_gpus"]) == (4, 8)
     assert (pool["awarded"], pool["spent"]) == ("250000.0", "11.4")

@@ -166,6 +166,24 @@ def test_utilisation_counts_inventory_times_window_and_clipped_runs() -> None:
     assert list(by_key) == sorted(by_key)
 
 
+def test_a_cluster_declared_within_the_window_counts_from_then() -> None:
+    # a week's window; the H100s joined the pool an hour before its end and were 94% busy since
+    week = at(-7 * 24)
+    capacities = [
+        Capacity("daejeon", "h100-80g", "national", 16, since=at(-1)),
+        Capacity("gwangju", "v100-32g", "national", 32, since=at(-30 * 24)),  # long before
+    ]
+    runs = [RunInterval("daejeon", "h100-80g", 15, at(-1), None)]
+
+    rows = {row.flavor: row for row in utilisation(capacities, runs, week, at(0))}
+
+    assert rows["h100-80g"].total == 16 * HOUR
+    assert rows["h100-80g"].utilisation == pytest.approx(15 / 16 * 100)  # not 0.56%
+    assert rows["v100-32g"].total == 32 * 7 * DAY
+    after = utilisation(capacities[:1], [], at(-10 * 24), at(-2))  # a window before it joined
+    assert (after[0].total, after[0].utilisation) == (0, None)
+
+
 # -- credits and burn ------------------------------------------------------------------------
 
 
@@ -216,6 +234,19 @@ def test_burn_rounds_the_rate_and_keeps_the_exact_projection() -> None:
 
     assert found.per_day == Credits(571)
     assert found.exhausted_on == (NOW + timedelta(days=3.5)).date()
+
+
+def test_credits_that_outlast_the_period_are_not_exhausted_within_it() -> None:
+    ends = NOW + timedelta(days=30)
+    far = burn(Credits.of(7).milli, Credits.of(3650), NOW, WEEK, period_ends=ends)  # 10 years
+    near = burn(Credits.of(7).milli, Credits.of(10), NOW, WEEK, period_ends=ends)
+    spent = burn(1000, Credits.zero(), NOW, WEEK, period_ends=NOW - timedelta(days=1))
+
+    assert (far.exhausted_on, far.outlasts_period) == ((NOW + timedelta(days=3650)).date(), True)
+    assert far.per_day == Credits.of(1)
+    assert (near.exhausted_on, near.outlasts_period) == ((NOW + timedelta(days=10)).date(), False)
+    assert (spent.exhausted_on, spent.outlasts_period) == (NOW.date(), False)
+    assert not burn(0, Credits.of(5), NOW, WEEK, period_ends=ends).outlasts_period
 
 
 def test_no_burn_means_no_exhaustion_and_nothing_left_means_today() -> None:

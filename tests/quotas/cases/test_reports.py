@@ -98,8 +98,31 @@ def test_a_report_window_is_in_utc_and_never_ends_after_now(pool: Books) -> None
         in_utc(datetime.min.replace(tzinfo=timezone(timedelta(hours=1))))
 
 
+def declared(books: Books, at: datetime) -> None:
+    """The pool's clusters as if declared at ``at`` (the fixture seeds them at ``NOW``)."""
+    for cluster in books.clusters.all():
+        books.audit.record(at, "test", "cluster.add", f"cluster/{cluster.name}", None, None)
+
+
+def test_utilisation_counts_a_cluster_from_when_it_was_declared(pool: Books) -> None:
+    two_hours_later = Books(pool.session, clock=lambda: NOW + timedelta(hours=2))
+
+    report = utilisation_report(two_hours_later)  # the default window: the last 7 days
+
+    assert report.since == NOW + timedelta(hours=2) - DEFAULT_WINDOW
+    gpus = {
+        (cluster.name, item.flavor): item.gpus
+        for cluster in pool.clusters.all()
+        for item in cluster.inventory
+    }
+    assert {(row.cluster, row.flavor): row.total for row in report.rows} == {
+        key: count * 2 * 3600 for key, count in gpus.items()
+    }
+
+
 def test_utilisation_counts_the_node_outages_in_the_window_as_down(pool: Books) -> None:
     hour = timedelta(hours=1)
+    declared(pool, NOW - 24 * hour)
     ended, _resized, lasting = pool.outages.start(
         [
             NodeOutage("national-daejeon", "h100-80g", 1, 8, NOW - 3 * hour),
