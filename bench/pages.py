@@ -40,6 +40,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
 from jobs.cases import submit
+from jobs.lifecycle import RunState
 from jobs.model import JobSpec, JobState
 from jobs.repository import JobRepository
 from portal import pages
@@ -56,8 +57,8 @@ from quotas.errors import BooksError
 from quotas.seed import seed_demo
 from quotas.service import Books
 from quotas.tokens import issue
-from scheduler.backends.base import Backend
-from scheduler.backends.simulated import SimulatedBackend
+from scheduler.backends.base import Backend, LaunchSpec
+from scheduler.backends.simulated import Outcome, SimulatedBackend
 from scheduler.cycle import Scheduler
 from scheduler.settings import SchedulerSettings
 
@@ -113,9 +114,17 @@ def make_history(engine: Engine, jobs: int, hours: float, cycle_minutes: float, 
         seed_demo(books, demo_pool(start))
         clusters = books.clusters.all()
         flavors = sorted(books.flavors.all())
+    runs: dict[str, Outcome] = {}
+    """How each job's run goes on the simulated backends, by job id."""
+
+    def runtime(spec: LaunchSpec) -> Outcome:
+        return runs[spec.metadata["gpupool_job"]]
+
     backends: dict[str, Backend] = {
         cluster.name: SimulatedBackend(
-            clock, {each.flavor: (each.nodes, each.gpus_per_node) for each in cluster.inventory}
+            clock,
+            {each.flavor: (each.nodes, each.gpus_per_node) for each in cluster.inventory},
+            runtime,
         )
         for cluster in clusters
     }
@@ -138,16 +147,16 @@ def make_history(engine: Engine, jobs: int, hours: float, cycle_minutes: float, 
                     gpus=rng.choice((1, 1, 1, 2, 2, 4, 8)),
                     time_limit_seconds=int(minutes * 60 * 1.5),
                     flavors=tuple(rng.sample(general, rng.randint(0, 2))),
-                    priority=rng.choice(
-                        (PriorityClass.NORMAL,) * 4 + (PriorityClass.OPPORTUNISTIC,)
-                    ),
-                    metadata={
-                        "simulated_seconds": str(minutes * 60 * rng.uniform(0.3, 1.2)),
-                        **({"simulated_outcome": "failed"} if rng.random() < 0.05 else {}),
-                    },
+                    priority=rng.choice(PRIORITIES),
                 )
+                failed = rng.random() < 0.05
                 with contextlib.suppress(BooksError):  # refused at the door: writes nothing
-                    submit(books, spec, 14 * 24 * 3600)
+                    job, _ = submit(books, spec, 14 * 24 * 3600)
+                    runs[job.id] = Outcome(
+                        minutes * 60 * rng.uniform(0.3, 1.2),
+                        RunState.FAILED if failed else RunState.SUCCEEDED,
+                        exit_code=1 if failed else 0,
+                    )
         asyncio.run(scheduler.run_once())
         clock.now += timedelta(minutes=cycle_minutes)
     with transaction(factory) as session:
