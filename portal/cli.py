@@ -133,7 +133,11 @@ AsCsv = Annotated[bool, typer.Option("--csv", help="Print the API's CSV.")]
 Period = Annotated[str | None, typer.Option(help="Period, e.g. 2026-q3 (default: current).")]
 Flavors = Annotated[list[str] | None, typer.Option("--flavor", help="Acceptable flavor (repeat).")]
 Since = Annotated[
-    str | None, typer.Option(help="Window start, ISO 8601 (default: 7 days before --until).")
+    str | None,
+    typer.Option(
+        help="Window start: ISO 8601, or how long before --until, e.g. 24h, 7d or 1h30m "
+        "(default: 7 days before --until)."
+    ),
 ]
 Until = Annotated[str | None, typer.Option(help="Window end, ISO 8601 (default: now).")]
 MinMemory = Annotated[int | None, typer.Option(help="Any flavor with this much GPU memory.")]
@@ -1132,13 +1136,27 @@ def _show_rows(answer: Any) -> None:
                 {**row, "name": "  " * depth + str(row["name"]), "parent": _DROP}
                 for depth, row in _tree_rows(rows)
             ]
-        flat = [_flat(row) for row in rows]
+        flat = [_flat(_exhaustion(row)) for row in rows]
         header = [
             name
             for name in dict.fromkeys(name for row in flat for name in row)
             if flat[0].get(name) is not _DROP
         ]
         _table(header, [[row.get(name) for name in header] for row in flat])
+
+
+NOT_WITHIN = "not within the period"
+
+
+def _exhaustion(row: dict[str, Any]) -> dict[str, Any]:
+    """A fair-share row says when its credits run out, or that they outlast the period
+    (rather than a date after it, when they have expired anyway)."""
+    if "outlasts_period" not in row:
+        return row
+    shown = {key: value for key, value in row.items() if key != "outlasts_period"}
+    if row["outlasts_period"]:
+        shown["exhausted_on"] = NOT_WITHIN
+    return shown
 
 
 _DROP = object()
@@ -1657,3 +1675,108 @@ def tokens_revoke(
     """Revoke a token (yours, or anyone's as admin): it signs nobody in any more."""
     _api(ctx).delete(f"/tokens/{token_id}")
     typer.echo(f"token {token_id} revoked")
+
+
+# -- the pool's funds: contributions and appropriations -------------------------------------
+
+funds_app = typer.Typer(help="The pool's funds: funders' contributions, appropriations.")
+app.add_typer(funds_app, name="funds")
+
+Reason = Annotated[str, typer.Option(help="Why; kept with the ledger entry.")]
+
+
+def _period_or_current(api: Api, period: str | None) -> str:
+    return period or str(api.get("/accounts")["period"])
+
+
+def _posted(posted: dict[str, Any]) -> str:
+    """The ledger entries a movement wrote, by funder."""
+    entries = posted["entries"]
+    parts = ", ".join(f"{entry['funder']} {entry['amount']}" for entry in entries)
+    ids = ", ".join(str(entry["id"]) for entry in entries)
+    return f"{parts}; ledger {'entry' if len(entries) == 1 else 'entries'} {ids}"
+
+
+@funds_app.callback(invoke_without_command=True)
+def funds(
+    ctx: typer.Context, period: Period = None, as_json: AsJson = False, as_csv: ListCsv = False
+) -> None:
+    """Each funder's contributed and unappropriated credits, and what each program received
+    (admin and auditor)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    answer = _api(ctx).get("/funds", {"period": period})
+    if as_json:
+        _print_json(answer)
+        return
+    funders = [
+        ["funder", each["name"], each["contributed"], each["unappropriated"], "", ""]
+        for each in answer["funders"]
+    ]
+    programs = [
+        [
+            "program",
+            each["name"],
+            "",
+            "",
+            each["appropriated"],
+            each["balances"]["available"],
+        ]
+        for each in answer["programs"]
+    ]
+    header = ["kind", "name", "contributed", "unappropriated", "appropriated", "available"]
+    if as_csv:
+        _csv(["period", *header], [[answer["period"], *row] for row in funders + programs])
+        return
+    typer.echo(
+        f"period {answer['period']}    the pool holds {answer['unappropriated']} credits "
+        "for appropriation"
+    )
+    _table(header, funders + programs)
+
+
+@funds_app.command("contribute")
+def funds_contribute(
+    ctx: typer.Context,
+    funder: Annotated[str, typer.Argument(help="The funder, e.g. msit.")],
+    amount: Annotated[str, typer.Argument(help="Credits, e.g. 50000 or 50000.5.")],
+    reason: Reason,
+    period: Period = None,
+    as_json: AsJson = False,
+) -> None:
+    """Record a funder's contribution to the pool (admin); appropriate it to programs next."""
+    credits = _credits(amount, "CREDITS")
+    api = _api(ctx)
+    name = _period_or_current(api, period)
+    body = {"period": name, "credits": credits, "reason": reason}
+    posted = api.post(f"/funders/{funder}/contributions", body)
+    if as_json:
+        _print_json(posted)
+        return
+    typer.echo(f"{funder}: contributed {posted['credits']} credits to the pool in {name}")
+    typer.echo(_posted(posted))
+
+
+@funds_app.command("appropriate")
+def funds_appropriate(
+    ctx: typer.Context,
+    program: Annotated[str, typer.Argument(help="The program, e.g. universities.")],
+    amount: Annotated[str, typer.Argument(help="Credits, e.g. 20000 or 20000.5.")],
+    reason: Reason,
+    period: Period = None,
+    funder: Annotated[
+        str | None, typer.Option(help="Only this funder's credits (default: funder by funder).")
+    ] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Appropriate the pool's credits to a program (admin)."""
+    credits = _credits(amount, "CREDITS")
+    api = _api(ctx)
+    name = _period_or_current(api, period)
+    body = {"period": name, "credits": credits, "reason": reason, "funder": funder}
+    posted = api.post(f"/accounts/{program}/appropriations", body)
+    if as_json:
+        _print_json(posted)
+        return
+    typer.echo(f"{program}: appropriated {posted['credits']} credits in {name}")
+    typer.echo(_posted(posted))

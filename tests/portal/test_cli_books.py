@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from portal.api import reports
+from quotas.quantities import Credits
 from tests.portal.conftest import Demo
 from tests.portal.test_cli import Cli
 
@@ -191,3 +193,36 @@ def test_a_report_refuses_an_unknown_grouping(gpupool: Cli) -> None:
 
     assert result.exit_code == 1
     assert "by" in result.output
+
+
+@needs_reports
+def test_credits_that_outlast_the_period_are_not_exhausted_within_it(
+    gpupool: Cli, demo: Demo
+) -> None:
+    with demo.books() as books:
+        period = books.current_period()
+        books.hold("kaist-nlp", "gp-burn-1", Credits.of(7), "test", "a job", period.name)
+        books.charge("kaist-nlp", "gp-burn-1", Credits.of(7), "test", "ran", period.name)
+
+    shown = gpupool.ok("report", "fairshare")
+    as_json = gpupool.json("report", "fairshare")
+
+    nlp = next(row for row in as_json["rows"] if row["name"] == "kaist-nlp")
+    assert nlp["outlasts_period"] is True  # 1 credit a day, 23,993 left
+    lines = [line for line in shown.splitlines() if line.strip().startswith("kaist-nlp ")]
+    assert any("not within the period" in line for line in lines)
+    assert nlp["exhausted_on"] not in shown
+
+
+@needs_reports
+def test_a_report_window_may_be_a_duration_before_now(gpupool: Cli) -> None:
+    last_day = gpupool.json("report", "utilisation", "--since", "24h")
+    waits = gpupool.json("report", "wait-times", "--since", "7d")
+    refused = gpupool("report", "utilisation", "--since", "yesterday")
+
+    since, until = (datetime.fromisoformat(last_day[key]) for key in ("since", "until"))
+    assert until - since == timedelta(hours=24)
+    week = datetime.fromisoformat(waits["until"]) - datetime.fromisoformat(waits["since"])
+    assert week == timedelta(days=7)
+    assert refused.exit_code == 1
+    assert "neither a time (ISO 8601) nor a duration such as 24h or 7d" in refused.output

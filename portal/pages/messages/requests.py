@@ -56,8 +56,7 @@ MESSAGES: dict[str, tuple[str, str]] = {
     "requests.any_flavor": ("Any", "제한 없음"),
     "requests.tranches": ("Tranches (percent)", "분할 지급 (퍼센트)"),
     "requests.tranches_hint": (
-        "How an award is released, adding up to 100: e.g. 50,50 releases half now and half "
-        "later.",
+        "How an award is released, adding up to 100: e.g. 50,50 releases half now and half later.",
         "배정 크레딧을 나누어 지급하는 비율이며 합계는 100이어야 합니다. 예: 50,50은 절반을 "
         "먼저, 나머지를 나중에 지급합니다.",
     ),
