@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -100,3 +101,24 @@ def page_as(
             with contextlib.suppress(PlaywrightError):  # a page that crashed shows nothing
                 screenshot(page, f"FAILED-{request.node.name}-{number}")
         page.context.close()
+
+
+PAGES = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The page tests run on SQLite only: a page reads and writes through the use cases that
+    the books', API and security tests run on both databases, and a second run of every page
+    test on PostgreSQL cost the suite minutes for no path of its own."""
+    on_postgresql = [
+        item
+        for item in items
+        if item.path.is_relative_to(PAGES)
+        and isinstance(item, pytest.Function)
+        and hasattr(item, "callspec")
+        and item.callspec.params.get("backend") == "postgresql"
+    ]
+    if on_postgresql:
+        config.hook.pytest_deselected(items=on_postgresql)
+        chosen = set(map(id, on_postgresql))
+        items[:] = [item for item in items if id(item) not in chosen]
