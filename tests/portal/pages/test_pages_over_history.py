@@ -4,6 +4,7 @@ benchmark's own history, small), so no page breaks on real ledger entries and jo
 
 from __future__ import annotations
 
+import concurrent.futures
 import re
 
 import pytest
@@ -12,7 +13,10 @@ from bench import pages as bench
 
 
 def test_every_page_renders_over_a_pool_with_a_history(capsys: pytest.CaptureFixture[str]) -> None:
-    bench.main(["--jobs", "300", "--hours", "4", "--repeat", "1"])
+    # on a thread of its own: while this package's browser is open, Playwright's event loop runs
+    # on the main thread, where the scheduler's asyncio.run would refuse to start
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(bench.main, ["--jobs", "300", "--hours", "4", "--repeat", "1"]).result(600)
     printed = capsys.readouterr().out
     history = re.search(r"history: 300 jobs over 4 h \((.*?)\)", printed)
     assert history, printed
