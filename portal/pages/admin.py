@@ -37,7 +37,7 @@ from portal.api.catalog import (
 from portal.api.common import Format, ReportFormat, Segment, csv_response
 from portal.deps import PortalDep
 from portal.pages.charts import Bucket, Part, stacked_bar_chart
-from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.pages.render import Csrf, Viewer, check_form, render, see_other, signed_in
 from portal.scopes import MANAGE, READ
 from quotas.admission import SiteKind
 from quotas.cases import catalog
@@ -245,7 +245,7 @@ def _funders(
 def add_funder(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     name: Text = "",
     display_name: Text = "",
     kind: Text = "",
@@ -273,7 +273,7 @@ def add_funder(
 def contribute(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     funder: Annotated[str, Form(max_length=200)] = "",
     period: Text = "",
     credits: Text = "",
@@ -301,7 +301,7 @@ def contribute(
 def appropriate(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     program: Annotated[str, Form(max_length=200)] = "",
     period: Text = "",
     credits: Text = "",
@@ -367,7 +367,7 @@ def periods_page(request: Request, portal: PortalDep) -> HTMLResponse:
 def add_period(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     name: Text = "",
     starts_at: Text = "",
     ends_at: Text = "",
@@ -492,7 +492,7 @@ def flavors_page(request: Request, portal: PortalDep, form: Format = ReportForma
 def add_flavor(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     name: Text = "",
     memory_gb: Text = "",
     relative_throughput: Text = "",
@@ -533,7 +533,7 @@ def add_flavor(
 def publish_rate_card(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     flavor: Texts = None,
     rate: Texts = None,
     effective_from: Text = "",
@@ -645,7 +645,7 @@ def clusters_page(request: Request, portal: PortalDep) -> HTMLResponse:
 def add_cluster(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     name: Text = "",
     backend: Text = "",
     site: Text = "",
@@ -726,7 +726,7 @@ def set_burst_budget(
     name: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     program: Annotated[str, Form(max_length=200)] = "",
     credits: Text = "",
 ) -> Response:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Annotated, Any
-from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, Response
@@ -19,7 +18,16 @@ from jobs.model import JobSpec, JobState
 from jobs.repository import JobRepository
 from portal.api.common import NO_NUL, Segment
 from portal.deps import PortalDep
-from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.pages.render import (
+    Csrf,
+    Offset,
+    Paging,
+    Viewer,
+    check_form,
+    render,
+    see_other,
+    signed_in,
+)
 from portal.scopes import JOBS, READ_OR_JOBS
 from quotas.admission import DataClass, PriorityClass
 from quotas.cases.accounts import account_view, running_period
@@ -45,36 +53,6 @@ PAGE_SIZE = 25
 ACTIVE = (JobState.QUEUED, JobState.ADMITTED, JobState.STARTING, JobState.RUNNING)
 
 
-@dataclass(frozen=True)
-class Paging:
-    """Where a list page stands, with links to its neighbours that keep its filters."""
-
-    total: int
-    limit: int
-    offset: int
-    path: str
-    filters: tuple[tuple[str, str], ...]
-
-    @property
-    def first(self) -> int:
-        return min(self.offset + 1, self.total)
-
-    @property
-    def last(self) -> int:
-        return min(self.offset + self.limit, self.total)
-
-    def _at(self, offset: int) -> str:
-        return f"{self.path}?{urlencode([*self.filters, ('offset', str(offset))])}"
-
-    @property
-    def previous(self) -> str | None:
-        return self._at(max(self.offset - self.limit, 0)) if self.offset > 0 else None
-
-    @property
-    def next(self) -> str | None:
-        return self._at(self.offset + self.limit) if self.last < self.total else None
-
-
 @router.get("/jobs")
 def jobs_page(
     request: Request,
@@ -82,7 +60,7 @@ def jobs_page(
     state: Annotated[list[JobState] | None, Query()] = None,
     project: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     mine: bool = False,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     viewer = signed_in(request, portal)
     project = project or None
@@ -216,7 +194,7 @@ def quote_part(
 def submit_job(
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     project: Annotated[str, Form(max_length=64, pattern=NO_NUL)],
     entrypoint: Annotated[str, Form(min_length=1, max_length=16_384)],
     name: Annotated[str, Form(min_length=1, max_length=128)] = "job",
@@ -293,7 +271,7 @@ def cancel_job(
     job_id: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
 ) -> Response:
     viewer = signed_in(request, portal)
     check_form(request, csrf)

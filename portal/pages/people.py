@@ -23,14 +23,22 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, Path, Query, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from portal.api.common import NO_NUL
 from portal.api.invitations import signin_link
 from portal.deps import Portal, PortalDep
-from portal.pages.jobs import Paging
-from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.pages.render import (
+    Csrf,
+    Offset,
+    Paging,
+    Viewer,
+    check_form,
+    render,
+    see_other,
+    signed_in,
+)
 from portal.problems import status_of
 from portal.scopes import MANAGE, READ, READ_OR_MANAGE
 from quotas.access import Role, Scope
@@ -65,7 +73,6 @@ TOKEN_LIFETIMES = (7, 30, 90, 365)
 
 UserName = Annotated[str, Form(min_length=1, max_length=64, pattern=USER_NAME)]
 AccountName = Annotated[str, Form(min_length=1, max_length=64, pattern=NO_NUL)]
-Csrf = Annotated[str, Form(max_length=128)]
 RecordId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
@@ -158,7 +165,7 @@ def _people_page(
 def people_page(
     request: Request,
     portal: PortalDep,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
     done: Done | None = None,
 ) -> HTMLResponse:
     viewer = signed_in(request, portal)

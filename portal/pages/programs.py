@@ -24,7 +24,7 @@ from portal.api.accounts import AccountChange, BudgetChange
 from portal.api.common import NO_NUL, Segment, csv_response
 from portal.deps import PortalDep
 from portal.pages.charts import Series, line_chart
-from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.pages.render import Csrf, Viewer, check_form, render, see_other, signed_in
 from portal.scopes import MANAGE, READ
 from quotas.cases.accounts import program_managers, running_period
 from quotas.cases.programs import (
@@ -168,7 +168,7 @@ def preview_changes(
     name: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     account: Column,
     share: Column,
     guaranteed: Column,
@@ -194,7 +194,7 @@ def save_changes(
     name: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     account: Column,
     share: Column,
     guaranteed: Column,
@@ -219,7 +219,7 @@ def add_account(
     name: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     parent: Annotated[str, Form(max_length=64)],
     new_name: Annotated[str, Form(max_length=64)],
     display_name: Annotated[str, Form(max_length=200)] = "",

@@ -21,7 +21,7 @@ from markupsafe import Markup
 from portal.api.common import NO_NUL, Segment, csv_response
 from portal.deps import PortalDep
 from portal.pages.charts import Series, line_chart
-from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.pages.render import Csrf, Viewer, check_form, render, see_other, signed_in
 from portal.problems import status_of
 from portal.scopes import MANAGE, READ
 from quotas.access import Principal, Role
@@ -230,7 +230,7 @@ def add_member(
     name: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     user: Annotated[str, Form(min_length=1, max_length=64, pattern=NO_NUL)],
     role: MemberRoleForm = "researcher",
 ) -> Response:
@@ -246,7 +246,7 @@ def set_member_role(
     user: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
     role: MemberRoleForm,
 ) -> Response:
     def change(books: Books, principal: Principal) -> None:
@@ -261,7 +261,7 @@ def remove_member(
     user: Segment,
     request: Request,
     portal: PortalDep,
-    csrf: Annotated[str, Form(max_length=128)],
+    csrf: Csrf,
 ) -> Response:
     def change(books: Books, principal: Principal) -> None:
         accounts.remove_member(books, principal, name, user)

@@ -18,11 +18,11 @@ import hmac
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any
-from urllib.parse import quote
+from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 from zoneinfo import ZoneInfo
 
-from fastapi import Request
+from fastapi import Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from starlette.concurrency import run_in_threadpool
@@ -48,6 +48,42 @@ PAGE_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+Csrf = Annotated[str, Form(max_length=128)]
+"""The ``csrf`` field every page's POST form carries (``check_form``)."""
+Offset = Annotated[int, Query(ge=0, le=1_000_000)]
+"""Where a list page starts."""
+
+
+@dataclass(frozen=True)
+class Paging:
+    """Where a list page stands, with links to its neighbours that keep its filters."""
+
+    total: int
+    limit: int
+    offset: int
+    path: str
+    filters: tuple[tuple[str, str], ...]
+
+    @property
+    def first(self) -> int:
+        return min(self.offset + 1, self.total)
+
+    @property
+    def last(self) -> int:
+        return min(self.offset + self.limit, self.total)
+
+    def _at(self, offset: int) -> str:
+        return f"{self.path}?{urlencode([*self.filters, ('offset', str(offset))])}"
+
+    @property
+    def previous(self) -> str | None:
+        return self._at(max(self.offset - self.limit, 0)) if self.offset > 0 else None
+
+    @property
+    def next(self) -> str | None:
+        return self._at(self.offset + self.limit) if self.last < self.total else None
 
 
 class SignInFirst(Exception):

@@ -40,8 +40,7 @@ from portal.api.reports import (
 from portal.deps import PortalDep
 from portal.pages.charts import Bucket, Part, Series, bar_chart, line_chart, stacked_bar_chart
 from portal.pages.i18n import Words
-from portal.pages.jobs import Paging
-from portal.pages.render import Viewer, render, signed_in
+from portal.pages.render import Offset, Paging, Viewer, render, signed_in
 from portal.scopes import READ
 from quotas.accounts import AccountKind
 from quotas.cases import reports as book_reports
@@ -389,7 +388,7 @@ def ledger_page(
     kind: Annotated[list[EntryKind] | None, Query()] = None,
     since: When = "",
     until: When = "",
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     viewer = signed_in(request, portal)
     now = portal.clock()
@@ -432,7 +431,7 @@ def audit_page(
     actor: Text = "",
     action: Text = "",
     since: When = "",
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     viewer = signed_in(request, portal)
     start = moment(since, portal.clock(), viewer)

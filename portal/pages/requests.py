@@ -19,8 +19,16 @@ from fastapi.responses import HTMLResponse, Response
 
 from portal.api.common import NO_NUL
 from portal.deps import PortalDep
-from portal.pages.jobs import Paging
-from portal.pages.render import Viewer, check_form, render, see_other, signed_in
+from portal.pages.render import (
+    Csrf,
+    Offset,
+    Paging,
+    Viewer,
+    check_form,
+    render,
+    see_other,
+    signed_in,
+)
 from portal.problems import status_of
 from portal.scopes import MANAGE, READ
 from quotas.access import Principal
@@ -54,7 +62,6 @@ SCOPES = {
 
 PAGE_SIZE = 25
 RequestId = Annotated[int, Path(ge=1, le=2**31 - 1)]
-Csrf = Annotated[str, Form(max_length=128)]
 
 
 @router.get("/requests")
@@ -64,7 +71,7 @@ def requests_page(
     state: Annotated[list[RequestState] | None, Query()] = None,
     project: Annotated[str | None, Query(max_length=64, pattern=NO_NUL)] = None,
     review: bool = False,
-    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    offset: Offset = 0,
 ) -> HTMLResponse:
     viewer = signed_in(request, portal)
     project = project or None
