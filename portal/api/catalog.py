@@ -9,7 +9,7 @@ a rate card: the use cases' rule (``quotas.cases.catalog``). Each addition goes 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated
 
@@ -47,7 +47,6 @@ from quotas.errors import InvalidInput, NotFound
 from quotas.flavors import Flavor, RateCard
 from quotas.funding import Funder, FunderKind, Period
 from quotas.inventory import BackendKind, Inventory, Tenancy
-from quotas.outages import NodeOutage
 from quotas.quantities import Credits, Rate, parse_duration
 
 router = APIRouter(tags=["catalog"])
@@ -346,15 +345,6 @@ def cluster_out(
     )
 
 
-def down_now(outages: Iterable[NodeOutage]) -> dict[tuple[str, str], int]:
-    """GPUs out of service now per (cluster, flavor), from the open outages: the nodes the
-    scheduler's last health check did not find up. Pool-wide, like the inventory."""
-    down: dict[tuple[str, str], int] = {}
-    for outage in outages:
-        down[outage.key] = down.get(outage.key, 0) + outage.gpus
-    return down
-
-
 CLUSTER_CSV = [
     *(name for name in ClusterOut.model_fields if name != "node_groups"),
     *NodeGroupOut.model_fields,
@@ -375,7 +365,7 @@ def list_clusters(
     with portal.books() as books:
         views = catalog.visible_clusters(books, principal)
         in_use = JobRepository(books.session).gpus_in_use(ALLOCATED_STATES) if views else {}
-        down = down_now(books.outages.open()) if views else {}
+        down = catalog.gpus_down_now(books) if views else {}
     clusters = [cluster_out(view, in_use, down) for view in views]
     if form is ReportFormat.JSON:
         return clusters
