@@ -6,6 +6,7 @@ Domain errors from the books map to HTTP statuses here, once, for every route.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
 
@@ -75,6 +76,17 @@ def problem(
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
+def field_errors(errors: Sequence[Mapping[str, Any]], drop: int = 0) -> str:
+    """What was wrong, field by field, from a validation error's first five items (pydantic's
+    ``errors()``), each field's location without its first ``drop`` parts."""
+    parts = []
+    for item in errors[:5]:
+        where = ".".join(str(part) for part in item.get("loc", ())[drop:])
+        message = item.get("msg", "")
+        parts.append(f"{where}: {message}" if where else message)
+    return "; ".join(parts)
+
+
 def status_of(error: BooksError) -> int:
     for kind, status in STATUS_OF:
         if isinstance(error, kind):
@@ -102,7 +114,7 @@ def install(app: FastAPI) -> None:
             }
             for item in error.errors()
         ]
-        summary = "; ".join(f"{item['where']}: {item['problem']}" for item in errors[:5])
+        summary = field_errors(error.errors())
         return problem(422, f"invalid request: {summary}", errors=errors)
 
     @app.exception_handler(HTTPException)

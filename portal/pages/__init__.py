@@ -39,7 +39,7 @@ from portal.pages.render import (
     error_page,
     words,
 )
-from portal.problems import Problem, status_of
+from portal.problems import Problem, field_errors, status_of
 from portal.scopes import OPERATION_SCOPES, Operation
 from quotas.access import Scope
 from quotas.errors import BooksError
@@ -155,8 +155,4 @@ def _refusal(error: BooksError) -> tuple[int, str]:
 
 def _invalid(error: RequestValidationError) -> tuple[int, str]:
     """What was wrong with a form or query, field by field (without the ``body.`` prefix)."""
-    parts = []
-    for item in error.errors()[:5]:
-        where = ".".join(str(part) for part in item.get("loc", ())[1:])
-        parts.append(f"{where}: {item.get('msg', '')}")
-    return 422, "; ".join(parts)
+    return 422, field_errors(error.errors(), drop=1)

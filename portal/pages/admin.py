@@ -38,6 +38,7 @@ from portal.api.common import Format, ReportFormat, Segment, csv_response
 from portal.deps import PortalDep
 from portal.pages.charts import Bucket, Part, stacked_bar_chart
 from portal.pages.render import Csrf, Viewer, check_form, render, see_other, signed_in
+from portal.problems import field_errors
 from portal.scopes import MANAGE, READ
 from quotas.admission import SiteKind
 from quotas.cases import catalog
@@ -82,11 +83,7 @@ def _valid(model: type[M], fields: Mapping[str, Any]) -> M:
     try:
         return model.model_validate(dict(fields))
     except ValidationError as error:
-        parts = []
-        for item in error.errors()[:5]:
-            where = ".".join(str(part) for part in item.get("loc", ()))
-            parts.append(f"{where}: {item.get('msg', '')}" if where else item.get("msg", ""))
-        raise InvalidInput("; ".join(parts)) from error
+        raise InvalidInput(field_errors(error.errors())) from error
 
 
 def _given(fields: Mapping[str, str]) -> dict[str, str]:
