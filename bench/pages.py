@@ -39,6 +39,7 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from bench.cycle import FixedClock
 from jobs.cases import submit
 from jobs.lifecycle import RunState
 from jobs.model import JobSpec, JobState
@@ -84,14 +85,6 @@ GOAL_MS = 300.0
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 
-class SimulatedClock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @contextmanager
 def database(url: str | None) -> Iterator[tuple[str, Path]]:
     directory = Path(tempfile.mkdtemp(prefix="gpupool-bench-pages-"))
@@ -107,7 +100,7 @@ def make_history(engine: Engine, jobs: int, hours: float, cycle_minutes: float, 
     rng = random.Random(seed)
     now = datetime.now(UTC)
     start = now - timedelta(hours=hours)
-    clock = SimulatedClock(start)
+    clock = FixedClock(start)
     factory = session_factory(engine)
     with transaction(factory) as session:
         books = Books(session, clock)
@@ -158,7 +151,7 @@ def make_history(engine: Engine, jobs: int, hours: float, cycle_minutes: float, 
                         exit_code=1 if failed else 0,
                     )
         asyncio.run(scheduler.run_once())
-        clock.now += timedelta(minutes=cycle_minutes)
+        clock.advance(cycle_minutes * 60)
     with transaction(factory) as session:
         found = JobRepository(session).find()
     states: dict[str, int] = {}
