@@ -130,3 +130,11 @@ def test_every_page_sends_the_security_headers(demo: Demo) -> None:
         assert "unsafe-inline" not in csp
         assert answer.headers["x-content-type-options"] == "nosniff"
         assert answer.headers["cache-control"] == "no-store"
+
+
+def test_the_quote_part_never_shows_another_projects_credits(demo: Demo) -> None:
+    sign_in(demo.client, demo.tokens[OUTSIDER])
+    part = demo.client.get("/jobs/new/quote?project=kaist-nlp&gpus=1&time_limit=1h")
+    assert part.status_code == 200
+    assert "data-available" not in part.text  # the prices are public; kaist-nlp's credits are not
+    assert "kaist-nlp" not in part.text
