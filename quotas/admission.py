@@ -38,7 +38,8 @@ and the hold fits what is left of its program's burst budget at that target, if 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Mapping, Sequence
+import itertools
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -313,6 +314,41 @@ def plan_queue(snapshot: Snapshot, jobs: Iterable[JobRequest]) -> QueuePlan:
     return QueuePlan(decisions, cycle.reservations())
 
 
+@dataclass(frozen=True, slots=True)
+class PartialPlan:
+    """``plan_while_free``'s outcome: the decisions made while any GPU was free, in queue
+    order, and the jobs after them, which were not decided."""
+
+    decisions: list[Decision]
+    undecided: Iterator[JobRequest]
+    """The rest of the queue, in order: no GPU was free for any of them."""
+    waits_for_capacity: Callable[[JobRequest], bool]
+    """Whether an undecided job waits for capacity (not held back by a borrowing limit)."""
+
+
+def plan_while_free(snapshot: Snapshot, ordered: Iterable[JobRequest]) -> PartialPlan:
+    """``plan_queue`` for a queue already in ``order_queue``'s order, deciding only while some
+    GPU is free anywhere in the pool.
+
+    Once nothing is free, no later job can be admitted, placed, reserved for, or held back by
+    a reservation or a budget: each waits for capacity or for a borrowing limit, or is refused
+    for a reason that depends on nothing a cycle changes (``refusal``, or a hold larger than
+    its accounts' whole budgets). So the admissions are exactly ``plan_queue``'s, at a cost that
+    grows with the jobs admitted rather than the queue: what the trace simulator needs, with a
+    queue of thousands decided every simulated minute. The scheduler decides every job, to give
+    each its reason, position and estimated start.
+    """
+    cycle = _Cycle(snapshot)
+    jobs = iter(ordered)
+    decisions: list[Decision] = []
+    largest = cycle.largest
+    for job in jobs:
+        if not any(largest.values()):
+            return PartialPlan(decisions, itertools.chain((job,), jobs), cycle.waits_for_capacity)
+        decisions.append(cycle.decide(job, commit=True))
+    return PartialPlan(decisions, iter(()), cycle.waits_for_capacity)
+
+
 class _Capacity:
     """Free GPUs of one flavor in one cluster, as a histogram of nodes by free GPUs, with
     when GPUs in use there are released and the backfill reservation on it, if any."""
@@ -553,6 +589,11 @@ class _Cycle:
 
     def _rate(self, flavor: str) -> Rate:
         return self.snapshot.rate_card.rate(flavor)
+
+    def waits_for_capacity(self, job: JobRequest) -> bool:
+        """Whether a job that fits nowhere now waits for capacity, rather than for a borrowing
+        limit on its path (whose wait ``_decide`` gives first)."""
+        return self._borrowing_wait(job, self._path(job.project)) is None
 
     def decide(self, job: JobRequest, commit: bool = False) -> Decision:
         try:

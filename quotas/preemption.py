@@ -46,7 +46,7 @@ class Preemption:
 
 def choose_preemptions(
     snapshot: Snapshot,
-    waiting: Sequence[JobRequest],
+    waiting: Iterable[JobRequest],
     running: Sequence[RunningJob],
     *,
     wait_bound_seconds: float,
@@ -57,8 +57,13 @@ def choose_preemptions(
 
     ``stopping`` are jobs already being preempted: their GPUs count as coming free, so a job
     that earlier preemptions make room for does not cost another victim.
+
+    A job of the same program and shape (GPUs, flavors, data class) as one that found neither
+    room nor victims since the last preemption finds none either, and is passed over at once:
+    in a full pool most starved jobs are of a few such kinds.
     """
     now = snapshot.now
+    bound = timedelta(seconds=wait_bound_seconds)
     taken: set[str] = set()
     chosen: list[Preemption] = []
     free = {
@@ -78,10 +83,20 @@ def choose_preemptions(
         for victim in running
         if _may_be_preempted(snapshot, victim, now, min_runtime_seconds)
     ]
+    served: dict[str, bool] = {}
+    hopeless: set[tuple[object, ...]] = set()
+    """Kinds of job that found no room and no victims since ``free`` or ``taken`` changed."""
     for job in waiting:
-        if now - job.submitted_at < timedelta(seconds=wait_bound_seconds):
+        if now - job.submitted_at < bound:
             continue
-        if not _under_served(snapshot, job.project):
+        under = served.get(job.project)
+        if under is None:
+            under = served[job.project] = under_served(snapshot, job.project)
+        if not under:
+            continue
+        program = _program_of(snapshot, job.project, programs)
+        kind = (program, job.gpus, job.flavors, job.data_class)
+        if kind in hopeless:
             continue
         room = [
             place
@@ -92,8 +107,8 @@ def choose_preemptions(
         ]
         if room:  # GPUs already coming free (or free) cover it
             free[room[0]] -= job.gpus
+            hopeless.clear()
             continue
-        program = _program_of(snapshot, job.project, programs)
         allowed = ALLOWED_SITES[job.data_class]
         candidates = [
             victim
@@ -105,7 +120,9 @@ def choose_preemptions(
         ]
         plan = _cheapest_plan(job, candidates, free)
         if plan is None:
+            hopeless.add(kind)
             continue
+        hopeless.clear()
         for victim in plan:
             taken.add(victim.id)
             free[(victim.cluster, victim.flavor)] += victim.gpus
@@ -140,7 +157,9 @@ def _program(snapshot: Snapshot, project: str) -> str | None:
     return None
 
 
-def _under_served(snapshot: Snapshot, project: str) -> bool:
+def under_served(snapshot: Snapshot, project: str) -> bool:
+    """Some account on the project's path runs fewer GPUs than it is guaranteed, or its
+    program uses less than its fair share."""
     for account in snapshot.tree.path(project):
         if account.kind is AccountKind.POOL:
             continue

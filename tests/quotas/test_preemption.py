@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from quotas.admission import PriorityClass, Snapshot
+from quotas.admission import JobRequest, PriorityClass, Snapshot
 from quotas.preemption import RunningJob, choose_preemptions
 from tests.quotas.builders import H100, NOW, a_job, a_pool
 
@@ -120,3 +120,56 @@ def test_each_victim_is_preempted_once_per_cycle() -> None:
 
     assert sorted(p.victim for p in chosen) == ["a", "b"]
     assert {p.for_job for p in chosen} == {"waiting", "second"}
+
+
+def test_a_kind_of_job_that_found_no_victims_is_tried_again_once_room_was_made() -> None:
+    """A job of a kind (program and shape) that found neither room nor victims is passed over
+    only while nothing changed since.
+
+    kaist-nlp is under its guarantee, but the only victims are its own program's, so ``first``
+    finds none. hanbit's ``startup`` then preempts one of them (8 GPUs) and takes 4: 4 GPUs are
+    coming free. kaist-nlp's ``second``, of ``first``'s kind, must take those 4, or hanbit's
+    ``later`` would take them instead of preempting the other victim.
+    """
+    snapshot = (
+        a_pool()
+        .program("startups", guaranteed=8)
+        .organization("hanbit-robotics")
+        .project("hanbit-robot-policy", credits=10_000, guaranteed=4)
+        .program("universities", guaranteed=8)
+        .organization("kaist")
+        .project("kaist-nlp", credits=10_000, guaranteed=4)
+        .project("kaist-protein", credits=10_000)
+        .cluster("national-daejeon", h100=(2, 8))
+        .full("national-daejeon")
+        .running("universities", 16)
+        .running("kaist", 16)
+        .running("kaist-protein", 16)
+        .snapshot()
+    )
+    running = [
+        RunningJob(
+            name,
+            "kaist-protein",
+            8,
+            "national-daejeon",
+            H100,
+            NOW - timedelta(minutes=minutes),
+            preemptible=True,
+        )
+        for name, minutes in (("older", 120), ("newer", 60))
+    ]
+
+    def job(name: str, project: str, minutes: int) -> JobRequest:
+        return a_job(name).project(project).gpus(4, H100).submitted(minutes).build()
+
+    queue = [
+        job("first", "kaist-nlp", 50),
+        job("startup", "hanbit-robot-policy", 45),
+        job("second", "kaist-nlp", 40),
+        job("later", "hanbit-robot-policy", 35),
+    ]
+
+    chosen = choose(snapshot, queue, running)
+
+    assert [(p.victim, p.for_job) for p in chosen] == [("newer", "startup"), ("older", "later")]
