@@ -347,7 +347,7 @@ class World:
         if self._ends:
             candidates.append(_tick_at(math.ceil(self._ends[0][0]), cycle))
         wake = self.policy.wake_at()
-        if wake is not None and self.queue and (self.running or self.stopping or candidates):
+        if wake is not None and (self.running or self.stopping or candidates):
             candidates.append(_tick_at(wake, cycle))
         if not candidates:
             self.stranded = list(self.queue.values())

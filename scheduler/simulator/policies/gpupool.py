@@ -24,7 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 from bisect import insort
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -91,6 +91,8 @@ class GpupoolPolicy(Policy):
         self.tree = scenario.tree
         self.production = SchedulerSettings()
         self.balances = Balances()
+        self.entries: Counter[EntryKind] = Counter()
+        """Ledger entries written, by kind."""
         self.ledger = Ledger(self.tree, self.balances, PERIOD)
         self.available: dict[str, int] = defaultdict(int)
         self.used: dict[str, int] = defaultdict(int)
@@ -134,6 +136,7 @@ class GpupoolPolicy(Policy):
     def _post(self, postings: Sequence[Posting]) -> None:
         self.balances.apply(postings)
         for posting in postings:
+            self.entries[posting.kind] += 1
             for pocket, sign in ((posting.source, -1), (posting.target, 1)):
                 account = pocket.account
                 if account is None:
