@@ -290,6 +290,7 @@ class GpupoolPolicy(Policy):
         if not starved:
             return []
         stopping = {run.job.index for run in self.world.stopping}
+        holding = [*self.world.running, *stopping]
         running = [
             RunningJob(
                 job.id,
@@ -301,7 +302,7 @@ class GpupoolPolicy(Policy):
                 job.spec.priority,
                 job.spec.preemptible,
             )
-            for index in self.world.running
+            for index in holding
             if (job := self.jobs[index]).placed is not None and job.started_at is not None
         ]
         if not running:

@@ -48,8 +48,9 @@ SETTINGS = SimSettings(
     preemptible=False,
 )
 
-# (submit s, work s on the reference flavor, GPUs, tenant, speeds)
-ROWS = [
+Row = tuple[int, int, int, str, dict[str, float]]
+"""(submit s, work s on the reference flavor, GPUs, tenant, speeds)"""
+ROWS: list[Row] = [
     (0, 3000, 4, "alpha", SPEEDS),
     (10, 2400, 4, "alpha", SPEEDS),
     (20, 1800, 4, "beta", SPEEDS),
@@ -68,22 +69,35 @@ ROWS = [
 ]
 
 
-def the_scenario() -> Scenario:
+PREEMPTING_ROWS = [
+    (0, 4 * 3600, 4, "alpha", SPEEDS),
+    (30, 4 * 3600, 4, "alpha", SPEEDS),
+    (3600, 1800, 4, "beta", SPEEDS),
+    (3700, 1200, 2, "beta", SPEEDS),
+    (9000, 600, 1, "alpha", SPEEDS),
+]
+"""alpha fills the h100 nodes with long preemptible jobs; beta, under its share, waits past
+the preemption bound and takes an alpha job's place; the victim resumes with its work kept."""
+
+
+def the_scenario(rows: list[Row] = ROWS, preemptible: bool = False) -> Scenario:
     jobs = [
         TraceJob(i, submit, float(work), gpus, tenant, speed=dict(speeds), model="test")
-        for i, (submit, work, gpus, tenant, speeds) in enumerate(ROWS)
+        for i, (submit, work, gpus, tenant, speeds) in enumerate(rows)
     ]
-    clusters, _, _ = scenarios.parse_clusters("h100-80g:8:4,a100-80g:8:4")
+    cluster = "h100-80g:8:4,a100-80g:8:4" if rows is ROWS else "h100-80g:8:4"
+    clusters, _, _ = scenarios.parse_clusters(cluster)
     tree, projects = scenarios.default_tree(["alpha", "beta"])
     accounts = dict(tree.accounts)
     accounts["alpha-program"] = replace(accounts["alpha-program"], share=3)
     credits = {project: Credits.of(500) for project in projects.values()}
+    names = sorted({item.flavor for each in clusters for item in each.inventory})
     return scenarios.build(
         jobs,
         clusters,
-        scenarios.catalogue([H100, A100]),
+        scenarios.catalogue(names),
         tree=(AccountTree(accounts), projects, credits),
-        settings=SETTINGS,
+        settings=replace(SETTINGS, preemptible=preemptible),
     )
 
 
@@ -140,8 +154,16 @@ def scheduled(scenario: Scenario, engine: Engine) -> tuple[list[Admission], dict
         write_scenario(Books(session, clock), scenario)
 
     def runtime(spec: LaunchSpec) -> Outcome:
+        """The work left after the job's earlier (preempted) runs, at this flavor's speed."""
         job = scenario.jobs[int(spec.metadata["gpupool_job"])]
-        return Outcome(job.runtime_on(spec.flavor))
+        done = sum(
+            ((run.stopped_at or run.started_at) - run.started_at).total_seconds()
+            * job.speed[run.spec.flavor]
+            for backend in backends.values()
+            for run in backend.runs.values()
+            if run.spec.metadata["gpupool_job"] == spec.metadata["gpupool_job"]
+        )
+        return Outcome(job.runtime_on(spec.flavor, job.duration_s - done))
 
     backends = {
         cluster.name: SimulatedBackend(
@@ -152,10 +174,10 @@ def scheduled(scenario: Scenario, engine: Engine) -> tuple[list[Admission], dict
         for cluster in scenario.clusters
     }
     settings = SchedulerSettings(
-        charge_interval_seconds=SETTINGS.charge_interval_seconds,
-        decide_every_seconds=SETTINGS.decide_every_seconds,
-        preempt_after_seconds=SETTINGS.preempt_after_seconds,
-        min_runtime_seconds=SETTINGS.min_runtime_seconds,
+        charge_interval_seconds=scenario.settings.charge_interval_seconds,
+        decide_every_seconds=scenario.settings.decide_every_seconds,
+        preempt_after_seconds=scenario.settings.preempt_after_seconds,
+        min_runtime_seconds=scenario.settings.min_runtime_seconds,
     )
     scheduler = Scheduler(factory, backends, settings, clock)
     admitted: list[Admission] = []
@@ -216,3 +238,16 @@ def test_the_simulator_admits_what_the_scheduler_admits_when_and_where_it_does(
     waited = [t for job, t, _, _ in by_scheduler if t > ROWS[int(job)][0] + 60]
     assert len(waited) >= 5
     assert {flavor for _, _, _, flavor in by_scheduler} == {H100, A100}
+
+
+def test_they_agree_on_preemptions_and_on_what_the_victim_does_after(engine: Engine) -> None:
+    scenario = the_scenario(PREEMPTING_ROWS, preemptible=True)
+    by_simulator, simulator_books = simulated(scenario)
+    by_scheduler, scheduler_books = scheduled(scenario, engine)
+
+    assert by_simulator == by_scheduler
+    assert simulator_books == scheduler_books
+    # each of beta's jobs preempts one of alpha's, which is then admitted again
+    admitted = [job for job, _, _, _ in by_scheduler]
+    assert len(admitted) == len(PREEMPTING_ROWS) + 2
+    assert admitted.count("0") == admitted.count("1") == 2
