@@ -29,8 +29,10 @@ typecheck: $(STAMP)
 contracts: $(STAMP)
 	$(BIN)/lint-imports
 
+# Two workers, each file on one of them (a file's module-scoped fixtures, such as the browser
+# tests' live portal, are made once); each worker starts its own Ray cluster.
 test: lint typecheck contracts
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 ONE_CORE := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
 
