@@ -40,6 +40,8 @@ REFERENCE_FLAVOR = "v100-32g"
 """The flavor a trace's durations are taken as measured on: Philly's 2017 fleet was of the
 P100/P40 generation, which the mapping puts at the A100."""
 SCALES = (1, 2, 4, 8)
+BUNDLED = Path(__file__).with_name("data") / "gavel_isolated.json"
+"""The isolated-run throughputs of Gavel's table, excerpted with their source named."""
 
 
 @dataclass(frozen=True)
@@ -49,15 +51,22 @@ class Throughputs:
     table: Mapping[str, Mapping[tuple[str, int], float]]
 
     @classmethod
-    def read(cls, path: Path) -> Throughputs:
-        raw = json.loads(path.read_text())
+    def read(cls, path: Path = BUNDLED) -> Throughputs:
+        """Gavel's ``simulation_throughputs.json``, or the excerpt of its isolated throughputs
+        bundled with gpupool (``BUNDLED``, the default)."""
+        try:
+            raw = json.loads(path.read_text())
+        except (OSError, ValueError) as error:
+            raise InvalidInput(f"cannot read throughputs from {path}: {error}") from None
+        excerpt = "throughputs" in raw
+        types = raw["throughputs"] if excerpt else raw
         table: dict[str, dict[tuple[str, int], float]] = {}
-        for gpu_type, jobs in raw.items():
+        for gpu_type, jobs in types.items():
             if gpu_type.endswith("_unconsolidated"):
                 continue
             for key, measured in jobs.items():
                 model, scale = ast.literal_eval(key)
-                value = measured.get("null") if isinstance(measured, dict) else None
+                value = measured if excerpt else measured.get("null")
                 if isinstance(value, int | float) and value > 0:
                     table.setdefault(gpu_type, {})[(str(model), int(scale))] = float(value)
         if not table:
