@@ -12,8 +12,8 @@ group's nodes are listed most free first.
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping
 
 from jobs.model import Job
 from quotas.admission import Cluster
@@ -56,10 +56,42 @@ def free_capacity(
 def pack(nodes: int, gpus_per_node: int, sizes: Iterable[int], down: int = 0) -> list[int]:
     """How many of ``nodes`` have 0, 1, ... ``gpus_per_node`` GPUs free (by index) once jobs
     of ``sizes`` GPUs are packed on them, largest first, and ``down`` nodes have nothing free."""
+    return pack_counts(nodes, gpus_per_node, Counter(sizes), down)
+
+
+def pack_counts(
+    nodes: int, gpus_per_node: int, counts: Mapping[int, int], down: int = 0
+) -> list[int]:
+    """``pack`` for ``counts[size]`` jobs of each size.
+
+    Jobs of one size up to a node are placed together: best fit sends each to the fullest node
+    it fits, and a node it lands on stays the fullest it fits until it has too little left, so
+    each node of ``f`` free GPUs, fullest first, takes ``f // size`` of them in turn."""
     histogram = [0] * (gpus_per_node + 1)
     histogram[gpus_per_node] = nodes
-    for gpus in sorted(sizes, reverse=True):
-        take(histogram, gpus_per_node, gpus)
+    for gpus in sorted(counts, reverse=True):
+        count = counts[gpus]
+        if gpus > gpus_per_node:
+            for _ in range(count):
+                take(histogram, gpus_per_node, gpus)
+            continue
+        for free in range(gpus, gpus_per_node + 1):
+            if not count:
+                break
+            there = histogram[free]
+            if not there:
+                continue
+            each = free // gpus
+            filled = min(there, count // each)
+            histogram[free] -= filled
+            histogram[free % gpus] += filled
+            count -= filled * each
+            if count and filled < there:  # one node takes what is left of them
+                histogram[free] -= 1
+                histogram[free - count * gpus] += 1
+                count = 0
+        for _ in range(count):  # more than fits: spread over what is left (overbooked)
+            take(histogram, gpus_per_node, gpus)
     _down(histogram, down)
     return histogram
 

@@ -273,6 +273,12 @@ def decide(snapshot: Snapshot, job: JobRequest) -> Decision:
     return _Cycle(snapshot).decide(job)
 
 
+def decider(snapshot: Snapshot) -> Callable[[JobRequest], Decision]:
+    """``decide``, for many jobs one by one against the same snapshot (none of them consuming
+    it): what the decisions work out of the pool's shape is worked out once."""
+    return _Cycle(snapshot).decide
+
+
 def refusal(snapshot: Snapshot, job: JobRequest) -> RejectCause | None:
     """Why ``job`` could never run in this pool, whatever frees up, or None.
 

@@ -27,7 +27,7 @@ pass an idle sibling's. A project's fair-share factor is ``(n - rank) / n`` for 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from types import MappingProxyType
@@ -135,68 +135,151 @@ def fair_share(tree: AccountTree, usage: Mapping[str, float]) -> FairShare:
             raise InvalidInput(f"usage of {name} must be a finite, non-negative number: {amount}")
     if not tree.accounts:
         return FairShare(MappingProxyType({}), ())
-
-    root = tree.root
-    children = {account.name: tree.children(account.name) for account in tree}
+    shape = _shape(tree)
+    children, shares = shape.children, shape.shares
 
     # Bottom-up: subtree usage, children before parents (reverse of a pre-order walk).
-    preorder: list[str] = []
-    stack = [root.name]
-    while stack:
-        name = stack.pop()
-        preorder.append(name)
-        stack.extend(child.name for child in children[name])
     subtree_usage: dict[str, float] = {}
-    for name in reversed(preorder):
-        subtree_usage[name] = usage.get(name, 0.0) + math.fsum(
-            subtree_usage[child.name] for child in children[name]
+    fsum = math.fsum
+    for name in reversed(shape.preorder):
+        kids = children[name]
+        subtree_usage[name] = usage.get(name, 0.0) + (
+            fsum([subtree_usage[kid] for kid in kids]) if kids else 0.0
         )
 
     # Per level: normalised share and usage, level fair share, and sibling order.
-    root_usage = subtree_usage[root.name]
+    root = shape.root
+    root_usage = subtree_usage[root]
     root_norm_usage = 1.0 if root_usage > 0 else 0.0
     level: dict[str, tuple[float, float, float]] = {
-        root.name: (1.0, root_norm_usage, _level_fs(1.0, root_norm_usage))
+        root: (1.0, root_norm_usage, _level_fs(1.0, root_norm_usage))
     }
     order: dict[str, list[str]] = {}
-    sibling_rank: dict[str, int] = {root.name: 0}
+    sibling_rank: dict[str, int] = {root: 0}
     for parent, kids in children.items():
-        share_sum = sum(kid.share for kid in kids)
-        usage_sum = math.fsum(subtree_usage[kid.name] for kid in kids)
+        if not kids:
+            order[parent] = []
+            continue
+        share_sum = shape.share_sums[parent]
+        usage_sum = fsum([subtree_usage[kid] for kid in kids])
         for kid in kids:
-            norm_share = kid.share / share_sum if share_sum else 0.0
-            norm_usage = subtree_usage[kid.name] / usage_sum if usage_sum else 0.0
-            level[kid.name] = (norm_share, norm_usage, _level_fs(norm_share, norm_usage))
-        ordered = sorted(kids, key=lambda kid: (-level[kid.name][2], -kid.share, kid.name))
-        order[parent] = [kid.name for kid in ordered]
+            norm_share = shares[kid] / share_sum if share_sum else 0.0
+            norm_usage = subtree_usage[kid] / usage_sum if usage_sum else 0.0
+            level[kid] = (norm_share, norm_usage, _level_fs(norm_share, norm_usage))
+        if len(kids) == 1:
+            ordered = list(kids)
+        else:
+            ranked = sorted([(-level[kid][2], -shares[kid], kid) for kid in kids])
+            ordered = [kid for _, _, kid in ranked]
+        order[parent] = ordered
         for position, kid in enumerate(ordered):
-            sibling_rank[kid.name] = position
+            sibling_rank[kid] = position
 
     # Top-down: depth-first walk, highest level fair share first; projects ranked in walk order.
     ranking: list[str] = []
-    stack = [root.name]
+    projects = shape.projects
+    stack = [root]
     while stack:
         name = stack.pop()
-        if tree.accounts[name].kind is AccountKind.PROJECT:
+        if name in projects:
             ranking.append(name)
         stack.extend(reversed(order[name]))
-    project_rank = {name: position for position, name in enumerate(ranking)}
+    nodes = _Nodes(tree, shape, subtree_usage, level, sibling_rank, ranking)
+    return FairShare(nodes, tuple(ranking))
 
-    nodes: dict[str, NodeFairShare] = {}
-    for name in preorder:
-        account = tree.accounts[name]
-        norm_share, norm_usage, level_fs = level[name]
-        nodes[name] = NodeFairShare(
+
+@dataclass(frozen=True)
+class _Shape:
+    """What fair share reads of a tree's shape, worked out once per tree (trees are values)."""
+
+    root: str
+    preorder: tuple[str, ...]
+    children: Mapping[str, tuple[str, ...]]
+    shares: Mapping[str, int]
+    share_sums: Mapping[str, int]
+    projects: frozenset[str]
+
+
+_SHAPES: dict[int, tuple[AccountTree, _Shape]] = {}
+"""The shapes of the trees ranked lately, by the tree's identity (the tree is kept with its
+shape, so an identity is never reused while its entry stands)."""
+
+
+def _shape(tree: AccountTree) -> _Shape:
+    found = _SHAPES.get(id(tree))
+    if found is not None and found[0] is tree:
+        return found[1]
+    children = {
+        account.name: tuple(c.name for c in tree.children(account.name)) for account in tree
+    }
+    root = tree.root.name
+    preorder: list[str] = []
+    stack = [root]
+    while stack:
+        name = stack.pop()
+        preorder.append(name)
+        stack.extend(children[name])
+    shares = {account.name: account.share for account in tree}
+    shape = _Shape(
+        root=root,
+        preorder=tuple(preorder),
+        children=children,
+        shares=shares,
+        share_sums={name: sum(shares[kid] for kid in kids) for name, kids in children.items()},
+        projects=frozenset(a.name for a in tree if a.kind is AccountKind.PROJECT),
+    )
+    if len(_SHAPES) >= 16:
+        _SHAPES.pop(next(iter(_SHAPES)))
+    _SHAPES[id(tree)] = (tree, shape)
+    return shape
+
+
+class _Nodes(Mapping[str, NodeFairShare]):
+    """Every account's ``NodeFairShare``, made when first asked for: a cycle asks for few."""
+
+    def __init__(
+        self,
+        tree: AccountTree,
+        shape: _Shape,
+        usage: Mapping[str, float],
+        level: Mapping[str, tuple[float, float, float]],
+        sibling_rank: Mapping[str, int],
+        ranking: list[str],
+    ) -> None:
+        self._tree = tree
+        self._shape = shape
+        self._usage = usage
+        self._level = level
+        self._sibling_rank = sibling_rank
+        self._ranking = ranking
+        self._project_rank: dict[str, int] | None = None
+        self._made: dict[str, NodeFairShare] = {}
+
+    def __getitem__(self, name: str) -> NodeFairShare:
+        made = self._made.get(name)
+        if made is not None:
+            return made
+        account = self._tree.accounts[name]
+        if self._project_rank is None:
+            self._project_rank = {project: i for i, project in enumerate(self._ranking)}
+        norm_share, norm_usage, level_fs = self._level[name]
+        made = self._made[name] = NodeFairShare(
             name=name,
             kind=account.kind,
             share=account.share,
             norm_share=norm_share,
-            usage=subtree_usage[name],
+            usage=self._usage[name],
             norm_usage=norm_usage,
             level_fs=level_fs,
-            rank=project_rank.get(name, sibling_rank[name]),
+            rank=self._project_rank.get(name, self._sibling_rank[name]),
         )
-    return FairShare(MappingProxyType(nodes), tuple(ranking))
+        return made
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._shape.preorder)
+
+    def __len__(self) -> int:
+        return len(self._shape.preorder)
 
 
 def _level_fs(norm_share: float, norm_usage: float) -> float:

@@ -38,7 +38,7 @@ from quotas.admission import (
     JobRequest,
     Reject,
     Snapshot,
-    decide,
+    decider,
     plan_while_free,
 )
 from quotas.causes import NoCapacity, StopCause, Stopping
@@ -98,8 +98,8 @@ class GpupoolPolicy(Policy):
         self.used: dict[str, int] = defaultdict(int)
         self.paths = {name: [a.name for a in self.tree.path(name)] for name in self.tree.accounts}
         self.running_gpus: dict[str, int] = defaultdict(int)
-        self.usage: dict[str, tuple[float, float]] = {}
-        """Per project: decayed usage in credits as of a time (seconds)."""
+        self.usage: dict[str, float] = {}
+        """Per project: decayed usage in credits, as of second 0 (``_use``)."""
         self.jobs: dict[int, Job] = {}
         self.queued: dict[int, JobRequest] = {}
         self.groups: dict[tuple[int, str], list[JobRequest]] = {}
@@ -119,17 +119,20 @@ class GpupoolPolicy(Policy):
         for project, credits in sorted(scenario.credits.items()):
             if credits:
                 self._post(self.ledger.award(root, project, credits, setup))
-        self.idle = Snapshot(
-            now=EPOCH,
-            period=PERIOD,
-            tree=self.tree,
-            flavors=scenario.flavors,
-            rate_card=scenario.rate_card,
-            clusters=tuple(spec.idle() for spec in scenario.clusters),
-            available=dict(self.available_credits),
-            used={},
+        self.idle = decider(
+            Snapshot(
+                now=EPOCH,
+                period=PERIOD,
+                tree=self.tree,
+                flavors=scenario.flavors,
+                rate_card=scenario.rate_card,
+                clusters=tuple(spec.idle() for spec in scenario.clusters),
+                available=dict(self.available_credits),
+                used={},
+            )
         )
-        """The pool with nothing running and every credit free: what a refusal is judged on."""
+        """Decisions on the pool with nothing running and every credit free: what a refusal is
+        judged on."""
 
     # -- the books ----------------------------------------------------------------------------
 
@@ -155,10 +158,11 @@ class GpupoolPolicy(Policy):
                 self._use(posting.source.account, -posting.amount.milli)
 
     def _use(self, project: str, milli: int) -> None:
-        now = self.world.now
-        used, since = self.usage.get(project, (0.0, now))
-        decayed = used * decay_factor(now - since, self.scenario.settings.half_life_seconds)
-        self.usage[project] = (decayed + milli / 1000, now)
+        """Add a charge (a refund: negative) made now to the project's decayed usage, kept as
+        its value at second 0: ``sum(credits * 2 ** (t / half_life))``, so that the usage at
+        any time is one multiplication away (``_snapshot``)."""
+        growth = 2.0 ** (self.world.now / self.scenario.settings.half_life_seconds)
+        self.usage[project] = self.usage.get(project, 0.0) + milli / 1000 * growth
 
     def _record(self, step: lifecycle.Step) -> Job:
         for booking in step.bookings:
@@ -180,11 +184,8 @@ class GpupoolPolicy(Policy):
             )
             for spec in self.scenario.clusters
         )
-        half_life = self.scenario.settings.half_life_seconds
-        usage = {
-            project: max(0.0, used * decay_factor(now - since, half_life))
-            for project, (used, since) in self.usage.items()
-        }
+        decay = decay_factor(now, self.scenario.settings.half_life_seconds)
+        usage = {project: max(0.0, value * decay) for project, value in self.usage.items()}
         when = at(now)
         return Snapshot(
             now=when,
@@ -211,7 +212,7 @@ class GpupoolPolicy(Policy):
         so it is found once, on an idle pool with every credit free)."""
         made = self.jobs[job.index] = job_of(job, self.scenario)
         request = made.request()
-        if isinstance(decide(self.idle, request), Reject):
+        if isinstance(self.idle(request), Reject):
             return False
         self._enqueue(request)
         return True
