@@ -1780,3 +1780,154 @@ def funds_appropriate(
         return
     typer.echo(f"{program}: appropriated {posted['credits']} credits in {name}")
     typer.echo(_posted(posted))
+
+
+# -- the trace simulator ----------------------------------------------------------------------
+
+
+@app.command()
+def simulate(
+    trace: Annotated[
+        Path | None,
+        typer.Option(
+            help="A trace: the Philly format (timestamp,duration,num_gpus,gpu_time,cluster) or "
+            "a CSV of submit_time,duration,gpus,tenant[,flavors,priority] (seconds).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    synthetic: Annotated[
+        int | None, typer.Option(help="Instead of a trace: a synthetic national trace of N jobs.")
+    ] = None,
+    organizations: Annotated[
+        int, typer.Option(help="Organizations of the synthetic trace.")
+    ] = 1_000,
+    limit: Annotated[int | None, typer.Option(help="Replay only the first N jobs.")] = None,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="GPUs per flavor, e.g. v100-32g:128,a100-80g:128,h100-80g:128 "
+            "(flavor:gpus[:per_node]), or a JSON/TOML file of clusters.",
+        ),
+    ] = None,
+    tree: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON/TOML file of programs, organizations and projects with shares, budgets "
+            "and credits (default: each tenant a project of equal share, no budget binding).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="A policy to run (repeat): gpupool, fifo, slurm, kueue, gavel (default: all)."
+        ),
+    ] = None,
+    what_if: Annotated[
+        Path | None,
+        typer.Option(
+            help="A JSON/TOML file changing shares, budgets, credits, rates or clusters: gpupool "
+            "runs the scenario as it is and as changed, and the two are compared.",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    from_db: Annotated[
+        bool,
+        typer.Option(
+            help="Replay the pool's own jobs of the last --days from its database against "
+            "today's tree, credits, clusters and rates."
+        ),
+    ] = False,
+    days: Annotated[float, typer.Option(help="With --from-db: how many days back.")] = 7.0,
+    reference_flavor: Annotated[
+        str, typer.Option(help="The flavor the trace's durations were measured on.")
+    ] = "v100-32g",
+    seed: Annotated[int, typer.Option(help="Seeds model types and synthetic traces.")] = 1,
+    cycle_seconds: Annotated[
+        int | None, typer.Option(help="The simulated scheduler's cycle (default 60).")
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Where summary.json, the CSVs and the plots go.")
+    ] = Path("simulation"),
+    progress: Annotated[
+        bool, typer.Option(help="A progress bar on stderr (default: when it is a terminal).")
+    ] = True,
+    data_dir: DataDir = None,
+) -> None:
+    """Replay a trace through gpupool's own engine and baseline policies, and compare them."""
+    from scheduler.simulator import report  # numpy, scipy and matplotlib: only when simulating
+    from scheduler.simulator.policies import POLICIES
+    from scheduler.simulator.run import (
+        DEFAULT_CLUSTER,
+        TraceRequest,
+        build_scenario,
+        settings_with,
+        simulate_all,
+    )
+    from scheduler.simulator.run import (
+        from_db as replay_db,
+    )
+    from scheduler.simulator.run import (
+        what_if as run_what_if,
+    )
+
+    chosen = policy or list(POLICIES)
+    unknown = [name for name in chosen if name not in POLICIES]
+    if unknown:
+        fail(f"no policy {', '.join(unknown)}: choose among {', '.join(POLICIES)}", USAGE)
+    sources = sum((trace is not None, synthetic is not None, from_db))
+    if sources != 1:
+        fail("name one source of jobs: --trace FILE, --synthetic JOBS or --from-db", USAGE)
+    settings = settings_with(cycle_seconds=cycle_seconds)
+    if from_db:
+        engine = make_engine(_settings(data_dir).database)
+        try:
+            with transaction(session_factory(engine)) as session:
+                scenario = replay_db(Books(session), days, utc_now(), settings)
+        finally:
+            engine.dispose()
+        source = f"the pool's database, last {days:g} days"
+    else:
+        request = TraceRequest(trace, synthetic, organizations, limit=limit)
+        scenario = build_scenario(
+            request,
+            cluster or DEFAULT_CLUSTER,
+            tree,
+            seed,
+            reference_flavor,
+            settings,
+        )
+        source = request.describe()
+
+    def bar(name: str) -> report.Progress | None:
+        return report.Progress(label=name) if progress else None
+
+    meta = {
+        "source": source,
+        "jobs": len(scenario.jobs),
+        "cluster": cluster or ("the pool's clusters" if from_db else DEFAULT_CLUSTER),
+        "gpus": scenario.gpus,
+        "seed": seed,
+        "command": "gpupool simulate",
+    }
+    typer.echo(
+        f"replaying {len(scenario.jobs):,} jobs of {source} on {scenario.gpus:,} GPUs", err=True
+    )
+    if what_if is not None:
+        results, said = run_what_if(scenario, what_if, bar)
+        written = report.write_outputs(
+            out, results, scenario.assumptions, {**meta, "what_if": said}
+        )
+        typer.echo("what if: " + "; ".join(said))
+        typer.echo(report.comparison(results["gpupool"][0], results["gpupool-what-if"][0]))
+    else:
+        results = simulate_all(scenario, chosen, bar)
+        written = report.write_outputs(out, results, scenario.assumptions, meta)
+        typer.echo(report.table(results))
+    typer.echo("assumptions:")
+    for line in scenario.assumptions:
+        typer.echo(textwrap.fill(line, 98, initial_indent="- ", subsequent_indent="  "))
+    typer.echo(f"{len(written)} files in {out}/: summary.json, per-tenant CSVs, plots")

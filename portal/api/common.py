@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from collections.abc import Iterable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Generic, TypeVar
@@ -19,6 +18,8 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Path, Query
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from quotas.spreadsheets import defused
 
 T = TypeVar("T")
 
@@ -170,19 +171,3 @@ def flat_cells(row: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             cells[f"{prefix}{key}"] = value
     return cells
-
-
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-"""What a spreadsheet may take for the start of a formula (OWASP's CSV injection list)."""
-PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?([eE][+-]?\d+)?")
-
-
-def defused(value: Any) -> Any:
-    """A cell a spreadsheet shows as text: one starting like a formula gets a leading ``'``,
-    but a signed number (a negative amount) stays a number."""
-    if value is None:
-        return ""
-    formula = isinstance(value, str) and value.startswith(FORMULA_START)
-    if formula and not PLAIN_NUMBER.fullmatch(value):
-        return "'" + value
-    return value

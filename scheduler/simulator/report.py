@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from quotas.quantities import Credits
+from quotas.spreadsheets import defused
 from scheduler.simulator.metrics import Summary
 from scheduler.simulator.world import World
 
@@ -103,7 +104,7 @@ def _cell(value: object) -> str:
             return "inf"
         text = f"{value:.6f}".rstrip("0")
         return text + "0" if text.endswith(".") else text
-    return str(value)
+    return str(defused(str(value)))
 
 
 def _write_rows(path: Path, header: Sequence[str], rows: Iterable[Sequence[object]]) -> Path:

@@ -16,7 +16,7 @@ import io
 
 import pytest
 
-from portal.api.common import defused
+from quotas.spreadsheets import defused
 from tests.portal.conftest import Demo
 
 TENANT = "jiwoo.jung"  # a researcher in kaist-nlp
