@@ -47,6 +47,7 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.latency
 	$(BIN)/python -m bench.submissions --database-url $(or $(BENCH_PG),sqlite)
 	$(BIN)/python -m bench.pages
+	$(ONE_CORE) $(BIN)/python -m bench.simulate
 
 clean:
 	rm -rf $(VENV) $(DATA_DIR) .pytest_cache .mypy_cache .ruff_cache .hypothesis test-artifacts
