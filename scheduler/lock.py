@@ -1,8 +1,10 @@
 """One scheduler at a time: a lock held for as long as a scheduler runs.
 
 PostgreSQL: a session-level advisory lock on a dedicated connection (released if the process
-dies, since its connection closes). SQLite: an exclusive ``flock`` on a file beside the database
-(also released by the kernel when the process dies). A second replica waits or exits.
+dies, since its connection closes), keyed by the schema the books live in, so two pools kept in
+two schemas of one database each have their scheduler. SQLite: an exclusive ``flock`` on a file
+beside the database (also released by the kernel when the process dies). A second replica waits
+or exits.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ class SchedulerLock:
         if self.engine.dialect.name == "postgresql":
             connection = self.engine.connect()
             taken = connection.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+                text("SELECT pg_try_advisory_lock(:key, hashtext(current_schema()))"),
+                {"key": SCHEDULER_LOCK_KEY},
             ).scalar_one()
             connection.commit()
             if not taken:
@@ -51,7 +54,8 @@ class SchedulerLock:
     def release(self) -> None:
         if self._connection is not None:
             self._connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": SCHEDULER_LOCK_KEY}
+                text("SELECT pg_advisory_unlock(:key, hashtext(current_schema()))"),
+                {"key": SCHEDULER_LOCK_KEY},
             )
             self._connection.close()
             self._connection = None

@@ -7,6 +7,7 @@ import asyncio
 import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -24,6 +25,24 @@ from scheduler.backends.simulated import SimulatedBackend
 from scheduler.lock import SchedulerLock
 from scheduler.loop import SchedulerThread, run_scheduler
 from scheduler.settings import SchedulerSettings
+from tests.conftest import new_database
+
+
+def test_each_schema_has_its_own_scheduler_lock(backend: str, tmp_path: Path) -> None:
+    """Two pools in two schemas of one PostgreSQL database (or two SQLite files) each run
+    their scheduler: one pool's lock does not stop the other's."""
+    with new_database(backend, tmp_path) as one, new_database(backend, tmp_path) as two:
+        engines = [make_engine(one), make_engine(two)]
+        locks = [SchedulerLock(engine) for engine in engines]
+        try:
+            assert locks[0].try_acquire()
+            assert locks[1].try_acquire()
+            assert not SchedulerLock(engines[0]).try_acquire()
+        finally:
+            for lock in locks:
+                lock.release()
+            for engine in engines:
+                engine.dispose()
 
 
 def test_only_one_scheduler_holds_the_lock_at_a_time(fresh_database_url: str) -> None:
