@@ -70,7 +70,8 @@ def read_trace(request: TraceRequest, seed: int) -> tuple[list[Submission], list
         return made, [
             f"a synthetic national trace (seed {seed}): {request.organizations:,} organizations "
             "of Zipf-skewed activity, Philly-shaped jobs (mostly one GPU, gangs up to 64), "
-            "log-normal durations, arriving to keep the pool about 90% busy"
+            "log-normal durations, arriving at the rate that would keep the pool 90% busy if "
+            "every job ran at the reference flavor's speed (faster flavors leave it less busy)"
         ]
     if request.path is None:
         raise InvalidInput("name a trace (--trace FILE), --synthetic JOBS, or --from-db")

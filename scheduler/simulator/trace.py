@@ -138,7 +138,8 @@ def synthetic_national(
 ) -> list[Submission]:
     """A made-up national trace: ``organizations`` tenants of Zipf-skewed activity submitting
     Philly-shaped jobs (mostly one GPU, some gangs of up to 64; log-normal durations with a
-    median of 20 minutes) at a rate that keeps ``gpus`` GPUs about ``load`` busy."""
+    median of 20 minutes) at the rate that would keep ``gpus`` GPUs ``load`` busy if every job
+    ran at the reference flavor's speed."""
     rng = random.Random(seed)
     sizes = (1, 1, 1, 1, 1, 1, 1, 2, 2, 4, 8, 8, 16, 32, 64)
     weights = [1 / (rank + 1) ** 0.8 for rank in range(organizations)]
