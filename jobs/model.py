@@ -22,6 +22,7 @@ from enum import StrEnum
 from quotas.admission import DataClass, JobRequest, PriorityClass
 from quotas.causes import Cause, StopCause
 from quotas.errors import InvalidInput, InvalidTransition
+from quotas.preemption import RunningJob
 from quotas.quantities import format_duration
 
 JOB_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -194,6 +195,22 @@ class Job:
     def request(self) -> JobRequest:
         """The engine's view of this job, for an admission decision."""
         return self.spec.request(self.id, self.submitted_at, self.avoid_clusters)
+
+    def running(self) -> RunningJob | None:
+        """The preemption engine's view of this job while it runs somewhere; None if it does
+        not (yet) hold a place and a start."""
+        if self.placed is None or self.started_at is None:
+            return None
+        return RunningJob(
+            self.id,
+            self.spec.project,
+            self.spec.gpus,
+            self.placed.cluster,
+            self.placed.flavor,
+            self.started_at,
+            self.spec.priority,
+            self.spec.preemptible,
+        )
 
     def because(self, cause: Cause) -> Job:
         """This job with ``cause`` as why it stands where it does, and its sentence as reason."""

@@ -60,7 +60,7 @@ from quotas.fairshare import FairShare
 from quotas.inventory import ClusterSpec, Tenancy
 from quotas.ledger import EntryKind
 from quotas.packages import content_digest, uploaded_packages
-from quotas.preemption import RunningJob, choose_preemptions
+from quotas.preemption import choose_preemptions
 from quotas.quantities import Credits, Rate
 from quotas.service import Books, Catalogue, HoldRequest
 from scheduler.backends.base import (
@@ -246,20 +246,9 @@ class Scheduler:
         self, books: Books, view: PoolView, starved: list[JobRequest], report: CycleReport
     ) -> None:
         running = [
-            RunningJob(
-                job.id,
-                job.spec.project,
-                job.spec.gpus,
-                job.placed.cluster,
-                job.placed.flavor,
-                job.started_at,
-                job.spec.priority,
-                job.spec.preemptible,
-            )
+            each
             for job in view.holding
-            if job.state is JobState.RUNNING
-            and job.placed is not None
-            and job.started_at is not None
+            if job.state is JobState.RUNNING and (each := job.running()) is not None
         ]
         if not starved or not running:
             return

@@ -45,7 +45,7 @@ from quotas.causes import NoCapacity, StopCause, Stopping
 from quotas.errors import BooksError
 from quotas.fairshare import decay_factor, fair_share
 from quotas.ledger import Actor, Balances, Bucket, EntryKind, Ledger, Posting
-from quotas.preemption import RunningJob, choose_preemptions
+from quotas.preemption import choose_preemptions
 from quotas.quantities import Credits
 from scheduler.settings import SchedulerSettings
 from scheduler.simulator.scenario import EPOCH, PERIOD, Scenario
@@ -292,20 +292,7 @@ class GpupoolPolicy(Policy):
             return []
         stopping = {run.job.index for run in self.world.stopping}
         holding = [*self.world.running, *stopping]
-        running = [
-            RunningJob(
-                job.id,
-                job.spec.project,
-                job.spec.gpus,
-                job.placed.cluster,
-                job.placed.flavor,
-                job.started_at,
-                job.spec.priority,
-                job.spec.preemptible,
-            )
-            for index in holding
-            if (job := self.jobs[index]).placed is not None and job.started_at is not None
-        ]
+        running = [each for index in holding if (each := self.jobs[index].running()) is not None]
         if not running:
             return []
         chosen = choose_preemptions(
