@@ -412,9 +412,10 @@ COMPARED: tuple[tuple[str, Callable[[Summary], float | None], int | None], ...] 
 )
 
 
-def comparison(base: Summary, changed: Summary) -> str:
+def comparison(base: Summary, changed: Summary, tenants: int = 10) -> str:
     """Each metric before and after a what-if, with the change (and in % where it means
-    something)."""
+    something); then, for the ``tenants`` whose share of the pool moved most, their share of
+    the GPUs and average wait before and after."""
     width = max(len(name) for name, _, _ in COMPARED)
     lines = [f"{'metric':<{width}}  {'before':>12}  {'after':>12}  change"]
     lines.append("-" * (width + 38))
@@ -424,6 +425,24 @@ def comparison(base: Summary, changed: Summary) -> str:
             f"{name:<{width}}  {_number(before, digits):>12}  {_number(after, digits):>12}  "
             + _change(before, after, digits)
         )
+    after_rows = {row.tenant: row for row in changed.tenants}
+    moved = sorted(
+        (
+            (abs(after_rows[row.tenant].usage_share - row.usage_share), row, after_rows[row.tenant])
+            for row in base.tenants
+            if row.tenant in after_rows
+        ),
+        key=lambda item: (-item[0], item[1].tenant),
+    )[:tenants]
+    if moved:
+        lines += ["", f"{'tenant':<24}  {'GPU share (%)':>19}  {'average wait (h)':>19}"]
+        lines.append("-" * 66)
+        for _, before_row, after_row in moved:
+            share = f"{100 * before_row.usage_share:.1f} -> {100 * after_row.usage_share:.1f}"
+            wait = f"{_number(_hours(before_row.avg_wait_s), None)} -> " + _number(
+                _hours(after_row.avg_wait_s), None
+            )
+            lines.append(f"{before_row.tenant[:24]:<24}  {share:>19}  {wait:>19}")
     return "\n".join(lines)
 
 

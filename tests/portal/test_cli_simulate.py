@@ -115,6 +115,13 @@ def test_a_what_if_compares_the_changed_run_with_the_unchanged_one(tmp_path: Pat
     assert "what if: share of beta-program: 1 -> 4; rate of h100-80g: 1.0 -> 2.0" in printed
     assert "before" in printed
     assert "after" in printed
+    # each tenant's share of the GPUs and wait, before and after: beta's share grows
+    lines = printed.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("tenant "))
+    rows = {line.split()[0]: line.split() for line in lines[header + 2 : header + 4]}
+    assert set(rows) == {"alpha", "beta"}
+    before, after = float(rows["beta"][1]), float(rows["beta"][3])
+    assert after > before
     assert list(summary(out)) == ["gpupool", "gpupool-what-if"]
 
 
