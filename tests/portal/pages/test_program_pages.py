@@ -9,6 +9,7 @@ import csv
 import io
 import re
 from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -373,8 +374,15 @@ def test_the_burn_down_follows_the_ledger_and_projects_the_recent_burn(demo: Dem
     projection = series_points(chart.group(0), "Projection at the recent burn")
     assert remaining[0] == (period.starts_at, 0.0)  # the demo's credits came in today
     assert remaining[-1][1] == float(uncharged.decimal)
+    # start, each midnight (in the pages' time zone) since, and now: whatever the hour
+    midnights = [at for at, _ in remaining[1:-1]]
+    day = timedelta(days=1)
+    assert all(later - earlier == day for earlier, later in pairwise(midnights))
+    if midnights:
+        assert period.starts_at < midnights[0] <= period.starts_at + day
+        assert midnights[-1] < remaining[-1][0] <= midnights[-1] + day
     days = (remaining[-1][0] - period.starts_at).total_seconds() / 86_400
-    assert len(remaining) in (int(days) + 1, int(days) + 2)  # start, each midnight, now
+    assert int(days) - 1 <= len(midnights) <= int(days) + 1
     assert projection[0] == remaining[-1]
     assert projection[-1][0] <= period.ends_at
     assert 'class="chart-line chart-projection"' in chart.group(0)
