@@ -39,8 +39,36 @@ class Served:
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     """``gpupool serve`` (the portal alone: no scheduler, so no Ray) on a free port, with its
-    data dir and the user's config dir in ``tmp_path``."""
-    data_dir, config, port = tmp_path / "pool", tmp_path / "config", free_port()
+    data dir and the user's config dir in ``tmp_path``. A port found free can be taken before
+    the portal binds it (by another test worker's Ray processes): then another port is tried."""
+    data_dir, config = tmp_path / "pool", tmp_path / "config"
+    for _ in range(3):
+        port = free_port()
+        process, lines = start_serving(tmp_path, data_dir, config, port)
+        if process is not None:
+            break
+        assert "Address already in use" in "".join(lines), "serve exited early:\n" + "".join(lines)
+    assert process is not None, "no free port stayed free:\n" + "".join(lines)
+    try:
+        deadline = time.monotonic() + START_SECONDS
+        while not (data_dir / SERVER_FILE).exists():  # written just after it says so
+            assert time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.05)
+        yield Served(process, data_dir, config, port)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+            try:
+                process.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.communicate()
+
+
+def start_serving(
+    tmp_path: Path, data_dir: Path, config: Path, port: int
+) -> tuple[subprocess.Popen[str] | None, list[str]]:
+    """The serving process once it says it listens, or None (and what it said) if it exited."""
     gpupool = Path(sys.executable).parent / "gpupool"
     env = {k: v for k, v in os.environ.items() if not k.startswith("GPUPOOL_")} | {
         "GPUPOOL_RUN_SCHEDULER": "false",
@@ -57,24 +85,16 @@ def served(tmp_path: Path) -> Iterator[Served]:
     assert process.stdout is not None
     deadline = time.monotonic() + START_SECONDS
     lines: list[str] = []
-    try:
-        while not any(line.startswith("gpupool portal:") for line in lines):
-            assert time.monotonic() < deadline, "".join(lines)
-            line = process.stdout.readline()
-            assert line, "serve exited early:\n" + "".join(lines)
-            lines.append(line)
-        while not (data_dir / SERVER_FILE).exists():  # written just after it says so
-            assert time.monotonic() < deadline, "".join(lines)
-            time.sleep(0.05)
-        yield Served(process, data_dir, config, port)
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.communicate(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.communicate()
+    while not any(line.startswith("gpupool portal:") for line in lines):
+        if time.monotonic() >= deadline:
+            process.kill()
+            raise AssertionError("".join(lines))
+        line = process.stdout.readline()
+        if not line:
+            process.wait()
+            return None, lines
+        lines.append(line)
+    return process, lines
 
 
 def gpupool(*args: str, cwd: Path, **env: str | None) -> Result:
