@@ -77,6 +77,18 @@ class Arrivals:
                 found.append(job)
         return found
 
+    def split(self, world: World, now: int, fit: FirstFit) -> tuple[list[SimJob], list[int]]:
+        """The jobs arrived since the last call that could run here, and (by index) those that
+        never could: no flavor of the pool holds them."""
+        runnable: list[SimJob] = []
+        never: list[int] = []
+        for job in self.take(world, now):
+            if fit.never_fits(job):
+                never.append(job.index)
+            else:
+                runnable.append(job)
+        return runnable, never
+
 
 class FifoPolicy(Policy):
     name = "fifo"
@@ -88,7 +100,7 @@ class FifoPolicy(Policy):
 
     def decide(self, now: int) -> Moves:
         world = self.world
-        reject = [job.index for job in self.arrivals.take(world, now) if self.fit.never_fits(job)]
+        _, reject = self.arrivals.split(world, now, self.fit)
         refused = set(reject)
         view = world.free_view()
         admit: list[tuple[int, str, str]] = []

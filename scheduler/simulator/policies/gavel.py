@@ -109,12 +109,9 @@ class GavelPolicy(Policy):
 
     def decide(self, now: int) -> Moves:
         world = self.world
-        reject: list[int] = []
-        for job in self.arrivals.take(world, now):
-            if self.fit.never_fits(job):
-                reject.append(job.index)
-            else:
-                self.changed = True
+        arrived, reject = self.arrivals.split(world, now, self.fit)
+        if arrived:
+            self.changed = True
         view = world.free_view()
         preempt: list[int] = []
         idle = not world.running and not world.stopping and not self.planned

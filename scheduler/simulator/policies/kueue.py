@@ -150,12 +150,9 @@ class KueuePolicy(Policy):
 
     def decide(self, now: int) -> Moves:
         world = self.world
-        reject: list[int] = []
-        for job in self.arrivals.take(world, now):
-            if self.fit.never_fits(job):
-                reject.append(job.index)
-            else:
-                self._enqueue(job)
+        arrived, reject = self.arrivals.split(world, now, self.fit)
+        for job in arrived:
+            self._enqueue(job)
         view = world.free_view()
         admit: list[tuple[int, str, str]] = []
         for index, flavor in list(self.reserved.items()):

@@ -179,12 +179,9 @@ class SlurmPolicy(Policy):
 
     def decide(self, now: int) -> Moves:
         world = self.world
-        reject: list[int] = []
-        for job in self.arrivals.take(world, now):
-            if self.fit.never_fits(job):
-                reject.append(job.index)
-            else:
-                self.pending.setdefault(job.project, {})[job.index] = job
+        arrived, reject = self.arrivals.split(world, now, self.fit)
+        for job in arrived:
+            self.pending.setdefault(job.project, {})[job.index] = job
         view = world.free_view()
         free = {key: view.free_gpus(*key) for key in self.fit.keys}
         admitted: dict[Key, list[tuple[float, int]]] = {key: [] for key in self.fit.keys}
